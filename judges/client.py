@@ -1,0 +1,107 @@
+"""OpenAI-compatible chat calls for judging: configured retries, bounded parallelism.
+
+The `openai` client already retries 408/409/429/5xx and timeouts with exponential backoff and
+jitter (0.5 s doubling up to 8 s, minus up to 25 %), and honours `Retry-After` /
+`retry-after-ms` up to 60 s; we only choose how many retries and how long a request may take.
+The API key comes from an environment variable and lives only inside the client object.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Callable, Iterable, Iterator, TypeVar
+from urllib.parse import urlparse
+
+from align.common import UserError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_MAX_RETRIES = 6  # ~0.5+1+2+4+8+8 s of backoff before a judgment is given up
+DEFAULT_TIMEOUT_S = 300.0  # one judgment of up to 2048 tokens from a slow endpoint
+
+
+class JudgeCallError(Exception):
+    """A chat call that still failed after the client's retries (message carries no secret)."""
+
+
+def is_loopback(base_url: str) -> bool:
+    host = urlparse(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_api_key(api_key_env: str, base_url: str | None) -> str:
+    """The key from `api_key_env`; a custom endpoint without one gets "EMPTY" (local servers need none)."""
+    key = os.environ.get(api_key_env, "").strip()
+    if key:
+        return key
+    if base_url is None:
+        raise UserError(f"no API key: set the environment variable {api_key_env} "
+                        "(or pass --base-url for a server that needs none)")
+    if not is_loopback(base_url):
+        log.warning("%s is not set; calling %s without an API key", api_key_env, base_url)
+    return "EMPTY"
+
+
+class ChatClient:
+    """One shared, thread-safe OpenAI client for a judge model at an OpenAI-compatible endpoint."""
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+                 max_retries: int = DEFAULT_MAX_RETRIES, timeout: float = DEFAULT_TIMEOUT_S):
+        from openai import OpenAI
+
+        self.model = model
+        self.base_url = base_url
+        self._client = OpenAI(api_key=resolve_api_key(api_key_env, base_url), base_url=base_url,
+                              max_retries=max_retries, timeout=timeout)
+
+    def chat(self, messages: list[dict], *, temperature: float = 0.0, max_tokens: int = 2048) -> str:
+        """The first choice's text. Raises JudgeCallError once the client's retries are spent."""
+        import openai
+
+        try:
+            response = self._client.chat.completions.create(
+                model=self.model, messages=messages, n=1, temperature=temperature, max_tokens=max_tokens)
+        except openai.APIStatusError as err:
+            raise JudgeCallError(f"HTTP {err.status_code} from {self._where()}") from None
+        except openai.APITimeoutError:
+            raise JudgeCallError(f"timed out talking to {self._where()}") from None
+        except openai.APIConnectionError:
+            raise JudgeCallError(f"could not connect to {self._where()}") from None
+        if not response.choices or response.choices[0].message.content is None:
+            raise JudgeCallError(f"empty response from {self._where()}")
+        return response.choices[0].message.content
+
+    def _where(self) -> str:
+        return self.base_url or "the OpenAI API"
+
+
+def run_bounded(fn: Callable[[T], R], items: Iterable[T], parallel: int,
+                desc: str = "judging") -> Iterator[tuple[T, R | None, Exception | None]]:
+    """Run `fn` over `items` with at most `parallel` calls in flight; yield (item, result, error)
+    as each finishes, in the caller's thread (so the caller can append results one by one)."""
+    from tqdm.auto import tqdm
+
+    items = list(items)
+    if parallel < 1:
+        raise UserError(f"--parallel must be >= 1, got {parallel}")
+    with ThreadPoolExecutor(max_workers=parallel) as pool, tqdm(total=len(items), desc=desc) as bar:
+        futures = {pool.submit(fn, item): item for item in items}
+        try:
+            for future in as_completed(futures):
+                bar.update(1)
+                err = future.exception()
+                yield futures[future], (None if err else future.result()), err
+        finally:  # on Ctrl-C, don't start what has not started yet
+            for future in futures:
+                future.cancel()
