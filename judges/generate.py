@@ -1,0 +1,151 @@
+"""In-process batched generation with transformers (the `hf` answer backend).
+
+Questions are grouped by sampling temperature (greedy and sampled never share a batch), sorted
+by prompt length so padding stays small, and cut into batches. Each batch runs turn 1, then
+turn 2 (turn 1's conversation + the model's answer + the second user turn, re-rendered with the
+checkpoint's own chat template), and is handed back as soon as both turns are done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from align.common import UserError
+from judges.questions import GREEDY_BELOW, temperature_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    max_new_token: int = 1024
+    batch_size: int = 32
+    seed: int = 0
+    num_choices: int = 1
+    dtype: str = "auto"
+
+
+def load_tokenizer(model_path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as err:
+        raise UserError(f"--model-path {model_path}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
+    if not tok.chat_template:
+        raise UserError(f"--model-path {model_path}: the tokenizer has no chat template; answers need the "
+                        "checkpoint's own template (add one, e.g. with SFT's chat_template_path), none is guessed")
+    tok.padding_side = "left"  # generation appends on the right, so prompts are aligned there
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(model_path: str, dtype: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # Like FastChat: float32 on CPU (half precision is slow or unsupported there), the checkpoint's dtype on GPU.
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(
+        dtype, "auto" if device == "cuda" else torch.float32)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+    except (OSError, ValueError) as err:
+        raise UserError(f"--model-path {model_path}: cannot load a causal LM ({str(err).splitlines()[0]})") from None
+    return model.to(device).eval()
+
+
+def stop_token_ids(model, tok) -> list[int]:
+    ids = model.generation_config.eos_token_id
+    ids = list(ids) if isinstance(ids, (list, tuple)) else ([ids] if ids is not None else [])
+    if tok.eos_token_id is not None and tok.eos_token_id not in ids:
+        ids.append(tok.eos_token_id)
+    if not ids:
+        raise UserError("the checkpoint defines no eos token (generation_config or tokenizer): cannot stop answers")
+    return ids
+
+
+def render(tok, messages: list[dict]) -> str:
+    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def batch_seed(seed: int, choice: int, turn: int, question_ids: list[int]) -> int:
+    """A seed fixed by the batch's contents, so a re-run with the same batches samples the same text."""
+    key = f"{seed}:{choice}:{turn}:{','.join(map(str, question_ids))}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
+
+
+def generate_batch(model, tok, prompts: list[str], temperature: float, max_new_token: int,
+                   stop_ids: list[int], seed: int) -> list[str]:
+    """One padded batch through `model.generate`; returns the decoded answers in prompt order."""
+    import torch
+    from transformers import set_seed
+
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    sample = temperature >= GREEDY_BELOW
+    kwargs = dict(do_sample=sample, max_new_tokens=max_new_token, eos_token_id=stop_ids,
+                  pad_token_id=tok.pad_token_id)
+    if sample:
+        kwargs["temperature"] = temperature
+        set_seed(seed)
+    else:  # the checkpoint's sampling defaults (top_p, top_k) mean nothing when greedy
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    with torch.inference_mode():
+        out = model.generate(**enc, **kwargs)
+    answers = []
+    for row in out[:, enc["input_ids"].shape[1]:].tolist():
+        cut = next((i for i, t in enumerate(row) if t in stop_ids), len(row))
+        answers.append(tok.decode(row[:cut], skip_special_tokens=True).strip())
+    return answers
+
+
+def plan_batches(questions: list[dict], tok, batch_size: int) -> list[tuple[float, list[dict]]]:
+    """(temperature, questions) batches: one temperature per batch, similar prompt lengths together."""
+    groups: dict[float, list[dict]] = {}
+    for q in questions:
+        groups.setdefault(temperature_for(q.get("category", "")), []).append(q)
+    batches = []
+    for temperature in sorted(groups):
+        qs = groups[temperature]
+        lengths = {q["question_id"]: len(tok(render(tok, [{"role": "user", "content": q["turns"][0]}]),
+                                             add_special_tokens=False)["input_ids"]) for q in qs}
+        qs = sorted(qs, key=lambda q: (lengths[q["question_id"]], q["question_id"]))
+        batches += [(temperature, qs[i:i + batch_size]) for i in range(0, len(qs), batch_size)]
+    return batches
+
+
+def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> Iterator[tuple[dict, list[dict]]]:
+    """Yield (question, choices) per question, batch by batch, as each batch's last turn finishes."""
+    if not Path(model_path).exists():
+        raise UserError(f"--model-path {model_path}: no such checkpoint directory")
+    tok = load_tokenizer(model_path)
+    model = load_model(model_path, settings.dtype)
+    stop_ids = stop_token_ids(model, tok)
+    batches = plan_batches(questions, tok, settings.batch_size)
+    log.info("%d questions in %d batches (batch size <= %d) on %s", len(questions), len(batches),
+             settings.batch_size, model.device)
+    for temperature, batch in batches:
+        ids = [q["question_id"] for q in batch]
+        per_choice = []
+        for choice in range(settings.num_choices):
+            conversations: list[list[dict]] = [[] for _ in batch]
+            answers: list[list[str]] = [[] for _ in batch]
+            for turn in range(max(len(q["turns"]) for q in batch)):
+                # Questions with fewer turns sit out the later ones.
+                active = [i for i, q in enumerate(batch) if turn < len(q["turns"])]
+                for i in active:
+                    conversations[i].append({"role": "user", "content": batch[i]["turns"][turn]})
+                prompts = [render(tok, conversations[i]) for i in active]
+                outs = generate_batch(model, tok, prompts, temperature, settings.max_new_token, stop_ids,
+                                      batch_seed(settings.seed, choice, turn, ids))
+                for i, text in zip(active, outs):
+                    conversations[i].append({"role": "assistant", "content": text})
+                    answers[i].append(text)
+            per_choice.append(answers)
+        for i, q in enumerate(batch):
+            yield q, [{"index": c, "turns": per_choice[c][i]} for c in range(settings.num_choices)]

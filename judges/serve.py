@@ -1,0 +1,110 @@
+"""Run `transformers serve` on a local checkpoint for the length of a `with` block.
+
+Used for the local judge and to test the OpenAI-compatible answer backend against a real
+server. The server listens on 127.0.0.1 only and is pinned to one model (`force_model`), so
+clients must send exactly `served_model_name(model_path)` as the model name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from align.common import UserError
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+# Flags we set ourselves: letting callers pass them could open the server beyond loopback.
+RESERVED_FLAGS = ("--host", "--port")
+
+
+def served_model_name(model_path: str | os.PathLike) -> str:
+    """The name the server knows the model by: the absolute path for a local checkpoint.
+
+    `transformers serve` reads `name@revision`, so a path containing '@' cannot be served.
+    """
+    name = os.path.abspath(model_path) if os.path.exists(model_path) else str(model_path)
+    if "@" in name:
+        raise UserError(f"{name}: `transformers serve` cannot load a path containing '@' (read as a revision)")
+    return name
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
+@contextmanager
+def local_server(model_path: str, *, port: int | None = None, extra_args: Sequence[str] = (),
+                 startup_timeout: float = 300.0, log_path: str | None = None) -> Iterator[str]:
+    """Start `transformers serve` on 127.0.0.1 (a free port when None), wait for /health, yield the
+    base URL ending in /v1, stop it (terminate, then kill) on exit. Failure to start -> UserError
+    naming the log."""
+    if not os.path.isdir(model_path):
+        raise UserError(f"{model_path}: no such checkpoint directory to serve")
+    for arg in extra_args:
+        if arg.split("=")[0] in RESERVED_FLAGS:
+            raise UserError(f"extra_args may not set {arg.split('=')[0]}: the server listens on {LOOPBACK} only")
+    port = port or free_port()
+    own_log = log_path is None
+    if own_log:
+        fd, log_path = tempfile.mkstemp(prefix="transformers-serve-", suffix=".log")
+        os.close(fd)
+    cmd = [sys.executable, "-m", "transformers.cli.transformers", "serve", served_model_name(model_path),
+           "--host", LOOPBACK, "--port", str(port), *extra_args]
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")  # a local path must never reach for the hub
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    log.info("starting transformers serve for %s on %s:%d (log: %s)", model_path, LOOPBACK, port, log_path)
+    with open(log_path, "ab") as log_fh:
+        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    failed = True
+    try:
+        deadline = time.monotonic() + startup_timeout
+        health = f"http://{LOOPBACK}:{port}/health"
+        while not _healthy(health):
+            if proc.poll() is not None:
+                raise UserError(f"transformers serve exited with status {proc.returncode} before it was ready: "
+                                f"see {log_path}")
+            if time.monotonic() > deadline:
+                raise UserError(f"transformers serve not healthy after {startup_timeout:.0f} s: see {log_path}")
+            time.sleep(0.5)
+        log.info("transformers serve ready at http://%s:%d/v1", LOOPBACK, port)
+        yield f"http://{LOOPBACK}:{port}/v1"
+        failed = False
+    finally:
+        _stop(proc)
+        if own_log and not failed:
+            os.unlink(log_path)
