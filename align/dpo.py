@@ -1,0 +1,68 @@
+"""Direct preference optimization: recipe -> TRL DPOTrainer -> checkpoint with chat template and run card.
+
+    python -m align.dpo --config recipes/dpo/ultrafeedback.yaml --model_name_or_path SFT_DIR --output_dir DIR
+    accelerate launch --config_file recipes/accelerate/zero3.yaml -m align.dpo --config ... [--key value ...]
+
+The dataset is preference rows (`chosen` / `rejected` conversations sharing the prompt); TRL
+extracts the shared prompt, tokenizes with the checkpoint's chat template (the one SFT saved)
+and trains. With `precompute_ref_log_probs: true` the reference log-probs are computed once
+up front and no reference model is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from align.common import exit_on_user_error
+from align import train_common as tc
+
+log = logging.getLogger("align")
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    from trl import DPOConfig
+
+    from align.recipe import parse_recipe
+
+    data_args, training_args, model_args, run_args, resolved = parse_recipe(DPOConfig, argv)
+    started = tc.now()
+    tc.setup_logging(training_args)
+    resume = tc.prepare_run(training_args, run_args)
+    peft_config, quantization_config = tc.peft_and_quantization(model_args)
+
+    # Data first: a bad row fails the run before the model is loaded.
+    from align.data import load_rows
+
+    train = load_rows(data_args.dataset_name, kind="preference", config=data_args.dataset_config,
+                      split=data_args.dataset_train_split, max_rows=data_args.max_train_rows,
+                      invalid_rows=data_args.invalid_rows)
+    cards = {"train": train.card()}
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        evaluation = load_rows(data_args.dataset_name, kind="preference", config=data_args.dataset_config,
+                               split=data_args.dataset_test_split, invalid_rows=data_args.invalid_rows)
+        eval_dataset, cards["eval"] = evaluation.dataset, evaluation.card()
+
+    tokenizer = tc.load_tokenizer(model_args, training_args, assistant_only_loss=False, chat_template_path=None)
+    tc.model_init_kwargs(training_args, model_args)
+
+    from trl import DPOTrainer
+
+    trainer = DPOTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=train.dataset,
+                         eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
+                         quantization_config=quantization_config)
+    log.info("DPO: %d rows (%d skipped as invalid), %s", train.rows_kept, train.rows_skipped,
+             "resuming " + resume if resume else "fresh start")
+    trainer.train(resume_from_checkpoint=resume)
+    tc.save_outputs(trainer, tokenizer, model_args, training_args)
+    tc.finish_run(trainer, stage="dpo", started=started, resolved=resolved, data_cards=cards,
+                  model_args=model_args, training_args=training_args,
+                  extra={"resumed_from": resume, "chat_template": tokenizer.chat_template})
+    trainer.accelerator.wait_for_everyone()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
