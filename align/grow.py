@@ -1,0 +1,363 @@
+"""`align grow`: bert2BERT width and depth growth of a Llama-family checkpoint.
+
+    align grow --from CKPT --to SPEC.yaml --method fpi|aki --depth stack|interpolate|zero \
+        [--noise S] [--seed N] --out DIR [--dry-run]
+
+SPEC is a YAML of the config fields that change. The output directory is an ordinary checkpoint
+(plain `from_pretrained`, no custom code) in the source's dtype, with the source's tokenizer files
+and chat template, and a `run_card.json` written last. A SPEC with `stages:` is a series
+(recipes/grow/series.yaml): `--dry-run` prints its parameter counts and compute accounting.
+
+The method itself lives in grow_width.py (FPI/AKI, the RMSNorm fix, noise) and grow_depth.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from align.common import UserError, write_run_card
+
+log = logging.getLogger("align.grow")
+
+GROW_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
+FIXED_KEYS = ("head_dim", "vocab_size")  # allowed in a SPEC only with the source's value
+# model_type -> (per-layer rules name, norms multiply by 1 + w and embeddings by sqrt(hidden))
+FAMILIES = {"llama": ("plain", False), "mistral": ("plain", False), "qwen2": ("plain", False),
+            "gemma": ("plain", True), "gemma2": ("sandwich", True)}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json")
+
+
+# ---------------------------------------------------------------- specs and shapes
+
+def load_spec(path: str | os.PathLike) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: SPEC file not found")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(spec, dict) or not spec:
+        raise UserError(f"{path}: expected a mapping of config fields, e.g. `hidden_size: 768`")
+    return spec
+
+
+def source_shape(config) -> dict:
+    heads = config.num_attention_heads
+    return {"hidden_size": config.hidden_size, "intermediate_size": config.intermediate_size,
+            "num_hidden_layers": config.num_hidden_layers, "num_attention_heads": heads,
+            "num_key_value_heads": getattr(config, "num_key_value_heads", None) or heads,
+            "head_dim": getattr(config, "head_dim", None) or config.hidden_size // heads,
+            "vocab_size": config.vocab_size}
+
+
+def target_shape(src: dict, changes: dict, where: str) -> dict:
+    """Validate SPEC `changes` against the source shape; return the full target shape."""
+    for key, value in changes.items():
+        if key not in GROW_KEYS + FIXED_KEYS:
+            raise UserError(f"{where}: unknown key {key!r}; expected some of {', '.join(GROW_KEYS)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise UserError(f"{where}: {key} must be a positive integer, got {value!r}")
+    for key in FIXED_KEYS:
+        if key in changes and changes[key] != src[key]:
+            why = "heads are copied whole" if key == "head_dim" else "the tokenizer is kept"
+            raise UserError(f"{where}: {key} {changes[key]} differs from the source's {src[key]}; {why}, "
+                            f"so {key} cannot change")
+    tgt = dict(src, **changes)
+    for key in GROW_KEYS:
+        if tgt[key] < src[key]:
+            raise UserError(f"{where}: {key} {tgt[key]} is smaller than the source's {src[key]}; "
+                            f"growth only widens and deepens")
+    for shape, name in ((src, "source"), (tgt, "target")):
+        if shape["num_attention_heads"] % shape["num_key_value_heads"]:
+            raise UserError(f"{where}: {name} num_attention_heads {shape['num_attention_heads']} is not divisible "
+                            f"by num_key_value_heads {shape['num_key_value_heads']}")
+    if src["num_attention_heads"] * src["head_dim"] == src["hidden_size"] and \
+            tgt["num_attention_heads"] * tgt["head_dim"] != tgt["hidden_size"]:
+        raise UserError(f"{where}: hidden_size {tgt['hidden_size']} / num_attention_heads "
+                        f"{tgt['num_attention_heads']} does not give the source's head_dim {src['head_dim']}; "
+                        f"heads are copied whole, so use num_attention_heads "
+                        f"{tgt['hidden_size'] / src['head_dim']:g}")
+    group_s = src["num_attention_heads"] // src["num_key_value_heads"]
+    group_t = tgt["num_attention_heads"] // tgt["num_key_value_heads"]
+    need = src["num_key_value_heads"] * math.ceil(group_s / group_t)
+    if tgt["num_key_value_heads"] < need:
+        raise UserError(f"{where}: num_key_value_heads {tgt['num_key_value_heads']} cannot hold the source's "
+                        f"{src['num_key_value_heads']} kv groups of {group_s} heads; need at least {need}")
+    return tgt
+
+
+def family_of(config) -> tuple[str, bool]:
+    model_type = getattr(config, "model_type", None)
+    if model_type not in FAMILIES:
+        raise UserError(f"model_type {model_type!r} is not supported by align grow; "
+                        f"supported: {', '.join(FAMILIES)}")
+    return FAMILIES[model_type]
+
+
+def target_config(config, tgt: dict, order: list[int]):
+    """The source config with the new shape; per-layer settings follow the layer each copies."""
+    d = config.to_dict()
+    d.update({k: tgt[k] for k in GROW_KEYS + ("head_dim",)})
+    if isinstance(d.get("layer_types"), list):
+        d["layer_types"] = [d["layer_types"][i] for i in order]
+    return type(config).from_dict(d)
+
+
+# ---------------------------------------------------------------- the growth
+
+def grow_state_dict(state: dict, src: dict, tgt: dict, *, family: tuple[str, bool], tied: bool,
+                    method: str, depth: str, noise: float, seed: int) -> dict:
+    """Grown float64 tensors for every key of the target's state dict."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from align.grow_depth import deepen
+    from align.grow_width import LAYER_RULES, SANDWICH_RULES, WidthExpander, plan_width
+
+    rules = SANDWICH_RULES if family[0] == "sandwich" else LAYER_RULES
+    offset_norm = family[1]
+    plan = plan_width(src, tgt, seed)
+    widen = WidthExpander(plan, offset_norm=offset_norm, noise=noise,
+                          gen=torch.Generator().manual_seed(seed + 1))
+    layers: list[dict] = [{} for _ in range(src["num_hidden_layers"])]
+    top: dict = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if key.startswith("model.layers.") and parts[2].isdigit():
+            name = ".".join(parts[3:])
+            if name not in rules:
+                raise UserError(f"tensor {key} has no growth rule (unsupported variant of this model family)")
+            layers[int(parts[2])][name] = value
+        elif key in ("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"):
+            top[key] = value
+        else:
+            raise UserError(f"tensor {key} has no growth rule (unsupported variant of this model family)")
+    ds, dt = src["hidden_size"], tgt["hidden_size"]
+    # Gemma multiplies embeddings by sqrt(hidden_size): undo the target's larger factor.
+    embed_factor = math.sqrt(ds / dt) if offset_norm else 1.0
+    out = {"model.embed_tokens.weight": widen.tensor(top["model.embed_tokens.weight"].T, "writer", None).T
+           * embed_factor}
+    if tied:
+        # The output head is the scaled embedding: the final norm gain absorbs sum_copies a^2 = Dt/Ds
+        # (and Gemma's embedding factor).
+        out["model.norm.weight"] = widen.norm(top["model.norm.weight"], ds / dt / embed_factor)
+        out["lm_head.weight"] = out["model.embed_tokens.weight"]
+    else:
+        out["model.norm.weight"] = widen.tensor(top["model.norm.weight"], "norm", None)
+        head = widen.fan_out(top["lm_head.weight"].double(), plan.hidden)
+        out["lm_head.weight"] = head
+    wide = []
+    for i in tqdm(range(len(layers)), desc="widen layers", disable=len(layers) < 8):
+        upper = layers[i + 1] if method == "aki" and i + 1 < len(layers) else None
+        wide.append(widen.layer(layers[i], upper, rules))
+    for i, layer in enumerate(deepen(wide, tgt["num_hidden_layers"], depth)):
+        out.update({f"model.layers.{i}.{name}": t for name, t in layer.items()})
+    return out
+
+
+def grow_model(source_model, changes: dict, method: str = "aki", depth: str = "stack", noise: float = 0.0,
+               seed: int = 0, where: str = "spec"):
+    """A new, larger model grown from `source_model` (same dtype, attention implementation, tokenizer ids).
+
+    `changes` holds the config fields that change (GROW_KEYS). FPI with depth `zero` preserves the
+    source's function exactly; AKI and stacking do not (they break symmetry / add computation).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from align.grow_depth import DEPTH_MODES, layer_order
+
+    if method not in ("fpi", "aki"):
+        raise UserError(f"--method must be fpi or aki, got {method!r}")
+    if depth not in DEPTH_MODES:
+        raise UserError(f"--depth must be one of {', '.join(DEPTH_MODES)}, got {depth!r}")
+    if not noise >= 0:
+        raise UserError(f"--noise must be >= 0, got {noise!r}")
+    config = source_model.config
+    family = family_of(config)
+    src = source_shape(config)
+    tgt = target_shape(src, changes, where)
+    tied = source_model.get_output_embeddings().weight is source_model.get_input_embeddings().weight
+    order = layer_order(src["num_hidden_layers"], tgt["num_hidden_layers"], depth)
+    dtype = source_model.dtype
+    log.info("growing %s: hidden %d->%d, ffn %d->%d, heads %d/%d->%d/%d, layers %d->%d (%s, depth %s)",
+             config.model_type, src["hidden_size"], tgt["hidden_size"], src["intermediate_size"],
+             tgt["intermediate_size"], src["num_attention_heads"], src["num_key_value_heads"],
+             tgt["num_attention_heads"], tgt["num_key_value_heads"], src["num_hidden_layers"],
+             tgt["num_hidden_layers"], method, depth)
+    with torch.no_grad():
+        state = grow_state_dict(source_model.state_dict(), src, tgt, family=family, tied=tied, method=method,
+                                depth=depth, noise=noise, seed=seed)
+        new_config = target_config(config, tgt, order)
+        model = AutoModelForCausalLM.from_config(new_config, dtype=dtype,
+                                                 attn_implementation=config._attn_implementation)
+        expected = set(model.state_dict())
+        model.load_state_dict({k: v.to(dtype) for k, v in state.items() if k in expected}, strict=True)
+    model.generation_config = source_model.generation_config
+    model.growth_layer_order = order  # for run cards and tests
+    return model.eval()
+
+
+# ---------------------------------------------------------------- parameter counts and the study's compute
+
+def count_parameters(config) -> dict:
+    """Total and non-embedding parameters of `config`'s model, built on the meta device (no memory)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    total = sum(p.numel() for p in model.parameters())
+    embedding = {id(m.weight): m.weight.numel() for m in (model.get_input_embeddings(), model.get_output_embeddings())}
+    return {"total": total, "non_embedding": total - sum(embedding.values())}
+
+
+def training_flops(params: float, tokens_per_param: float = 40.0) -> float:
+    """6·N·D at twice Chinchilla's 20 tokens per parameter."""
+    return 6.0 * params * tokens_per_param * params
+
+
+def series_dry_run(spec: dict, spec_path: Path) -> int:
+    from transformers import AutoConfig
+
+    base = dict(spec.get("base") or {})
+    model_type = base.pop("model_type", "llama")
+    stages = spec.get("stages")
+    if not isinstance(stages, list) or not stages:
+        raise UserError(f"{spec_path}: `stages` must be a list of {{name, nominal_billions, spec}}")
+    rows, prev = [], None
+    for n, stage in enumerate(stages):
+        where = f"{spec_path}: stages[{n}]"
+        if not isinstance(stage, dict) or not {"name", "spec"} <= set(stage):
+            raise UserError(f"{where}: expected keys name, spec (and nominal_billions)")
+        stage_path = spec_path.parent / stage["spec"]
+        changes = load_spec(stage_path)
+        config = AutoConfig.for_model(model_type, **{**base, **changes})
+        shape = source_shape(config)
+        target_shape(shape, changes, str(stage_path))  # the stage file alone must be valid
+        if prev is not None:
+            target_shape(prev, {k: shape[k] for k in GROW_KEYS}, f"{where} (grown from {rows[-1]['name']})")
+        prev = shape
+        counts = count_parameters(config)
+        rows.append({"name": stage["name"], "nominal": float(stage.get("nominal_billions", 0)) * 1e9, **counts,
+                     "shape": shape})
+    print(f"series {spec_path} ({model_type}, vocab {base.get('vocab_size')}, "
+          f"tied embeddings {bool(base.get('tie_word_embeddings', False))})")
+    print(f"{'stage':>6} {'hidden':>6} {'ffn':>6} {'layers':>6} {'heads':>5} {'total':>14} {'non-embedding':>14}")
+    for r in rows:
+        s = r["shape"]
+        print(f"{r['name']:>6} {s['hidden_size']:>6} {s['intermediate_size']:>6} {s['num_hidden_layers']:>6} "
+              f"{s['num_attention_heads']:>5} {r['total']:>14,} {r['non_embedding']:>14,}")
+    print("compute, 6·N·D with D = 40·N tokens (2x Chinchilla), in ZFLOPs (1e21):")
+    print(f"{'N counted as':>16} {'by growth (largest)':>20} {'each independently':>19} {'ratio':>6}")
+    for label, key in (("nominal size", "nominal"), ("non-embedding", "non_embedding"), ("total", "total")):
+        if not all(r[key] for r in rows):
+            continue
+        grown = training_flops(rows[-1][key]) / 1e21
+        independent = sum(training_flops(r[key]) for r in rows) / 1e21
+        print(f"{label:>16} {grown:>20.2f} {independent:>19.2f} {independent / grown:>6.3f}")
+    return 0
+
+
+# ---------------------------------------------------------------- the command
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--from", dest="source", help="source checkpoint directory")
+    parser.add_argument("--to", dest="spec", required=True,
+                        help="YAML of the config fields that change (or a series file with `stages:` for --dry-run)")
+    parser.add_argument("--method", choices=("fpi", "aki"), default="aki",
+                        help="fpi: function preserving; aki: new units from the next layer up (default, the study's)")
+    parser.add_argument("--depth", choices=("stack", "interpolate", "zero"), default="stack",
+                        help="new layers: stack the top layers (default), interpolate, or zero-init copies")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="zero-sum noise on fan-out weights, relative to each weight's std (keeps FPI exact)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the unit maps and the noise")
+    parser.add_argument("--out", help="output checkpoint directory (must not exist or be empty)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print parameter counts and compute accounting; allocate and write nothing")
+
+
+def _copy_tokenizer_files(source: Path, dest: Path) -> list[str]:
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, dest / name)
+            copied.append(name)
+    return copied
+
+
+def run(args) -> int:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    started = time.time()
+    spec_path = Path(args.spec)
+    spec = load_spec(spec_path)
+    if "stages" in spec:
+        if not args.dry_run:
+            raise UserError(f"{spec_path} is a series file: --dry-run prints it; grow one stage at a time "
+                            f"with its stage file")
+        return series_dry_run(spec, spec_path)
+    if not args.source:
+        raise UserError("--from CKPT is required (only a series file can be dry-run without one)")
+    source = Path(args.source)
+    if not (source / "config.json").is_file():
+        raise UserError(f"--from {source}: not a checkpoint directory (no config.json)")
+    config = AutoConfig.from_pretrained(source)
+    family_of(config)
+    src = source_shape(config)
+    tgt = target_shape(src, spec, str(spec_path))
+    if args.dry_run:
+        from align.grow_depth import layer_order
+
+        new_config = target_config(config, tgt, layer_order(src["num_hidden_layers"], tgt["num_hidden_layers"],
+                                                            args.depth))
+        before, after = count_parameters(config), count_parameters(new_config)
+        print(f"source {source}: {before['total']:,} parameters ({before['non_embedding']:,} non-embedding)")
+        print(f"target {spec_path}: {after['total']:,} parameters ({after['non_embedding']:,} non-embedding)")
+        print(f"6·N·D at D = 40·N: source {training_flops(before['total']):.3e} FLOPs, "
+              f"target {training_flops(after['total']):.3e} FLOPs")
+        return 0
+    if not args.out:
+        raise UserError("--out DIR is required")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"--out {out} already exists and is not empty; choose a new directory")
+    log.info("loading %s", source)
+    source_model = AutoModelForCausalLM.from_pretrained(source, dtype="auto")
+    model = grow_model(source_model, spec, method=args.method, depth=args.depth, noise=args.noise,
+                       seed=args.seed, where=str(spec_path))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        log.info("saving to %s", out)
+        model.save_pretrained(tmp)
+        copied = _copy_tokenizer_files(source, tmp)
+        count = (lambda m: sum(p.numel() for p in m.parameters()))
+        write_run_card(tmp, {
+            "stage": "grow", "source": str(source.resolve()), "spec_file": str(spec_path.resolve()), "spec": spec,
+            "method": args.method, "depth": args.depth, "noise": args.noise, "seed": args.seed,
+            "model_type": config.model_type, "dtype": str(model.dtype).removeprefix("torch."),
+            "source_shape": src, "target_shape": tgt, "layer_order": model.growth_layer_order,
+            "parameters": {"source": count(source_model), "target": count(model)},
+            "tokenizer_files": copied, "torch_threads": torch.get_num_threads(),
+        }, started=started)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"grown checkpoint: {out}")
+    return 0
