@@ -73,6 +73,11 @@ def _field_types(classes) -> dict[str, Any]:
     return types
 
 
+def _field_choices(classes) -> dict[str, list]:
+    return {f.name: list(f.metadata["choices"]) for cls in classes for f in dataclasses.fields(cls)
+            if f.metadata.get("choices")}
+
+
 def _scalar_kinds(tp: Any) -> set[type]:
     """The plain scalar types a (possibly Optional/Union) annotation accepts."""
     args = typing.get_args(tp)
@@ -115,7 +120,8 @@ def _coerce(key: str, value: Any, tp: Any, source: str) -> Any:
     return value
 
 
-def load_recipe_file(path: str | Path, known: dict[str, Any]) -> dict[str, Any]:
+def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str, list] | None = None
+                     ) -> dict[str, Any]:
     """Read a recipe YAML and check every key and scalar type against the dataclass fields."""
     path = Path(path)
     if not path.is_file():
@@ -137,6 +143,9 @@ def load_recipe_file(path: str | Path, known: dict[str, Any]) -> dict[str, Any]:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise UserError(f"{path}: unknown key '{key}'{hint}")
         out[key] = _coerce(key, value, known[key], str(path))
+        allowed = (choices or {}).get(key)
+        if allowed and out[key] is not None and out[key] not in allowed:
+            raise UserError(f"{path}: key '{key}' must be one of {allowed}, got {value!r}")
     return out
 
 
@@ -170,7 +179,7 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
     classes = (DataArguments, config_class, ModelArguments, RunArguments)
     known = _field_types(classes)
     config_path, cli = _split_config_flag(argv)
-    recipe = load_recipe_file(config_path, known) if config_path else {}
+    recipe = load_recipe_file(config_path, known, _field_choices(classes)) if config_path else {}
     parser = _Parser(classes)
     parser.set_defaults_with_config(**recipe)
     try:
