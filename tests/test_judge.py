@@ -190,3 +190,20 @@ def test_bad_input_exits_2(tmp_path, monkeypatch, capsys):
         main(["mtbench", "judge", "--answer-file", str(good), "--api-key-env", "ALIGN_NO_SUCH_KEY",
               "--output-file", str(tmp_path / "j.jsonl")])
     assert exc.value.code == 2 and "ALIGN_NO_SUCH_KEY" in capsys.readouterr().err
+
+
+def test_local_judge_through_real_transformers_serve(tiny_llama_dir, tmp_path):
+    """--judge-model PATH: `transformers serve` starts on loopback, judges through the same client, stops."""
+    a = write_jsonl(tmp_path / "a.jsonl", _answers("a")[:1])
+    out = tmp_path / "j.jsonl"
+    rc = main(["mtbench", "judge", "--answer-file", str(a), "--judge-model", str(tiny_llama_dir),
+               "--first-n", "1", "--max-tokens", "8", "--output-file", str(out), "--parallel", "2"])
+    assert rc == 0
+    rows = sorted(_rows(out), key=lambda r: r["turn"])
+    assert [(r["question_id"], r["turn"]) for r in rows] == [(81, 1), (81, 2)]
+    assert all(r["judge"][0] == str(tiny_llama_dir.resolve()) and r["judgment"] for r in rows)
+    # A random tiny model writes no rating: recorded, flagged, scored -1 (or, rarely, a parsed 1-10).
+    assert all(r["score"] == -1 and r["rating_error"] or 1 <= r["score"] <= 10 for r in rows)
+    assert not (tmp_path / "j.jsonl.failed.jsonl").exists()
+    server_log = (tmp_path / "j.jsonl.server.log").read_text()
+    assert server_log.count("POST /v1/chat/completions") == 2 and "Finished server process" in server_log

@@ -1,0 +1,92 @@
+"""Benchmark: 160 MT-Bench judgments against a local judge server with injected latency,
+`align mtbench judge --parallel 8` vs `--parallel 1`, each timed as a whole process, same run.
+
+    python bench/bench_judge.py [--latency 0.5] [--parallel 8] [--out outputs/bench/judge]
+
+The server (tests/fake_judge_server.py) sleeps `--latency` seconds per request, as a remote judge
+API would; answers are synthetic (the judge step does not care who wrote them). Checks that both
+runs wrote all 160 judgments, none failed, and with the same scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+from fake_judge_server import FakeJudgeServer  # noqa: E402
+
+from judges.questions import load_questions  # noqa: E402
+
+
+def write_answers(path: Path) -> int:
+    questions = load_questions()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for q in questions:
+            turns = [f"A synthetic answer to: {t[:60]}" for t in q["turns"]]
+            fh.write(json.dumps({"question_id": q["question_id"], "answer_id": str(q["question_id"]),
+                                 "model_id": "bench-model", "choices": [{"index": 0, "turns": turns}],
+                                 "tstamp": 0.0}) + "\n")
+    return sum(len(q["turns"]) for q in questions)
+
+
+def timed_judge(answers: Path, output: Path, base_url: str, parallel: int) -> float:
+    for stale in (output, Path(str(output) + ".failed.jsonl")):
+        stale.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "align.cli", "mtbench", "judge", "--answer-file", str(answers),
+           "--base-url", base_url, "--parallel", str(parallel), "--output-file", str(output)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"judge run failed (parallel {parallel}):\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def scores(path: Path) -> dict:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return {(r["model"], r["question_id"], r["turn"]): r["score"] for r in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency", type=float, default=0.5, help="seconds the fake judge takes per request")
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--out", default="outputs/bench/judge")
+    args = parser.parse_args()
+
+    out = REPO / args.out
+    answers = out / "model_answer" / "bench-model.jsonl"
+    expected = write_answers(answers)
+    with FakeJudgeServer(latency=args.latency) as server:
+        sequential = timed_judge(answers, out / "sequential.jsonl", server.base_url, 1)
+        parallel = timed_judge(answers, out / "parallel.jsonl", server.base_url, args.parallel)
+        requests = server.requests
+    seq_scores, par_scores = scores(out / "sequential.jsonl"), scores(out / "parallel.jsonl")
+    failed = [p for p in (out / "sequential.jsonl.failed.jsonl", out / "parallel.jsonl.failed.jsonl") if p.exists()]
+    result = {
+        "judgments_expected": expected, "sequential_judgments": len(seq_scores), "parallel_judgments": len(par_scores),
+        "server_requests": requests, "failed_files": [str(p) for p in failed],
+        "same_scores": seq_scores == par_scores, "latency_s": args.latency, "parallel": args.parallel,
+        "sequential_s": round(sequential, 2), "parallel_s": round(parallel, 2),
+        "speedup": round(sequential / parallel, 2), "nproc": os.cpu_count(),
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    ok = (len(seq_scores) == len(par_scores) == expected and not failed and result["same_scores"])
+    print(f"{expected} judgments, latency {args.latency} s: sequential {sequential:.1f} s, "
+          f"--parallel {args.parallel} {parallel:.1f} s -> {result['speedup']:.2f}x; nothing lost: {ok}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
