@@ -254,6 +254,8 @@ def run(args: argparse.Namespace) -> int:
     from judges.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, ChatClient
 
     started = time.time()
+    if args.parallel < 1 or args.max_tokens < 1:
+        raise UserError("--parallel and --max-tokens must be at least 1")
     judge, local = _judge_label(args.judge_model)
     if local and args.base_url:
         raise UserError("--judge-model is a local directory: it is served locally, so leave out --base-url")

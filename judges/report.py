@@ -114,7 +114,12 @@ def rows_from_names(models: list[str]) -> list[Row]:
         lower = name.lower()
         construction = "scratch" if "scratch" in lower else "expanded" if ("expand" in lower or "grown" in lower) else ""
         rows.append(Row(name, size.group(1).upper() if size else "", construction))
-    return rows
+
+    def order(row: Row):  # by size (millions before billions), scratch first, then name
+        num = float(row.size[:-1]) * (1e3 if row.size.endswith("B") else 1) if row.size else math.inf
+        return num, row.construction != "scratch", row.name
+
+    return sorted(rows, key=order)
 
 
 # ---------------------------------------------------------------- numbers

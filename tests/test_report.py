@@ -95,7 +95,7 @@ def test_no_series_pairs_only_when_names_say_so(tmp_path, capsys):
     assert main(["mtbench", "report", "--input-file", str(path), "--out-dir", str(tmp_path / "r"),
                  "--bootstrap", "500"]) == 0
     got = {r["model"]: r for r in csv.DictReader((tmp_path / "r" / "table.csv").open())}
-    assert set(got) == {"m-2b-scratch", "m-2b-expanded", "other"}
+    assert list(got) == ["m-2b-scratch", "m-2b-expanded", "other"]  # by size, scratch first, unsized last
     assert got["m-2b-expanded"]["baseline"] == "m-2b-scratch" and float(got["m-2b-expanded"]["diff"]) == 2.0
     assert got["other"]["baseline"] == "" and got["other"]["size"] == ""
 
