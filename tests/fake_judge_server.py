@@ -35,6 +35,7 @@ class FakeJudgeServer:
         self.completed = 0  # requests answered with a usable 200
         self.seen: list[dict] = []  # request bodies, in arrival order
         self.auth_headers: list[str | None] = []
+        self.timeline: list[tuple[float, float]] = []  # (arrival, reply sent) per request, perf_counter
         self.lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -86,6 +87,14 @@ class FakeJudgeServer:
                     self._send(200, {"object": "list", "data": [{"id": "fake-judge", "object": "model"}]})
 
             def do_POST(self):
+                arrival = time.perf_counter()
+                try:
+                    self._chat()
+                finally:
+                    with server.lock:
+                        server.timeline.append((arrival, time.perf_counter()))
+
+            def _chat(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 user = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
                 with server.lock:
