@@ -2,8 +2,9 @@
 
 Per model: MT-Bench score (mean of all valid turn scores, as FastChat's show_result), turn 1
 and turn 2 means, a 95% bootstrap CI over questions, per-category means, and counts of valid,
-invalid (-1: no usable rating) and failed (in `<judgments>.failed.jsonl`, never judged since)
-judgments. A re-judged (model, question, turn) counts once: its latest judgment by tstamp.
+invalid (-1: no usable rating) and missing judgments (failed after retries, in
+`<judgments>.failed.jsonl`, and not judged since; or a turn never judged of a question the model
+has judgments or failures for). A re-judged (model, question, turn) counts once: its latest judgment by tstamp.
 For each model whose series entry is not `scratch`: its paired difference from the same-size
 `scratch` model over the questions both have (per-question score = mean of its valid turns),
 with a paired bootstrap CI and a two-sided sign-flip permutation p-value.
@@ -36,7 +37,7 @@ class Row:
     construction: str = ""
     valid: int = 0
     invalid: int = 0
-    failed: int = 0
+    missing: int = 0
     score: float = math.nan
     ci: tuple[float, float] = (math.nan, math.nan)
     turn1: float = math.nan
@@ -128,13 +129,17 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def fill_row(row: Row, judged: dict, failed: set, categories: dict[int, str], n_boot: int, seed: int) -> None:
+def fill_row(row: Row, judged: dict, failed: set, categories: dict[int, str], n_turns: dict[int, int],
+             n_boot: int, seed: int) -> None:
     from judges.stats import bootstrap_mean_ci
 
     mine = {slot: rec for slot, rec in judged.items() if slot[0] == row.name}
     valid = {slot: float(rec["score"]) for slot, rec in mine.items() if 1 <= float(rec["score"]) <= 10}
     row.valid, row.invalid = len(valid), len(mine) - len(valid)
-    row.failed = sum(1 for slot in failed if slot[0] == row.name)
+    # Expected: every turn of every question this model was judged (or failed) on.
+    seen = {qid for (model, qid, _) in set(mine) | failed if model == row.name}
+    expected = {(row.name, qid, t) for qid in seen for t in range(1, n_turns.get(qid, 2) + 1)}
+    row.missing = len(expected - set(mine))
     by_question: dict[int, list[float]] = {}
     for (_, qid, _), score in sorted(valid.items()):
         by_question.setdefault(qid, []).append(score)
@@ -182,13 +187,13 @@ def category_columns(rows: list[Row]) -> list[str]:
 def main_cells(row: Row) -> list[str]:
     d = row.diff
     return [row.size, row.construction, row.name, _f(row.score), f"[{_f(row.ci[0])}, {_f(row.ci[1])}]",
-            _f(row.turn1), _f(row.turn2), str(row.valid), str(row.invalid), str(row.failed),
+            _f(row.turn1), _f(row.turn2), str(row.valid), str(row.invalid), str(row.missing),
             _signed(d.mean) if d else "", f"[{_signed(d.ci_low)}, {_signed(d.ci_high)}]" if d else "",
             _f(d.p_value, 3) if d else "", str(d.n) if d else ""]
 
 
 MAIN_HEADER = ["Size", "Construction", "Model", "MT-Bench", "95% CI", "Turn 1", "Turn 2", "Judged", "Invalid",
-               "Failed", "Δ vs scratch", "Δ 95% CI", "p", "Paired n"]
+               "Missing", "Δ vs scratch", "Δ 95% CI", "p", "Paired n"]
 
 
 def markdown(rows: list[Row], judge: str, n_boot: int) -> str:
@@ -202,7 +207,8 @@ def markdown(rows: list[Row], judge: str, n_boot: int) -> str:
             table(MAIN_HEADER, [main_cells(r) for r in rows]), "",
             f"MT-Bench: mean of all valid turn scores (1-10). 95% CI: percentile bootstrap over questions "
             f"({n_boot} resamples, both turns of a question together). Judged: valid scores; Invalid: judgments "
-            "with no usable 1-10 rating (-1, not averaged); Failed: judge calls that failed and were not redone. "
+            "with no usable 1-10 rating (-1, not averaged); Missing: judgments that failed after retries and "
+            "were not redone, or turns never judged. "
             "Δ vs scratch: paired mean difference from the same-size scratch model over the questions both have "
             "(per-question score = mean of its valid turns); CI: paired bootstrap; p: two-sided sign-flip "
             "permutation test.", "",
@@ -216,7 +222,7 @@ def csv_text(rows: list[Row]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["size", "construction", "model", "mtbench", "ci_low", "ci_high", "turn1", "turn2", "judged",
-                     "invalid", "failed", "baseline", "diff", "diff_ci_low", "diff_ci_high", "p_value", "paired_n"]
+                     "invalid", "missing", "baseline", "diff", "diff_ci_low", "diff_ci_high", "p_value", "paired_n"]
                     + [f"cat_{c}" for c in cats])
 
     def num(x):
@@ -225,7 +231,7 @@ def csv_text(rows: list[Row]) -> str:
     for r in rows:
         d = r.diff
         writer.writerow([r.size, r.construction, r.name, num(r.score), num(r.ci[0]), num(r.ci[1]), num(r.turn1),
-                         num(r.turn2), r.valid, r.invalid, r.failed, r.baseline or "",
+                         num(r.turn2), r.valid, r.invalid, r.missing, r.baseline or "",
                          num(d.mean) if d else "", num(d.ci_low) if d else "", num(d.ci_high) if d else "",
                          num(d.p_value) if d else "", d.n if d else ""]
                         + [num(r.categories.get(c, math.nan)) for c in cats])
@@ -242,7 +248,7 @@ def _tex(s: str) -> str:
 
 def latex(rows: list[Row], judge: str) -> str:
     header = ["Size", "Construction", "Model", "MT-Bench", "95\\% CI", "Turn 1", "Turn 2", "Judged", "Invalid",
-              "Failed", "$\\Delta$", "$\\Delta$ 95\\% CI", "$p$"]
+              "Missing", "$\\Delta$", "$\\Delta$ 95\\% CI", "$p$"]
     lines = [f"% MT-Bench, judge: {_tex(judge)}", "\\begin{tabular}{lll" + "r" * (len(header) - 3) + "}",
              "\\toprule", " & ".join(header) + " \\\\", "\\midrule"]
     for r in rows:
@@ -295,9 +301,11 @@ def build_rows(input_files: list[str], series: str | None, question_dir: str | N
     extra = sorted(set(models) - {r.name for r in rows})
     if extra:
         log.warning("not in the series file, left out of the table: %s", ", ".join(extra))
-    categories = {q["question_id"]: q.get("category", "unknown") for q in load_questions(question_dir)}
+    questions = load_questions(question_dir)
+    categories = {q["question_id"]: q.get("category", "unknown") for q in questions}
+    n_turns = {q["question_id"]: len(q["turns"]) for q in questions}
     for row in rows:
-        fill_row(row, judged, failed, categories, n_boot, seed)
+        fill_row(row, judged, failed, categories, n_turns, n_boot, seed)
     pair_rows(rows, n_boot, seed)
     judges = {str(rec["judge"][0]) for rec in judged.values() if isinstance(rec.get("judge"), list)}
     return rows, (judges.pop() if judges else "unknown")
@@ -310,7 +318,7 @@ def summary(rows: list[Row], judge: str) -> dict:
     return {"judge": judge, "rows": [
         {"name": r.name, "size": r.size, "construction": r.construction, "mtbench": clean(r.score),
          "ci": [clean(r.ci[0]), clean(r.ci[1])], "turn1": clean(r.turn1), "turn2": clean(r.turn2),
-         "judged": r.valid, "invalid": r.invalid, "failed": r.failed,
+         "judged": r.valid, "invalid": r.invalid, "missing": r.missing,
          "categories": {k: clean(v) for k, v in r.categories.items()}, "baseline": r.baseline,
          "diff": None if r.diff is None else {k: clean(v) for k, v in vars(r.diff).items()}}
         for r in rows]}

@@ -17,9 +17,9 @@ from judges.stats import bootstrap_mean_ci, paired_difference, sign_flip_p_value
 #   2B-expanded: q81 7 (re-judged; the older 1 comes later in the file), 5 | q82 6, 8 | q101 9, turn 2 failed
 # Hand-computed:
 #   scratch : valid 4,6,2,5,3 -> 20/5 = 4.00; turn 1 (4+2+5)/3 = 3.67; turn 2 (6+3)/2 = 4.50; writing 12/3 = 4.00,
-#             reasoning 8/2 = 4.00; judged 5, invalid 1, failed 0. Per question: 5, 2, 4.
+#             reasoning 8/2 = 4.00; judged 5, invalid 1, missing 0. Per question: 5, 2, 4.
 #   expanded: valid 7,5,6,8,9 -> 35/5 = 7.00; turn 1 22/3 = 7.33; turn 2 13/2 = 6.50; writing 26/4 = 6.50,
-#             reasoning 9.00; judged 5, invalid 0, failed 1. Per question: 6, 7, 9.
+#             reasoning 9.00; judged 5, invalid 0, missing 1 (failed). Per question: 6, 7, 9.
 #   paired differences 1, 5, 5 -> mean 11/3 = 3.67; sign-flip p: |sum| >= 11 in 2 of 8 sign patterns -> 0.25.
 #   Bootstrap CIs are pinned by the tails: a resample of one question three times has probability
 #   1/27 = 3.7% > 2.5%, so scratch's CI is [2.00, 5.00] (all q82 / all q81) and the paired CI [1.00, 5.00]
@@ -65,13 +65,13 @@ def test_report_matches_hand_computed_numbers(judgments, tmp_path, capsys):
     assert float(s["mtbench"]) == pytest.approx(4.0)
     assert float(s["turn1"]) == pytest.approx(11 / 3, abs=1e-6)
     assert float(s["turn2"]) == pytest.approx(4.5)
-    assert (s["judged"], s["invalid"], s["failed"]) == ("5", "1", "0")
+    assert (s["judged"], s["invalid"], s["missing"]) == ("5", "1", "0")
     assert float(s["cat_writing"]) == pytest.approx(4.0) and float(s["cat_reasoning"]) == pytest.approx(4.0)
     assert (float(s["ci_low"]), float(s["ci_high"])) == (2.0, 5.0)
     assert float(e["mtbench"]) == pytest.approx(7.0)
     assert float(e["turn1"]) == pytest.approx(22 / 3, abs=1e-6)
     assert float(e["turn2"]) == pytest.approx(6.5)
-    assert (e["judged"], e["invalid"], e["failed"]) == ("5", "0", "1")
+    assert (e["judged"], e["invalid"], e["missing"]) == ("5", "0", "1")
     assert float(e["cat_writing"]) == pytest.approx(6.5) and float(e["cat_reasoning"]) == pytest.approx(9.0)
     assert e["baseline"] == "2B-scratch" and s["baseline"] == ""
     assert float(e["diff"]) == pytest.approx(11 / 3, abs=1e-6)
@@ -91,6 +91,7 @@ def test_report_matches_hand_computed_numbers(judgments, tmp_path, capsys):
 def test_no_series_pairs_only_when_names_say_so(tmp_path, capsys):
     rows = [_j(m, q, t, sc, 1) for m, base in (("m-2b-scratch", 3), ("m-2b-expanded", 5), ("other", 4))
             for q in (81, 82) for t, sc in ((1, base), (2, base + 1))]
+    rows = rows[:-1]  # `other` never got its q82 turn-2 judgment (a killed run): counted as missing
     path = write_jsonl(tmp_path / "j.jsonl", rows)
     assert main(["mtbench", "report", "--input-file", str(path), "--out-dir", str(tmp_path / "r"),
                  "--bootstrap", "500"]) == 0
@@ -98,6 +99,7 @@ def test_no_series_pairs_only_when_names_say_so(tmp_path, capsys):
     assert list(got) == ["m-2b-scratch", "m-2b-expanded", "other"]  # by size, scratch first, unsized last
     assert got["m-2b-expanded"]["baseline"] == "m-2b-scratch" and float(got["m-2b-expanded"]["diff"]) == 2.0
     assert got["other"]["baseline"] == "" and got["other"]["size"] == ""
+    assert (got["other"]["judged"], got["other"]["missing"]) == ("3", "1") and got["m-2b-scratch"]["missing"] == "0"
 
 
 @pytest.mark.parametrize("content, message", [
