@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -42,8 +43,18 @@ def run(args) -> int:
         runner.run()
         print_plan(runner)
         return 0
-    with RunLock(series.output_dir):
-        return Runner(series, only, names).run()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` / scancel: stop the stage cleanly too
+    with RunLock(series.output_dir) as lock:
+        try:
+            return Runner(series, only, names, lock_fd=lock.fh.fileno()).run()
+        except KeyboardInterrupt:
+            print(f"interrupted: re-run the same command to resume (manifest: {series.output_dir / 'manifest.json'})",
+                  file=sys.stderr, flush=True)
+            return 130
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def say(msg: str) -> None:
@@ -77,6 +88,20 @@ def tail_lines(path: Path, n: int = 8) -> list[str]:
     return [ln for ln in lines if ln.strip()][-n:]
 
 
+def stop_group(proc: subprocess.Popen, grace_s: float = 30) -> None:
+    """SIGTERM the stage's process group, SIGKILL it if it has not gone after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def has_checkpoint(out_dir: Path) -> bool:
     return out_dir.is_dir() and any(p.is_dir() for p in out_dir.glob("checkpoint-*"))
 
@@ -89,8 +114,10 @@ def remove(path: Path) -> None:
 
 
 class Runner:
-    def __init__(self, series: plan.Series, only: set[str], names: list[str], dry: bool = False):
+    def __init__(self, series: plan.Series, only: set[str], names: list[str], dry: bool = False,
+                 lock_fd: int | None = None):
         self.series = series
+        self.lock_fd = lock_fd
         self.only = only
         self.names = names
         self.dry = dry
@@ -149,9 +176,10 @@ class Runner:
         """Remove a stage's stale outputs before it starts afresh (a resume would reuse them)."""
         if stage == "judge":
             path = plan.stage_output(self.series, None, "judge")
-            if path.is_file():
-                keep = [r for r in read_jsonl(path) if r.get("model") != entry]
-                atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+            for file in (path, path.with_name(path.name + ".failed.jsonl")):  # judgments + the judge's failures
+                if file.is_file():
+                    keep = [r for r in read_jsonl(file) if r.get("model") != entry]
+                    atomic_write_text(file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
         elif stage in ("base", "sft", "dpo", "answer"):
             remove(plan.stage_output(self.series, entry, stage))
 
@@ -245,7 +273,11 @@ class Runner:
             fh.write(f"\n===== {now()} {shlex.join(redact_argv(cmd.argv))}\n")
             fh.flush()
             try:
-                proc = subprocess.Popen(cmd.argv, stdout=fh, stderr=subprocess.STDOUT, env=env)
+                # Own process group: on Ctrl-C / SIGTERM the whole stage tree (accelerate's workers too)
+                # is stopped. The lock's fd is inherited, so a stage orphaned by a killed runner still
+                # holds the output directory and a second runner cannot start the same stage beside it.
+                proc = subprocess.Popen(cmd.argv, stdout=fh, stderr=subprocess.STDOUT, env=env, process_group=0,
+                                        pass_fds=(self.lock_fd,) if self.lock_fd is not None else ())
             except OSError as err:
                 fh.write(f"cannot start: {err}\n")
                 return 127
@@ -256,12 +288,9 @@ class Runner:
                     if time.time() - last_beat >= HEARTBEAT_S:
                         last_beat = time.time()
                         say(f"{label}: running {time.time() - started:.0f} s | {last_line(log)}")
-            except BaseException:  # Ctrl-C: stop the child; the manifest keeps `running` -> resumed next time
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            except BaseException:  # Ctrl-C / SIGTERM: the manifest keeps `running` -> resumed next time
+                stop_group(proc)
+                fh.write(f"===== {now()} interrupted\n")
                 raise
         return proc.returncode
 

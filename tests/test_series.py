@@ -53,6 +53,7 @@ elif stage in ("base", "sft", "dpo"):
     d = Path(out); d.mkdir(parents=True, exist_ok=True)
     if os.environ.get("FAKE_HANG") == key:
         (d / "checkpoint-1").mkdir(exist_ok=True)
+        Path(os.environ["FAKE_CALLS"] + ".pid").write_text(str(os.getpid()))
         print("step 1 saved; hanging", flush=True)
         time.sleep(600)
     (d / "config.json").write_text(json.dumps({"model_type": "llama"}))
@@ -246,8 +247,10 @@ def test_killed_mid_stage_resumes_without_redoing_finished_stages(study):
     while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert checkpoint.exists(), "the stand-in SFT never started"
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its stage, like a lost node
+    stage_pid = int(Path(str(call_log) + ".pid").read_text())
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner, then its stage: like a lost node
     proc.wait()
+    os.kill(stage_pid, signal.SIGKILL)
     m = manifest(tmp_path)
     assert m["big-expanded"]["sft"]["state"] == "running"
     assert m["small-scratch"]["answer"]["state"] == "done"
@@ -264,6 +267,27 @@ def test_killed_mid_stage_resumes_without_redoing_finished_stages(study):
     assert (tmp_path / "out" / "table.md").is_file()
     assert set(manifest(tmp_path)) >= {"small-scratch", "big-expanded", "small-init", "_series"}
     assert "small-scratch" in (tmp_path / "out" / "table.csv").read_text()
+
+
+def test_sigterm_stops_the_stage_and_exits_130(study):
+    tmp_path, series = study
+    write_series(tmp_path, series)
+    call_log = tmp_path / "calls.jsonl"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", FAKE_CALLS=str(call_log), FAKE_HANG="small-scratch:dpo")
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), "series", str(tmp_path / "series.yaml")],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid_file = Path(str(call_log) + ".pid")
+    deadline = time.time() + 60
+    while not pid_file.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    stage_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "re-run the same command to resume" in err
+    assert "Traceback" not in err
+    with pytest.raises(ProcessLookupError):  # the stage went with the runner
+        os.kill(stage_pid, 0)
+    assert manifest(tmp_path)["small-scratch"]["dpo"]["state"] == "running"
 
 
 def test_changed_recipe_reruns_exactly_its_dependents(study):
