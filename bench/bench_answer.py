@@ -1,0 +1,180 @@
+"""Benchmark: `align mtbench answer` (hf backend, batched) vs FastChat's batch-1 answer loop.
+
+Same model (the packaged SmolLM2-135M-Instruct), same questions, same --max-new-token, both timed
+as whole processes (start-up and model loading included), one after the other in one run.
+
+The baseline is FastChat's own `get_model_answers` from `fastchat.llm_judge.gen_model_answer`
+(fschat 0.2.36), run with the changes it needs on this machine, and nothing else:
+- `fastchat.llm_judge.common` imports the `anthropic` SDK (for its Claude judge, unused here): an
+  empty module stands in for it;
+- it hard-codes CUDA (`load_model(device="cuda")`, `tensor.cuda()`): loaded with FastChat's own
+  `load_model(device="cpu")`, and `.cuda()` made a no-op;
+- its template registry does not know SmolLM2 (unknown names silently get a generic template):
+  it is given a FastChat ChatML `Conversation` with SmolLM2's system prompt, which renders exactly
+  the checkpoint's chat template (checked below before timing).
+
+    python bench/bench_answer.py --per-category 2 --max-new-token 48 --threads 1
+
+Prints a JSON summary (and writes it to --out-dir/summary.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+def chatml_conversation():
+    from fastchat.conversation import Conversation, SeparatorStyle
+
+    return Conversation(name="smollm2-chatml", system_template="<|im_start|>system\n{system_message}",
+                        system_message=SMOLLM2_SYSTEM, roles=("<|im_start|>user", "<|im_start|>assistant"),
+                        messages=[], sep_style=SeparatorStyle.CHATML, sep="<|im_end|>", stop_token_ids=[2],
+                        stop_str="<|im_end|>")
+
+
+def check_template(model_path: str) -> None:
+    """FastChat's rendering must equal the checkpoint's chat template, turn 1 and turn 2."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    conv = chatml_conversation()
+    msgs = []
+    for user, assistant in (("Hi there?", "Hello! How can I help?"), ("Tell me more.", None)):
+        conv.append_message(conv.roles[0], user)
+        conv.append_message(conv.roles[1], None)
+        msgs.append({"role": "user", "content": user})
+        ours = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        if conv.get_prompt() != ours:
+            raise SystemExit(f"FastChat's ChatML rendering differs from the chat template:\n{conv.get_prompt()!r}\n"
+                             f"{ours!r}")
+        if assistant:
+            conv.update_last_message(assistant)
+            msgs.append({"role": "assistant", "content": assistant})
+    ids = tok(["x"]).input_ids[0]
+    if ids != tok("x", add_special_tokens=False).input_ids:
+        raise SystemExit("the tokenizer adds special tokens: FastChat's and our prompts would differ")
+
+
+def fastchat_worker(args: argparse.Namespace) -> None:
+    """Run FastChat's real batch-1 answer loop (see the module docstring for the three patches)."""
+    import types
+
+    import torch
+
+    # fastchat.llm_judge.common imports `anthropic` at the top for its Claude judge, which the answer loop
+    # never calls; an empty module satisfies the import without installing an SDK nobody uses here.
+    sys.modules.setdefault("anthropic", types.ModuleType("anthropic"))
+    import fastchat.llm_judge.gen_model_answer as gen
+    from fastchat.model import load_model as fastchat_load_model
+
+    torch.Tensor.cuda = lambda self, *a, **k: self  # CPU machine: FastChat calls .cuda() on inputs
+    gen.load_model = lambda path, **kw: fastchat_load_model(path, **{**kw, "device": "cpu", "dtype": torch.float32})
+    gen.get_conversation_template = lambda model_id: chatml_conversation()
+    gen.run_eval(model_path=args.model_path, model_id="fastchat-batch1", question_file=args.question_file,
+                 question_begin=None, question_end=None, answer_file=args.answer_file,
+                 max_new_token=args.max_new_token, num_choices=1, num_gpus_per_model=1, num_gpus_total=1,
+                 max_gpu_memory=None, dtype=torch.float32, revision="main")
+    gen.reorg_answer_file(args.answer_file)
+
+
+def subset(questions: list[dict], per_category: int) -> list[dict]:
+    seen: dict[str, int] = {}
+    chosen = []
+    for q in questions:
+        seen[q["category"]] = seen.get(q["category"], 0) + 1
+        if seen[q["category"]] <= per_category:
+            chosen.append(q)
+    return chosen
+
+
+def timed(cmd: list[str], log_path: Path, threads: int | None) -> float:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:4]} failed with status {proc.returncode}: see {log_path}")
+    return elapsed
+
+
+def compare(ours: Path, theirs: Path, questions: list[dict]) -> dict:
+    from judges.questions import GREEDY_BELOW, temperature_for
+
+    a = {r["question_id"]: r["choices"][0]["turns"] for r in map(json.loads, ours.read_text().splitlines())}
+    b = {r["question_id"]: r["choices"][0]["turns"] for r in map(json.loads, theirs.read_text().splitlines())}
+    greedy = [q["question_id"] for q in questions if temperature_for(q["category"]) < GREEDY_BELOW]
+    out = {"answered_ours": len(a), "answered_fastchat": len(b), "greedy_questions": len(greedy)}
+    for turn in (0, 1):
+        out[f"greedy_turn{turn + 1}_identical"] = sum(a[q][turn] == b[q][turn] for q in greedy)
+    out["differing_greedy_question_ids"] = [q for q in greedy if a[q] != b[q]]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-category", type=int, default=10,
+                        help="the first K questions of each of the 8 categories (10 = all 80)")
+    parser.add_argument("--max-new-token", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP_NUM_THREADS for both processes (on a shared 2-core machine 1 avoids spin-waiting)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out-dir", default="outputs/bench/answer")
+    parser.add_argument("--fastchat-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model-path", help=argparse.SUPPRESS)
+    parser.add_argument("--question-file", help=argparse.SUPPRESS)
+    parser.add_argument("--answer-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fastchat_worker:
+        return fastchat_worker(args)
+
+    sys.path.insert(0, str(REPO))
+    from align.packaged import export_smollm2
+    from judges.questions import load_questions
+
+    model = str(export_smollm2())
+    check_template(model)
+    out = (REPO / args.out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ours, theirs = out / "align-hf.jsonl", out / "fastchat-batch1.jsonl"
+    for path in (ours, theirs, ours.with_name(ours.name + ".meta.json")):
+        path.unlink(missing_ok=True)
+    # The chosen questions as a FastChat data/mt_bench directory: both sides read the same file.
+    questions = subset(load_questions(), args.per_category)
+    question_dir = out / "mt_bench"
+    question_dir.mkdir(exist_ok=True)
+    question_file = question_dir / "question.jsonl"
+    question_file.write_text("".join(json.dumps(q) + "\n" for q in questions))
+
+    t_ours = timed([sys.executable, "-m", "align.cli", "mtbench", "answer", "--model-path", model,
+                    "--model-id", "align-hf", "--answer-file", str(ours), "--question-dir", str(question_dir),
+                    "--max-new-token", str(args.max_new_token), "--batch-size", str(args.batch_size)],
+                   out / "align-hf.log", args.threads)
+    print(f"align hf backend: {t_ours:.1f} s", flush=True)
+    t_theirs = timed([sys.executable, __file__, "--fastchat-worker", "--model-path", model, "--question-file",
+                      str(question_file), "--answer-file", str(theirs), "--max-new-token", str(args.max_new_token)],
+                     out / "fastchat-batch1.log", args.threads)
+    print(f"FastChat batch-1 loop: {t_theirs:.1f} s", flush=True)
+
+    summary = {"questions": len(questions), "per_category": args.per_category, "max_new_token": args.max_new_token,
+               "batch_size": args.batch_size, "threads": args.threads, "nproc": len(os.sched_getaffinity(0)),
+               "load_average_after": round(os.getloadavg()[0], 1), "align_hf_s": round(t_ours, 1), "fastchat_batch1_s": round(t_theirs, 1),
+               "speedup": round(t_theirs / t_ours, 2),
+               **compare(ours, theirs, questions)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
