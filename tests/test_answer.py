@@ -179,3 +179,40 @@ def test_packaged_questions_default(tiny_llama_dir, tmp_path, monkeypatch):
                  "--question-begin", "79", "--max-new-token", "2"]) == 0
     (rec,) = records(tmp_path / "outputs" / "mtbench" / "model_answer" / "t.jsonl")
     assert rec["question_id"] == 160
+
+
+def test_vllm_backend_turns_and_temperatures(tiny_llama_dir, question_dir, tmp_path, monkeypatch):
+    """vLLM needs a GPU: a recording stand-in for its `LLM`/`SamplingParams` checks what we ask of it."""
+    import sys
+    import types
+
+    calls = []
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class LLM:
+        def __init__(self, **kw):
+            calls.append(("init", kw))
+
+        def chat(self, conversations, params, use_tqdm=True):
+            calls.append(("chat", [list(c) for c in conversations], [p.kw for p in params]))
+            reply = lambda c: types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f" re: {c[-1]['content']} ")])
+            return [reply(c) for c in conversations]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    out = tmp_path / "v.jsonl"
+    assert answer(tiny_llama_dir, out, question_dir, "--backend", "vllm", "--question-begin", "4",
+                  "--seed", "3") == 0
+    init, turn1, turn2 = calls
+    assert init[1]["model"] == str(tiny_llama_dir) and init[1]["seed"] == 3
+    assert [p["temperature"] for p in turn1[2]] == [0.7, 0.1, 0.7]  # writing, stem, roleplay
+    assert all(p["max_tokens"] == 10 for p in turn1[2] + turn2[2])
+    q5 = turn2[1][0]  # turn 2 continues turn 1's conversation with the model's (stripped) answer
+    assert q5 == [{"role": "user", "content": "Write a haiku about rain."},
+                  {"role": "assistant", "content": "re: Write a haiku about rain."},
+                  {"role": "user", "content": "Make it sadder."}]
+    recs = records(out)
+    assert [r["question_id"] for r in recs] == [5, 6, 7]
+    assert recs[0]["choices"] == [{"index": 0, "turns": ["re: Write a haiku about rain.", "re: Make it sadder."]}]
