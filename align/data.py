@@ -128,6 +128,27 @@ def _load_with_datasets(name: str, config: str | None, split: str, columns: tupl
     return ds.select_columns(list(columns))
 
 
+def _disk_backed(rows: list[dict], name: str):
+    """The rows as an Arrow file in the datasets cache, the same path on every process.
+
+    An in-memory Dataset puts its derived cache files in a per-process temp dir, and TRL's
+    precomputed reference log-probs are written by rank 0 and read by all ranks next to the
+    dataset, so under several processes the dataset must live in a shared file.
+    """
+    import os
+
+    import datasets
+
+    cache = Path(datasets.config.HF_DATASETS_CACHE) / "align-rows"
+    path = cache / f"{name}.arrow"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f".{name}.{os.getpid()}.arrow"
+        datasets.Dataset.from_list(rows).map(lambda row: row, cache_file_name=str(tmp), desc="caching rows")
+        os.replace(tmp, path)  # atomic: a concurrent process sees all of the file or none
+    return datasets.Dataset.from_file(str(path))
+
+
 def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "train",
               max_rows: int | None = None, invalid_rows: str = "error"):
     """Load, cap, check and clean a chat ('chat') or preference ('preference') dataset -> LoadedData."""
@@ -174,5 +195,6 @@ def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "
         log.warning("skipped %d invalid %s rows of %d (first: %s)", skipped, kind, read, examples[0])
     if not kept:
         raise UserError(f"dataset {name!r}: no valid {kind} rows (read {read}, skipped {skipped})")
-    return LoadedData(datasets.Dataset.from_list(kept), source=name, fingerprint=fingerprint, rows_read=read,
+    key = hashlib.sha256(json.dumps([kind, fingerprint, max_rows, invalid_rows, read]).encode()).hexdigest()[:16]
+    return LoadedData(_disk_backed(kept, f"{kind}-{key}"), source=name, fingerprint=fingerprint, rows_read=read,
                       rows_kept=len(kept), rows_skipped=skipped, skipped_examples=examples)

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from align.recipe import parse_recipe
 
+    argv = tc.cpu_distributed_argv(list(sys.argv[1:] if argv is None else argv))
     data_args, training_args, model_args, run_args, resolved = parse_recipe(SFTConfig, argv)
     started = tc.now()
     tc.setup_logging(training_args)

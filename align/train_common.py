@@ -24,6 +24,30 @@ def setup_logging(training_args) -> None:
     datasets.utils.logging.set_verbosity(min(level, logging.WARNING))
 
 
+def cpu_distributed_argv(argv: list[str]) -> list[str]:
+    """Several processes and no GPU (CI): make accelerate form a real CPU process group.
+
+    accelerate 1.15 picks no process-group backend when there is no GPU unless told to use the
+    CPU, and then each process trains alone (plain DDP) or, under DeepSpeed, accelerate counts
+    1 process while DeepSpeed counts them all, and DeepSpeed's batch check fails
+    (train_batch_size 4 != 4 * 1 * 2). Plain DDP: ACCELERATE_USE_CPU=true gives a gloo group.
+    DeepSpeed (where use_cpu would switch DeepSpeed off): an explicit `--ddp_backend gloo` gives
+    accelerate the backend, so it reads the true world size. Must run before the recipe is parsed:
+    TrainingArguments sets up devices when it is constructed.
+    """
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.cuda.is_available():
+        return argv
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        has_backend = any(a == "--ddp_backend" or a.startswith("--ddp_backend=") for a in argv)
+        return argv if has_backend else [*argv, "--ddp_backend", "gloo"]
+    os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    return argv
+
+
 def resolve_output_dir(training_args, run_args) -> str | None:
     """Apply the output-dir policy; return the checkpoint to resume from (or None).
 
@@ -201,6 +225,7 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
         "train_metrics": {k: v for k, v in (state.log_history[-1] if state.log_history else {}).items()},
         "loss_plot": plot.name if plot else None,
         "world_size": training_args.world_size,
+        "distributed_type": str(trainer.accelerator.distributed_type).split(".")[-1],
         **(extra or {}),
     }
     write_run_card(out, card, started=started)
