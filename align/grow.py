@@ -145,8 +145,9 @@ def grow_state_dict(state: dict, src: dict, tgt: dict, *, family: tuple[str, boo
     ds, dt = src["hidden_size"], tgt["hidden_size"]
     # Gemma multiplies embeddings by sqrt(hidden_size): undo the target's larger factor.
     embed_factor = math.sqrt(ds / dt) if offset_norm else 1.0
-    out = {"model.embed_tokens.weight": widen.tensor(top["model.embed_tokens.weight"].T, "writer", None).T
-           * embed_factor}
+    # The embedding writes the residual stream: columns copied and scaled like any writer's rows.
+    embed = top["model.embed_tokens.weight"].index_select(1, plan.hidden.index).double()
+    out = {"model.embed_tokens.weight": embed * (plan.scale * embed_factor)}
     if tied:
         # The output head is the scaled embedding: the final norm gain absorbs sum_copies a^2 = Dt/Ds
         # (and Gemma's embedding factor).
@@ -174,6 +175,7 @@ def grow_model(source_model, changes: dict, method: str = "aki", depth: str = "s
     """
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
 
     from align.grow_depth import DEPTH_MODES, layer_order
 
@@ -199,10 +201,16 @@ def grow_model(source_model, changes: dict, method: str = "aki", depth: str = "s
         state = grow_state_dict(source_model.state_dict(), src, tgt, family=family, tied=tied, method=method,
                                 depth=depth, noise=noise, seed=seed)
         new_config = target_config(config, tgt, order)
-        model = AutoModelForCausalLM.from_config(new_config, dtype=dtype,
-                                                 attn_implementation=config._attn_implementation)
+        with no_init_weights():  # every parameter is loaded below; random init is wasted time
+            model = AutoModelForCausalLM.from_config(new_config, dtype=dtype,
+                                                     attn_implementation=config._attn_implementation)
         expected = set(model.state_dict())
-        model.load_state_dict({k: v.to(dtype) for k, v in state.items() if k in expected}, strict=True)
+        # copy=True: stacked layers share float64 tensors here, the model's parameters must not
+        state = {k: v.to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
+                 for k, v in state.items() if k in expected}
+        model.load_state_dict(state, strict=True, assign=True)
+        if tied:
+            model.tie_weights()
     model.generation_config = source_model.generation_config
     model.growth_layer_order = order  # for run cards and tests
     return model.eval()

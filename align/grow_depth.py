@@ -40,14 +40,18 @@ def new_layers(order: list[int]) -> list[bool]:
 
 
 def deepen(layers: list[dict[str, torch.Tensor]], n_target: int, mode: str) -> list[dict[str, torch.Tensor]]:
-    """Target layers from (already widened) source layers; tensors are cloned, never shared."""
+    """Target layers from (already widened) source layers.
+
+    Copies share tensors with their originals (loading into the model copies them anyway);
+    zeroed writers are fresh tensors, so nothing is modified in place.
+    """
     order = layer_order(len(layers), n_target, mode)
     out = []
     for src, is_new in zip(order, new_layers(order)):
-        layer = {name: t.clone() for name, t in layers[src].items()}
+        layer = dict(layers[src])
         if mode == "zero" and is_new:
             for name in WRITER_SUFFIXES:
                 if name in layer:
-                    layer[name].zero_()
+                    layer[name] = torch.zeros_like(layer[name])
         out.append(layer)
     return out

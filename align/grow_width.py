@@ -149,21 +149,25 @@ class WidthExpander:
 
     def norm(self, w: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
         """A norm weight whose effective gain is the source gain (of unit g(i)) times factor."""
-        w = w.double()[self.plan.hidden.index]
+        w = w[self.plan.hidden.index].double()
         return (1 + w) * factor - 1 if self.offset_norm else w * factor
 
-    def tensor(self, t: torch.Tensor, out_kind: str, in_kind: str | None) -> torch.Tensor:
-        t = t.double()
+    def tensor(self, t: torch.Tensor, out_kind: str, in_kind: str | None,
+               upper: torch.Tensor | None = None) -> torch.Tensor:
+        """Widen one tensor; with `upper` (AKI) the rows of new units come from that tensor instead."""
+        out_map = self.out_maps[out_kind]
+        rows = t.index_select(0, out_map.index)
+        if upper is not None:
+            new = out_map.new.reshape(-1, *([1] * (t.dim() - 1)))
+            rows = torch.where(new, upper.index_select(0, out_map.index), rows)
+        rows = rows.double()  # gathers are exact; the arithmetic below is float64
         if out_kind == "norm":
-            return self.norm(t, 1 / self.plan.scale)
-        if out_kind == "post_norm":
-            return t[self.plan.hidden.index]
-        t = t[self.out_maps[out_kind].index]
-        if out_kind == "writer":
-            t = t * self.plan.scale.reshape(-1, *([1] * (t.dim() - 1)))
+            rows = (1 + rows) / self.plan.scale - 1 if self.offset_norm else rows / self.plan.scale
+        elif out_kind == "writer":
+            rows = rows * self.plan.scale.reshape(-1, *([1] * (rows.dim() - 1)))
         if in_kind is not None:
-            t = self.fan_out(t, self.in_maps[in_kind])
-        return t
+            rows = self.fan_out(rows, self.in_maps[in_kind])
+        return rows
 
     def fan_out(self, w: torch.Tensor, unit_map: UnitMap) -> torch.Tensor:
         """Copy input columns, divide by copy counts; add zero-sum noise across the copies.
@@ -171,9 +175,9 @@ class WidthExpander:
         The copies see identical inputs, so only the sum of their columns matters: noise whose
         sum over the copies of one source unit is zero keeps the function exact.
         """
-        std = float(w.std()) if w.numel() > 1 else 0.0
-        w = w[:, unit_map.index] / unit_map.counts
-        if self.noise > 0 and std > 0:
+        std = float(w.std()) if self.noise > 0 and w.numel() > 1 else 0.0
+        w = w.index_select(1, unit_map.index).double().div_(unit_map.counts)
+        if std > 0:
             eps = torch.randn(w.shape, generator=self.gen, dtype=torch.float64) * (self.noise * std)
             n_source = int(unit_map.index.max()) + 1
             sums = torch.zeros(w.shape[0], n_source, dtype=torch.float64).index_add_(1, unit_map.index, eps)
@@ -185,13 +189,5 @@ class WidthExpander:
     def layer(self, tensors: dict[str, torch.Tensor], upper: dict[str, torch.Tensor] | None,
               rules: dict[str, tuple[str, str | None]]) -> dict[str, torch.Tensor]:
         """Widen one layer. With `upper` (AKI), new units' rows come from the layer above."""
-        out = {}
-        for name, t in tensors.items():
-            out_kind, in_kind = rules[name]
-            grown = self.tensor(t, out_kind, in_kind)
-            if upper is not None:
-                above = self.tensor(upper[name], out_kind, in_kind)
-                new = self.out_maps[out_kind].new.reshape(-1, *([1] * (grown.dim() - 1)))
-                grown = torch.where(new, above, grown)
-            out[name] = grown
-        return out
+        return {name: self.tensor(t, *rules[name], upper=None if upper is None else upper[name])
+                for name, t in tensors.items()}
