@@ -126,6 +126,7 @@ class Runner:
         self.status: dict[tuple[str, str], str] = {}    # for the plan / summary
         self.problems: dict[str, str] = {}              # entry -> why it stopped
         self._expected = None
+        self.prepared: list[tuple[list[Path], str]] = []  # (a prepare step's output files, its output fp)
 
     # ------------------------------------------------------------------ verification
     def expected(self) -> list[tuple[int, int]]:
@@ -305,10 +306,9 @@ class Runner:
 
     def run(self) -> int:
         s = self.series
-        prep = self.run_prepare()
-        if prep is not None:
+        if self.run_prepare():
             for name in self.names:
-                self.run_entry(name, prep)
+                self.run_entry(name)
         else:
             for name in self.names:
                 self.problems.setdefault(name, "prepare did not finish")
@@ -333,22 +333,26 @@ class Runner:
         say(f"series {s.name}: everything finished; manifest: {self.manifest.path}")
         return 0
 
-    def run_prepare(self) -> str | None:
-        """Series-wide steps (e.g. writing the demo data); their outputs feed every training stage."""
-        fps = []
+    def run_prepare(self) -> bool:
+        """Series-wide steps (the demo's data and question subset), run before any entry."""
         for step in self.series.prepare:
             name = f"prepare:{step['name']}"
             fp = fingerprint([str(a) for a in step["command"]], step["outputs"])
             out = self.stage(SERIES_KEY, name, fp,
                              lambda resume, st=step: plan.stage_command(self.series, None, "prepare", prepare_step=st))
-            if out is None:
-                if not self.dry:
-                    return None
-                out = "?"
-            fps.append(out)
-        return fingerprint(fps)
+            if out is None and not self.dry:
+                return False
+            self.prepared.append(([Path(p) for p in step["outputs"]], out or "pending"))
+        return True
 
-    def run_entry(self, name: str, prep_fp: str) -> None:
+    def prepared_inputs(self, args: list[str]) -> list[str]:
+        """Output fingerprints of the prepare steps a stage reads: one of its arguments names a
+        prepared file or a directory holding one (so new questions do not re-run training)."""
+        paths = [Path(a) for a in args if "/" in a]
+        return [fp for outputs, fp in self.prepared
+                if any(o == a or a in o.parents for o in outputs for a in paths)]
+
+    def run_entry(self, name: str) -> None:
         s, e = self.series, self.series.entry(name)
         # base: given (path / hub id / packaged) or built (grow / init) from another entry or path
         if e.path is not None:
@@ -374,12 +378,14 @@ class Runner:
         for stage in ("sft", "dpo"):
             block = getattr(s, stage)
             acc = s.train.get("accelerate_config")
-            fp = fingerprint(self.args_fp(name, stage), plan.file_digest(block["recipe"]),
-                             plan.file_digest(acc) if acc else None, upstream, prep_fp)
+            args = self.args_fp(name, stage)
+            fp = fingerprint(args, plan.file_digest(block["recipe"]), plan.file_digest(acc) if acc else None,
+                             upstream, self.prepared_inputs(args))
             upstream = self.stage(name, stage, fp, self.command(name, stage))
             if upstream is None:
                 return self.block(name, "answer" if stage == "dpo" else "dpo", f"{stage} not done")
-        fp = fingerprint(self.args_fp(name, "answer"), upstream)
+        args = self.args_fp(name, "answer")
+        fp = fingerprint(args, upstream, self.prepared_inputs(args))
         if self.stage(name, "answer", fp, self.command(name, "answer")) is None:
             return self.block(name, "judge", "answer not done")
 
@@ -398,7 +404,8 @@ class Runner:
     def judge_fp(self, name: str, answer_fp: str) -> str:
         j = self.series.judge
         return fingerprint(str(j["model"]), j.get("base_url"), j.get("max_tokens"),
-                           [str(a) for a in j.get("extra_args") or []], answer_fp)
+                           [str(a) for a in j.get("extra_args") or []], answer_fp,
+                           self.prepared_inputs(self.args_fp(None, "judge")))
 
     def run_judge(self) -> list[str]:
         """One judge call for every entry whose judgments are missing or stale (one judge server start)."""

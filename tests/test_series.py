@@ -48,7 +48,7 @@ key = f"{entry}:{stage}"
 if os.environ.get("FAKE_FAIL") == key:
     print("stand-in failure for", key); sys.exit(3)
 if stage == "prepare":
-    Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text("data\n")
+    Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(" ".join(argv) + "\n")
 elif stage in ("base", "sft", "dpo"):
     d = Path(out); d.mkdir(parents=True, exist_ok=True)
     if os.environ.get("FAKE_HANG") == key:
@@ -116,8 +116,11 @@ def study(tmp_path):
         "output_dir": str(tmp_path / "out"),
         "train": {"launcher": "python"},
         "prepare": [{"name": "data", "command": ["python", "-m", "nothing", "--out", "{output_dir}/data/chat.jsonl"],
-                     "outputs": ["{output_dir}/data/chat.jsonl"]}],
-        "sft": {"recipe": str(tmp_path / "sft.yaml"), "overrides": {"report_to": "none"}},
+                     "outputs": ["{output_dir}/data/chat.jsonl"]},
+                    {"name": "notes", "command": ["python", "-m", "nothing", "--out", "{output_dir}/notes/n.txt"],
+                     "outputs": ["{output_dir}/notes/n.txt"]}],
+        "sft": {"recipe": str(tmp_path / "sft.yaml"),
+                "overrides": {"report_to": "none", "dataset_name": "{output_dir}/data/chat.jsonl"}},
         "dpo": {"recipe": str(tmp_path / "dpo.yaml")},
         "answer": {"question_begin": 0, "question_end": 3, "max_new_token": 8},
         "judge": {"model": "stand-in-judge", "base_url": "http://127.0.0.1:9/v1", "max_tokens": 16},
@@ -216,7 +219,7 @@ def test_full_run_then_rerun_skips_everything(study):
     assert first.returncode == 0, first.stderr + first.stdout
     ran = calls(tmp_path)
     assert set(ran) - {("_series", "judge"), ("_series", "report"), ("_series", "prepare")} == ENTRY_STAGES
-    assert len(ran) == len(set(ran))  # nothing ran twice
+    assert len(ran) == len(set(ran)) + 1  # nothing ran twice (two prepare steps)
     assert ran.count(("_series", "judge")) == 1  # one judge call for all entries
     m = manifest(tmp_path)
     assert all(rec["state"] == "done" for stages in m.values() for rec in stages.values())
@@ -314,6 +317,18 @@ def test_changed_recipe_reruns_exactly_its_dependents(study):
     ran = calls(tmp_path)
     assert {s for _, s in ran} == {"sft", "dpo", "answer", "judge", "report"}
     assert len([c for c in ran if c[1] == "sft"]) == 3
+
+    # a prepare step nothing reads: only itself; the data that SFT reads: all training after it
+    series["prepare"][1]["command"].append("--v2")
+    write_series(tmp_path, series)
+    assert drive(tmp_path).returncode == 0
+    assert calls(tmp_path) == [("_series", "prepare")]
+    series["prepare"][0]["command"].append("--v2")
+    write_series(tmp_path, series)
+    assert drive(tmp_path).returncode == 0
+    ran = calls(tmp_path)
+    assert ran[0] == ("_series", "prepare") and len([c for c in ran if c[1] == "sft"]) == 3
+    assert not [c for c in ran if c[1] == "base"]
 
 
 def test_failed_stage_stops_its_entry_others_go_on(study):
@@ -436,3 +451,7 @@ def test_question_subset_keeps_every_category(tmp_path):
     assert sorted(load_reference_answers(tmp_path / "mt_bench")) == sorted(
         q["question_id"] for q in questions if q["category"] in ("math", "reasoning", "coding"))
     assert "single-v1" in load_judge_prompts(tmp_path / "mt_bench") and ids[0] == 81
+    write_subset(tmp_path / "two", per_category=2, categories=["math", "stem"])
+    assert [q["category"] for q in load_questions(tmp_path / "two")] == ["math", "math", "stem", "stem"]
+    with pytest.raises(UserError, match="no question in category 'poetry'"):
+        write_subset(tmp_path / "bad", per_category=1, categories=["poetry"])
