@@ -116,12 +116,18 @@ def target_config(config, tgt: dict, order: list[int]):
 # ---------------------------------------------------------------- the growth
 
 def grow_state_dict(state: dict, src: dict, tgt: dict, *, family: tuple[str, bool], tied: bool,
-                    method: str, depth: str, noise: float, seed: int) -> dict:
-    """Grown float64 tensors for every key of the target's state dict."""
+                    method: str, depth: str, noise: float, seed: int, dtype=None) -> dict:
+    """Grown tensors for every key of the target's state dict.
+
+    Arithmetic is float64; each tensor is cast to `dtype` (default: keep float64) as soon as it is
+    done, so peak memory stays near one float64 layer plus the target in its own dtype.
+    """
     import torch
     from tqdm.auto import tqdm
 
     from align.grow_depth import deepen
+
+    dtype = dtype or torch.float64
     from align.grow_width import LAYER_RULES, SANDWICH_RULES, WidthExpander, plan_width
 
     rules = SANDWICH_RULES if family[0] == "sandwich" else LAYER_RULES
@@ -160,7 +166,8 @@ def grow_state_dict(state: dict, src: dict, tgt: dict, *, family: tuple[str, boo
     wide = []
     for i in tqdm(range(len(layers)), desc="widen layers", disable=len(layers) < 8):
         upper = layers[i + 1] if method == "aki" and i + 1 < len(layers) else None
-        wide.append(widen.layer(layers[i], upper, rules))
+        wide.append({k: v.to(dtype) for k, v in widen.layer(layers[i], upper, rules).items()})
+    out = {k: v.to(dtype) for k, v in out.items()}
     for i, layer in enumerate(deepen(wide, tgt["num_hidden_layers"], depth)):
         out.update({f"model.layers.{i}.{name}": t for name, t in layer.items()})
     return out
@@ -199,16 +206,21 @@ def grow_model(source_model, changes: dict, method: str = "aki", depth: str = "s
              tgt["num_hidden_layers"], method, depth)
     with torch.no_grad():
         state = grow_state_dict(source_model.state_dict(), src, tgt, family=family, tied=tied, method=method,
-                                depth=depth, noise=noise, seed=seed)
+                                depth=depth, noise=noise, seed=seed, dtype=dtype)
         new_config = target_config(config, tgt, order)
         with no_init_weights():  # every parameter is loaded below; random init is wasted time
             model = AutoModelForCausalLM.from_config(new_config, dtype=dtype,
                                                      attn_implementation=config._attn_implementation)
         expected = set(model.state_dict())
-        # copy=True: stacked layers share float64 tensors here, the model's parameters must not
-        state = {k: v.to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
-                 for k, v in state.items() if k in expected}
-        model.load_state_dict(state, strict=True, assign=True)
+        # Stacked copies share tensors in `state`; the model's parameters must not.
+        loaded, seen = {}, set()
+        for key, value in state.items():
+            if key in expected:
+                if id(value) in seen or not value.is_contiguous():
+                    value = value.clone(memory_format=torch.contiguous_format)
+                seen.add(id(value))
+                loaded[key] = value
+        model.load_state_dict(loaded, strict=True, assign=True)
         if tied:
             model.tie_weights()
     model.generation_config = source_model.generation_config
