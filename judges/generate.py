@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -141,8 +142,11 @@ def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> It
                 for i in active:
                     conversations[i].append({"role": "user", "content": batch[i]["turns"][turn]})
                 prompts = [render(tok, conversations[i]) for i in active]
+                started = time.perf_counter()
                 outs = generate_batch(model, tok, prompts, temperature, settings.max_new_token, stop_ids,
                                       batch_seed(settings.seed, choice, turn, ids))
+                log.info("batch of %d (temperature %g), turn %d: %.1f s", len(prompts), temperature, turn + 1,
+                         time.perf_counter() - started)
                 for i, text in zip(active, outs):
                     conversations[i].append({"role": "assistant", "content": text})
                     answers[i].append(text)
