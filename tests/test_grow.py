@@ -308,3 +308,18 @@ def test_single_stage_dry_run_allocates_and_writes_nothing(tmp_path, tiny_llama_
     assert _grow_cli("--from", str(tiny_llama_dir), "--to", str(spec), "--dry-run", "--out", str(out)) == 0
     text = capsys.readouterr().out
     assert "source" in text and "target" in text and not out.exists()
+
+
+def test_save_load_round_trip_keeps_biases_dtype_and_function(tmp_path, exact_norms):
+    from transformers import AutoModelForCausalLM
+
+    source = tiny("qwen2", tied=False)
+    grown = grow_model(source, GROW, method="aki", depth="interpolate", seed=2)
+    grown.save_pretrained(tmp_path / "qwen2")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "qwen2", attn_implementation="eager")
+    assert loaded.config.model_type == "qwen2" and len(loaded.config.layer_types) == 3
+    assert loaded.dtype == torch.float64 and loaded.model.layers[2].self_attn.q_proj.bias.shape == (40,)
+    assert max_logit_diff(grown, loaded, input_ids()) == 0.0
+    half = grow_model(tiny().to(torch.bfloat16), GROW, method="fpi", depth="zero")
+    assert half.dtype == torch.bfloat16
+    assert half.lm_head.weight.data_ptr() == half.model.embed_tokens.weight.data_ptr()
