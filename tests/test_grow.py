@@ -103,17 +103,20 @@ def test_fpi_with_zero_layers_preserves_logits_and_greedy_generation(exact_norms
     assert torch.equal(greedy(source, ids[:1]), greedy(grown, ids[:1]))
 
 
-def test_fpi_exact_for_gqa_kept_and_uneven_copies(exact_norms):
-    # 9 heads / 3 kv -> 12 / 4 (SmolLM2's step) and a 1.4x FFN: every unit map has uneven copy counts.
-    source = tiny(num_attention_heads=9, num_key_value_heads=3, hidden_size=36, head_dim=4, intermediate_size=50)
-    grown = grow_model(source, {"hidden_size": 48, "num_attention_heads": 12, "num_key_value_heads": 4,
-                                "intermediate_size": 70}, method="fpi", depth="zero", seed=5)
-    plan = plan_width({"hidden_size": 36, "intermediate_size": 50, "num_attention_heads": 9,
-                       "num_key_value_heads": 3, "head_dim": 4},
-                      {"hidden_size": 48, "intermediate_size": 70, "num_attention_heads": 12,
-                       "num_key_value_heads": 4}, seed=5)
+@pytest.mark.parametrize("heads,kv,new_heads,new_kv", [(9, 3, 12, 4), (6, 2, 8, 4)])
+def test_fpi_exact_for_gqa_and_uneven_copies(exact_norms, heads, kv, new_heads, new_kv):
+    # 9/3 -> 12/4 is SmolLM2's step (groups of 3 kept); 6/2 -> 8/4 splits groups of 3 into groups of 2.
+    # Widths 36 -> 48 and FFN 50 -> 70 give every unit map uneven copy counts.
+    src = {"hidden_size": heads * 4, "intermediate_size": 50, "num_attention_heads": heads,
+           "num_key_value_heads": kv, "head_dim": 4}
+    tgt = {"hidden_size": new_heads * 4, "intermediate_size": 70, "num_attention_heads": new_heads,
+           "num_key_value_heads": new_kv}
+    source = tiny(**src)
+    grown = grow_model(source, tgt, method="fpi", depth="zero", seed=5)
+    plan = plan_width(src, tgt, seed=5)
     # a copied query head still belongs to the kv group of the head it copies
-    assert (plan.q_heads.index // 3 == plan.kv_heads.index.repeat_interleave(3)).all()
+    group_s, group_t = heads // kv, new_heads // new_kv
+    assert (plan.q_heads.index // group_s == plan.kv_heads.index.repeat_interleave(group_t)).all()
     assert max_logit_diff(source, grown, input_ids()) < 1e-8
 
 
@@ -323,3 +326,15 @@ def test_save_load_round_trip_keeps_biases_dtype_and_function(tmp_path, exact_no
     half = grow_model(tiny().to(torch.bfloat16), GROW, method="fpi", depth="zero")
     assert half.dtype == torch.bfloat16
     assert half.lm_head.weight.data_ptr() == half.model.embed_tokens.weight.data_ptr()
+
+
+def test_kv_groups_that_cannot_be_copied_whole_are_rejected():
+    from align.common import UserError
+    from align.grow import target_shape
+
+    src = {"hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 6,
+           "num_key_value_heads": 2, "head_dim": 8, "vocab_size": VOCAB}
+    # 2 source groups of 3 heads need 2 target groups of 2 heads each: 4 kv heads, not 3
+    with pytest.raises(UserError, match="num_key_value_heads 3 cannot hold the source's 2 kv groups"):
+        target_shape(src, {"num_key_value_heads": 3}, "spec.yaml")
+    assert target_shape(src, {"num_key_value_heads": 6}, "spec.yaml")["num_key_value_heads"] == 6
