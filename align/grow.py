@@ -126,10 +126,9 @@ def grow_state_dict(state: dict, src: dict, tgt: dict, *, family: tuple[str, boo
     from tqdm.auto import tqdm
 
     from align.grow_depth import deepen
-
-    dtype = dtype or torch.float64
     from align.grow_width import LAYER_RULES, SANDWICH_RULES, WidthExpander, plan_width
 
+    dtype = dtype or torch.float64
     rules = SANDWICH_RULES if family[0] == "sandwich" else LAYER_RULES
     offset_norm = family[1]
     plan = plan_width(src, tgt, seed)
@@ -161,8 +160,7 @@ def grow_state_dict(state: dict, src: dict, tgt: dict, *, family: tuple[str, boo
         out["lm_head.weight"] = out["model.embed_tokens.weight"]
     else:
         out["model.norm.weight"] = widen.tensor(top["model.norm.weight"], "norm", None)
-        head = widen.fan_out(top["lm_head.weight"].double(), plan.hidden)
-        out["lm_head.weight"] = head
+        out["lm_head.weight"] = widen.fan_out(top["lm_head.weight"], plan.hidden)
     wide = []
     for i in tqdm(range(len(layers)), desc="widen layers", disable=len(layers) < 8):
         upper = layers[i + 1] if method == "aki" and i + 1 < len(layers) else None
