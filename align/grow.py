@@ -320,6 +320,8 @@ def run(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     started = time.time()
+    if not args.noise >= 0:
+        raise UserError(f"--noise must be >= 0, got {args.noise!r}")
     spec_path = Path(args.spec)
     spec = load_spec(spec_path)
     if "stages" in spec:
