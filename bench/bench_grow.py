@@ -102,6 +102,7 @@ def plot(losses: dict[str, float], path: Path) -> None:
     ax.barh(names, [losses[n] for n in names], color=["#555"] + ["#3b7dd8"] * (len(names) - 1))
     for y, name in enumerate(names):
         ax.text(losses[name], y, f" {losses[name]:.3f}", va="center")
+    ax.set_xlim(0, max(losses.values()) * 1.15)
     ax.set_xlabel("held-out loss (nats/token, dummy conversations)")
     ax.set_title("SmolLM2-135M-Instruct grown to hidden 768, 36 layers")
     ax.invert_yaxis()
