@@ -8,6 +8,7 @@ Measures, on whatever machine runs it:
   dummy conversations rendered with the chat template.
 
     python bench/bench_grow.py [--conversations 32] [--max-tokens 256] [--out outputs/bench_grow]
+    python bench/bench_grow.py --exactness-only     # FPI in float64 on the real model (~8 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -76,6 +77,27 @@ def max_logit_diff(a, b, tokenizer) -> tuple[float, bool]:
     return worst, same_greedy
 
 
+def float64_exactness(source, tokenizer) -> dict:
+    """FPI + zero layers on the real model in float64: with transformers' RMSNorm (which computes in
+    float32 even for float64 inputs) and with an RMSNorm computed in float64 (the method's own error)."""
+    from transformers.models.llama import modeling_llama
+
+    wide = source.to(torch.float64)
+    grown = grow_model(wide, SPEC, method="fpi", depth="zero", seed=0)
+    result = {"float64_library_rmsnorm": max_logit_diff(wide, grown, tokenizer)[0]}
+    original = modeling_llama.LlamaRMSNorm.forward
+
+    def float64_norm(self, x):
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+    modeling_llama.LlamaRMSNorm.forward = float64_norm
+    try:
+        result["float64_float64_rmsnorm"] = max_logit_diff(wide, grown, tokenizer)[0]
+    finally:
+        modeling_llama.LlamaRMSNorm.forward = original
+    return result
+
+
 def timed_cli_growth(source: Path, spec_path: Path, work: Path) -> tuple[float, float]:
     """(baseline load+save seconds, `align grow` seconds), both measured now."""
     from transformers import AutoModelForCausalLM
@@ -115,6 +137,8 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--out", default="outputs/bench_grow")
+    parser.add_argument("--exactness-only", action="store_true",
+                        help="only the float64 FPI check (max |logit diff|), written to OUT/exactness.json")
     args = parser.parse_args()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -123,6 +147,11 @@ def main() -> int:
     source_dir = export_smollm2()
     tokenizer = AutoTokenizer.from_pretrained(source_dir)
     source = AutoModelForCausalLM.from_pretrained(source_dir, dtype=torch.float32).eval()
+    if args.exactness_only:
+        exact = float64_exactness(source, tokenizer)
+        (out / "exactness.json").write_text(json.dumps(exact, indent=2) + "\n")
+        print(json.dumps(exact, indent=2))
+        return 0
     results: dict = {"spec": SPEC, "nproc": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                      "conversations": args.conversations, "max_tokens": args.max_tokens}
 
