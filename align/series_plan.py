@@ -351,8 +351,10 @@ def stage_output(series: Series, entry: str | None, stage: str) -> Path:
 def resolve_packaged(ref: str) -> str:
     """packaged:smollm2-135m-instruct -> the exported checkpoint dir (cached after the first call)."""
     if ref.startswith(PACKAGED_PREFIX):
-        from align.packaged import export_smollm2
+        from align.packaged import default_cache_dir, export_smollm2
 
+        if not (default_cache_dir() / "smollm2-135m-instruct" / ".complete").exists():
+            print(f"exporting {ref} to {default_cache_dir()} (once; about a minute)", flush=True)
         return str(export_smollm2())
     return ref
 
