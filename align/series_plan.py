@@ -96,7 +96,7 @@ class Series:
 def _expand(value: Any, where: str, file: Path, extra: dict[str, str]) -> Any:
     """${ENV} and {output_dir}-style placeholders in strings, recursively; unset env vars are errors."""
     if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}", file, extra) for k, v in value.items()}
+        return {k: _expand(v, f"{where}.{k}" if where else str(k), file, extra) for k, v in value.items()}
     if isinstance(value, list):
         return [_expand(v, f"{where}[{i}]", file, extra) for i, v in enumerate(value)]
     if not isinstance(value, str):

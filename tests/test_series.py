@@ -455,3 +455,10 @@ def test_question_subset_keeps_every_category(tmp_path):
     assert [q["category"] for q in load_questions(tmp_path / "two")] == ["math", "math", "stem", "stem"]
     with pytest.raises(UserError, match="no question in category 'poetry'"):
         write_subset(tmp_path / "bad", per_category=1, categories=["poetry"])
+
+
+def test_secrets_in_stage_arguments_never_reach_the_manifest():
+    from align.series import redact_argv
+
+    assert redact_argv(["judge", "--api-key", "sk-123", "--parallel", "8"]) == \
+        ["judge", "--api-key", "<redacted>", "--parallel", "8"]
