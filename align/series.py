@@ -255,11 +255,15 @@ class Runner:
             self.fail(key, f"{key}: stage {stage} failed ({why}); see {log}", log)
             return None
         self.manifest.update(key, stage, state="done", output_fingerprint=out, finished=now(), wall_s=wall,
-                             outputs=str(plan.stage_output(self.series, key if key != SERIES_KEY else None,
-                                                           stage.split(":")[0])) if ":" not in stage else None)
+                             outputs=self.output_paths(key, stage))
         say(f"{key} {stage}: done in {wall:.0f} s")
         self.outputs[(key, stage)] = out
         return out
+
+    def output_paths(self, key: str, stage: str) -> list[str]:
+        if stage.startswith("prepare:"):
+            return next(list(st["outputs"]) for st in self.series.prepare if f"prepare:{st['name']}" == stage)
+        return [str(plan.stage_output(self.series, None if key == SERIES_KEY else key, stage))]
 
     def fail(self, key: str, message: str, log: Path | None = None) -> None:
         self.problems[key] = message
@@ -452,7 +456,7 @@ class Runner:
                 self.fail(name, f"{name}: stage judge failed ({why}); see {log}", log)
             else:
                 self.manifest.update(name, "judge", state="done", output_fingerprint=out, finished=now(),
-                                     wall_s=wall, outputs=str(plan.stage_output(self.series, None, "judge")))
+                                     wall_s=wall, outputs=self.output_paths(name, "judge"))
                 self.outputs[(name, "judge")] = out
                 judged.append(name)
         say(f"judge: finished in {wall:.0f} s ({len(judged)} entries judged)")
