@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,8 +20,22 @@ from typing import Any, Callable, Iterable, Iterator
 
 USER_ERROR_EXIT = 2
 
-# Keys whose values never reach a log or a file.
-SECRET_MARKERS = ("api_key", "apikey", "token", "secret", "password", "authorization")
+# Keys whose values never reach a log or a file. Matched on the key's words, so that counts
+# such as `num_input_tokens_seen` or tokenizer fields such as `pad_token` are kept.
+SECRET_WORDS = {"apikey", "secret", "password", "passwd", "authorization", "credentials"}
+# A key ending in "token" is a credential (hub_token, hf_token, access_token) unless it names
+# a tokenizer's special token or a length.
+NON_SECRET_TOKEN_PREFIXES = {"pad", "eos", "bos", "unk", "sep", "cls", "mask", "new", "special",
+                             "image", "audio", "video", "start", "end", "max", "min", "per"}
+
+
+def is_secret_key(key: Any) -> bool:
+    words = [w for w in re.split(r"[^a-z0-9]+", str(key).lower()) if w]
+    if not words:
+        return False
+    if SECRET_WORDS & set(words) or words[-2:] == ["api", "key"]:
+        return True
+    return words[-1] == "token" and (len(words) == 1 or words[-2] not in NON_SECRET_TOKEN_PREFIXES)
 
 
 class UserError(Exception):
@@ -95,7 +110,7 @@ def redact(obj: Any) -> Any:
     """Drop secret-looking keys from nested dicts/lists before they are written anywhere."""
     if isinstance(obj, dict):
         return {
-            k: ("<redacted>" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else redact(v))
+            k: ("<redacted>" if v and is_secret_key(k) else redact(v))
             for k, v in obj.items()
         }
     if isinstance(obj, (list, tuple)):

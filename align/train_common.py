@@ -216,9 +216,8 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
         "model_args": vars(model_args),
         "data": data_cards,
         "global_step": state.global_step,
-        # "token" in a key name would be redacted by write_run_card (secret marker), hence "input_ids".
-        "trained_input_ids": tokens,
-        "trained_input_ids_note": "non-padding input ids (tokens) the trainer saw, all processes, resumed runs "
+        "tokens_trained": tokens,
+        "tokens_trained_note": "non-padding input ids (tokens) the trainer saw, all processes, resumed runs "
                                   "included; DPO counts chosen + rejected",
         "parameters": n_params,
         "flops_6nd": 6.0 * n_params * tokens,

@@ -14,6 +14,17 @@ def test_redact_drops_secrets_at_any_depth():
     assert "sk-" not in json.dumps(out)
 
 
+def test_redact_keeps_counts_and_tokenizer_fields():
+    card = {"num_input_tokens_seen": 512, "tokens_trained": 512, "max_new_token": 1024,
+            "pad_token": "<|endoftext|>", "hub_token": "hf_abc", "access_token": "x", "token": "t",
+            "client_secret": "s", "Authorization": "Bearer k"}
+    out = redact(card)
+    assert {k: out[k] for k in ("num_input_tokens_seen", "tokens_trained", "max_new_token", "pad_token")} == \
+        {"num_input_tokens_seen": 512, "tokens_trained": 512, "max_new_token": 1024, "pad_token": "<|endoftext|>"}
+    assert all(out[k] == "<redacted>" for k in ("hub_token", "access_token", "token", "client_secret",
+                                                 "Authorization"))
+
+
 def test_atomic_json_and_jsonl_roundtrip(tmp_path):
     atomic_write_json(tmp_path / "a" / "card.json", {"x": 1, "token": "secret"})
     assert json.loads((tmp_path / "a" / "card.json").read_text()) == {"x": 1, "token": "<redacted>"}

@@ -40,8 +40,8 @@ def test_sft_then_dpo_end_to_end(tiny_base_llama_dir, chat_jsonl, pref_jsonl, tm
     assert card["stage"] == "sft" and card["global_step"] == 2
     assert card["data"]["train"]["rows_kept"] == 24 and card["data"]["train"]["fingerprint"].startswith("sha256:")
     assert card["recipe"]["learning_rate"] == pytest.approx(3.0e-5) and card["recipe"]["max_steps"] == "2"
-    assert card["trained_input_ids"] > 0
-    assert card["flops_6nd"] == pytest.approx(6 * card["parameters"] * card["trained_input_ids"])
+    assert card["tokens_trained"] > 0
+    assert card["flops_6nd"] == pytest.approx(6 * card["parameters"] * card["tokens_trained"])
     assert card["wall_time_s"] > 0 and card["versions"]["trl"] and "git_revision" in card
     assert card["chat_template"] == DEFAULT_TEMPLATE
 
