@@ -35,7 +35,7 @@ TRAIN_KEYS = {"accelerate_config", "launcher", "env"}
 RECIPE_KEYS = {"recipe", "overrides", "tokens"}
 ANSWER_KEYS = {"backend", "question_begin", "question_end", "max_new_token", "batch_size", "question_dir",
                "extra_args"}
-JUDGE_KEYS = {"model", "base_url", "parallel", "max_tokens", "extra_args"}
+JUDGE_KEYS = {"model", "base_url", "parallel", "max_tokens", "prefill", "extra_args"}
 REPORT_KEYS = {"extra_args"}
 PREPARE_KEYS = {"name", "command", "outputs"}
 MODEL_KEYS = {"name", "size", "construction", "path", "grow", "init", "sft", "dpo", "answer"}
@@ -448,7 +448,8 @@ def stage_command(series: Series, entry: str | None, stage: str, *, resume: bool
         judge_model = judge_model or str(series.judge["model"])
         args = ["mtbench", "judge", "--answer-file", *(answer_files or []), "--judge-model", judge_model,
                 "--output-file", str(stage_output(series, None, "judge"))]
-        for key, flag in (("base_url", "--base-url"), ("parallel", "--parallel"), ("max_tokens", "--max-tokens")):
+        for key, flag in (("base_url", "--base-url"), ("parallel", "--parallel"), ("max_tokens", "--max-tokens"),
+                          ("prefill", "--judge-prefill")):
             if series.judge.get(key) is not None:
                 args += [flag, str(series.judge[key])]
         return StageCommand(align_cli(), args + _question_dir(series) +

@@ -82,6 +82,23 @@ class ChatClient:
             raise JudgeCallError(f"empty response from {self._where()}")
         return response.choices[0].message.content
 
+    def complete(self, prompt: str, *, temperature: float = 0.0, max_tokens: int = 2048) -> str:
+        """Plain-text completion (`/v1/completions`) of an already rendered prompt."""
+        import openai
+
+        try:
+            response = self._client.completions.create(
+                model=self.model, prompt=prompt, n=1, temperature=temperature, max_tokens=max_tokens)
+        except openai.APIStatusError as err:
+            raise JudgeCallError(f"HTTP {err.status_code} from {self._where()}") from None
+        except openai.APITimeoutError:
+            raise JudgeCallError(f"timed out talking to {self._where()}") from None
+        except openai.APIConnectionError:
+            raise JudgeCallError(f"could not connect to {self._where()}") from None
+        if not response.choices or response.choices[0].text is None:
+            raise JudgeCallError(f"empty response from {self._where()}")
+        return response.choices[0].text
+
     def _where(self) -> str:
         return self.base_url or "the OpenAI API"
 

@@ -11,7 +11,10 @@ Differences from FastChat, each on purpose:
 - a judgment that fails after retries is not written as a score: it goes to
   `<output>.failed.jsonl`, the command exits 1 naming how many are missing, a re-run judges them;
 - the output file doubles as a cache keyed on (judge, prompt, question, turn, full prompt text):
-  a judgment whose inputs are unchanged is never requested twice.
+  a judgment whose inputs are unchanged is never requested twice;
+- `--judge-prefill TEXT` (local judges only, off by default): the judge's reply is started with
+  TEXT (e.g. "Rating: [[") so a judge too small to follow the format still ends in a rating.
+  FastChat has no such option; judgments made with it are not comparable with FastChat's.
 """
 
 from __future__ import annotations
@@ -82,9 +85,10 @@ def build_prompt(template: dict, question: dict, answer_turns: list[str], refere
 
 
 def cache_key(judge: str, prompt_name: str, question_id: int, turn: int, system_prompt: str,
-              user_prompt: str) -> str:
+              user_prompt: str, prefill: str = "") -> str:
     # The user prompt holds the question, the answer text(s) and the reference answer(s).
-    blob = json.dumps([judge, prompt_name, question_id, turn, system_prompt, user_prompt], ensure_ascii=False)
+    fields = [judge, prompt_name, question_id, turn, system_prompt, user_prompt] + ([prefill] if prefill else [])
+    blob = json.dumps(fields, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -110,7 +114,7 @@ def load_answers(paths: list[str]) -> dict[str, dict[int, dict]]:
 
 
 def make_matches(judge: str, questions: list[dict], answers: dict[str, dict[int, dict]],
-                 prompts: dict[str, dict], references: dict[int, list[str]]) -> list[Match]:
+                 prompts: dict[str, dict], references: dict[int, list[str]], prefill: str = "") -> list[Match]:
     """All (model, question, turn) judgments, in FastChat's order: turn 1 for every question, then turn 2."""
     for name in ("single-v1", "single-math-v1", "single-v1-multi-turn", "single-math-v1-multi-turn"):
         if name not in prompts:
@@ -137,7 +141,7 @@ def make_matches(judge: str, questions: list[dict], answers: dict[str, dict[int,
                                     turn)
                 matches.append(Match(model, q["question_id"], turn, name, template["system_prompt"], user,
                                      cache_key(judge, name, q["question_id"], turn, template["system_prompt"],
-                                               user)))
+                                               user, prefill)))
     return matches
 
 
@@ -168,7 +172,7 @@ def read_existing(output: Path) -> tuple[dict[str, dict], dict[tuple, str]]:
 
 
 def judge_all(matches: list[Match], client, judge: str, output: Path, parallel: int,
-              max_tokens: int) -> dict[str, int]:
+              max_tokens: int, prefill: str = "", render=None) -> dict[str, int]:
     """Judge what the cache lacks, append each result as it arrives; return counts."""
     by_key, latest = read_existing(output)
     failed_path = output.with_name(output.name + ".failed.jsonl")
@@ -190,8 +194,12 @@ def judge_all(matches: list[Match], client, judge: str, output: Path, parallel: 
                  counts["copied"])
 
     def call(m: Match) -> str:
-        return client.chat([{"role": "system", "content": m.system_prompt}, {"role": "user", "content": m.user_prompt}],
-                           temperature=JUDGE_TEMPERATURE, max_tokens=max_tokens)
+        messages = [{"role": "system", "content": m.system_prompt}, {"role": "user", "content": m.user_prompt}]
+        if not prefill:
+            return client.chat(messages, temperature=JUDGE_TEMPERATURE, max_tokens=max_tokens)
+        # The reply is started with the prefill; the judgment is the whole reply.
+        return prefill + client.complete(render(messages) + prefill, temperature=JUDGE_TEMPERATURE,
+                                         max_tokens=max_tokens)
 
     from judges.client import JudgeCallError, run_bounded
 
@@ -237,6 +245,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-retries", type=int, default=None,
                         help="retries per call on 429/5xx/timeouts (exponential backoff, Retry-After honoured)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per request before it is retried")
+    parser.add_argument("--judge-prefill", default="",
+                        help="start the local judge's reply with this text, e.g. 'Rating: [[' for a judge too "
+                             "small to follow the format (not FastChat's method: scores are not comparable)")
+
+
+def chat_renderer(model_dir: str):
+    """messages -> the judge's own chat template text, ready for its reply (for --judge-prefill)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    if not tok.chat_template:
+        raise UserError(f"--judge-model {model_dir}: no chat template, so --judge-prefill cannot render the prompt")
+    return lambda messages: tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def _judge_label(judge_model: str) -> tuple[str, bool]:
@@ -266,7 +287,10 @@ def run(args: argparse.Namespace) -> int:
     prompts = load_judge_prompts(args.question_dir)
     references = load_reference_answers(args.question_dir, args.reference)
     answers = load_answers(args.answer_file)
-    matches = make_matches(judge, questions, answers, prompts, references)
+    if args.judge_prefill and not local:
+        raise UserError("--judge-prefill needs a local --judge-model directory (its chat template renders the "
+                        "prompt that the prefill continues)")
+    matches = make_matches(judge, questions, answers, prompts, references, args.judge_prefill)
     log.info("%d judgment(s) for %d model(s), judge %s -> %s", len(matches), len(answers), judge, output)
 
     client_kwargs = dict(max_retries=DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries,
@@ -276,9 +300,11 @@ def run(args: argparse.Namespace) -> int:
 
         log_path = output.with_name(output.name + ".server.log")
         output.parent.mkdir(parents=True, exist_ok=True)
+        render = chat_renderer(judge) if args.judge_prefill else None
         with local_server(judge, log_path=str(log_path)) as base_url:
             client = ChatClient(served_model_name(judge), base_url=base_url, **client_kwargs)
-            counts = judge_all(matches, client, judge, output, args.parallel, args.max_tokens)
+            counts = judge_all(matches, client, judge, output, args.parallel, args.max_tokens,
+                               args.judge_prefill, render)
     else:
         client = ChatClient(judge, base_url=args.base_url, **client_kwargs)
         counts = judge_all(matches, client, judge, output, args.parallel, args.max_tokens)
@@ -286,7 +312,8 @@ def run(args: argparse.Namespace) -> int:
     write_run_card(output.parent, {"stage": "mtbench-judge", "judge": judge, "base_url": args.base_url,
                                    "answer_files": args.answer_file, "reference": args.reference,
                                    "output_file": str(output), "counts": counts,
-                                   "max_tokens": args.max_tokens, "temperature": JUDGE_TEMPERATURE}, started)
+                                   "max_tokens": args.max_tokens, "temperature": JUDGE_TEMPERATURE,
+                                   "judge_prefill": args.judge_prefill or None}, started)
     print(f"{counts['total']} judgment(s): {counts['judged']} new, {counts['cached']} already done, "
           f"{counts['copied']} reused from identical prompts, {counts['failed']} failed; "
           f"{counts['invalid']} without a usable 1-10 rating (score -1) -> {output}", flush=True)

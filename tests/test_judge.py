@@ -207,3 +207,29 @@ def test_local_judge_through_real_transformers_serve(tiny_llama_dir, tmp_path):
     assert not (tmp_path / "j.jsonl.failed.jsonl").exists()
     server_log = (tmp_path / "j.jsonl.server.log").read_text()
     assert server_log.count("POST /v1/chat/completions") == 2 and "Finished server process" in server_log
+
+
+def test_judge_prefill_continues_the_local_judges_reply(tiny_llama_dir, tmp_path):
+    """--judge-prefill: the prompt is rendered with the judge's template, the prefill starts the reply."""
+    a = write_jsonl(tmp_path / "a.jsonl", _answers("a")[:1])
+    out = tmp_path / "j.jsonl"
+    args = ["mtbench", "judge", "--answer-file", str(a), "--first-n", "1", "--max-tokens", "4",
+            "--output-file", str(out), "--judge-prefill", "Rating: [["]
+    assert main(args + ["--judge-model", str(tiny_llama_dir)]) == 0
+    rows = _rows(out)
+    assert len(rows) == 2 and all(r["judgment"].startswith("Rating: [[") for r in rows)
+    assert all(r["score"] == -1 or 1 <= r["score"] <= 10 for r in rows)
+    server_log = (tmp_path / "j.jsonl.server.log").read_text()
+    assert server_log.count("POST /v1/completions") == 2 and "/v1/chat/completions" not in server_log
+    # The prefill is part of the cache key: the same prompts without it are judged anew, not reused.
+    from judges.judge import cache_key
+    assert cache_key("j", "single-v1", 81, 1, "s", "u") != cache_key("j", "single-v1", 81, 1, "s", "u", "Rating: [[")
+
+
+def test_judge_prefill_needs_a_local_judge(tmp_path, capsys):
+    a = write_jsonl(tmp_path / "a.jsonl", _answers("a")[:1])
+    with pytest.raises(SystemExit) as exc:
+        main(["mtbench", "judge", "--answer-file", str(a), "--judge-model", "gpt-4", "--base-url",
+              "http://127.0.0.1:9/v1", "--judge-prefill", "Rating: [[", "--output-file", str(tmp_path / "j.jsonl")])
+    assert exc.value.code == 2 and "--judge-prefill needs a local --judge-model" in capsys.readouterr().err
+    assert not (tmp_path / "j.jsonl").exists()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from align.common import UserError
-from align.series_plan import load_series
+from align.series_plan import load_series, stage_command
 from conftest import REPO, run_cli
 
 FAKE_STAGE = r'''
@@ -439,6 +439,8 @@ def test_demo_series_is_valid():
     assert {e.size for e in series.models} == {"135M"} and len({e.construction for e in series.models}) >= 2
     assert "scratch" in {e.construction for e in series.models}
     assert series.judge["model"].startswith("packaged:")
+    judge_argv = stage_command(series, None, "judge", answer_files=["a.jsonl"]).argv
+    assert judge_argv[judge_argv.index("--judge-prefill") + 1] == "Rating: [["
 
 
 def test_question_subset_keeps_every_category(tmp_path):
