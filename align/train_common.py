@@ -36,6 +36,7 @@ def cpu_distributed_argv(argv: list[str]) -> list[str]:
     TrainingArguments sets up devices when it is constructed.
     """
     import os
+    import sys
 
     import torch
 
@@ -44,6 +45,10 @@ def cpu_distributed_argv(argv: list[str]) -> list[str]:
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
         has_backend = any(a == "--ddp_backend" or a.startswith("--ddp_backend=") for a in argv)
         return argv if has_backend else [*argv, "--ddp_backend", "gloo"]
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and os.environ.get("RANK", "0") == "0":
+        # accelerate implements FSDP for accelerators only; on CPU it would train unsharded anyway.
+        print("align: no GPU: accelerate has no FSDP on CPU, running as plain CPU data parallel",
+              file=sys.stderr, flush=True)
     os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     return argv
 
