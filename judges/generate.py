@@ -28,6 +28,7 @@ class Settings:
     seed: int = 0
     num_choices: int = 1
     dtype: str = "auto"
+    cache_reuse: bool = True  # False: the plain padded path (kept for models whose cache cannot be cut and merged)
 
 
 def load_tokenizer(model_path: str):
@@ -105,6 +106,93 @@ def generate_batch(model, tok, prompts: list[str], temperature: float, max_new_t
     return answers
 
 
+def cache_reuse_supported(model) -> bool:
+    """Row caches can be merged and cut only when every layer is a plain growing DynamicLayer
+    (no sliding windows, no recurrent state)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    try:
+        layers = DynamicCache(config=model.config).layers
+    except (ValueError, TypeError, AttributeError, NotImplementedError):
+        return False
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def prefill_row(model, ids: list[int], prior):
+    """One prompt's cache over ids[:-1] (the last token is left for `generate`), without padding.
+
+    prior: (token ids, per-layer (keys, values)) an earlier turn left for this question, or None. Its
+    cache is reused up to the longest prefix its tokens share with `ids`; only the rest is encoded.
+    """
+    import inspect
+
+    import torch
+    from transformers import DynamicCache
+
+    done, cache = 0, DynamicCache()
+    if prior is not None:
+        seen, kv = prior
+        done = min(common_prefix(seen, ids), len(ids) - 1, kv[0][0].shape[-2])
+        if done:
+            cache = DynamicCache([(k[..., :done, :], v[..., :done, :]) for k, v in kv])
+    if done < len(ids) - 1:
+        extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        with torch.inference_mode():
+            model(input_ids=torch.tensor([ids[done:-1]], device=model.device), past_key_values=cache,
+                  use_cache=True, **extra)
+    return cache, done
+
+
+def generate_cached(model, tok, prompts: list[list[int]], priors: list, temperature: float, max_new_token: int,
+                    stop_ids: list[int], seed: int) -> tuple[list[str], list]:
+    """Like `generate_batch`, but each prompt is encoded alone (no padding), reusing its `prior` cache
+    where the tokens match; the row caches are merged, left-padded with zeros that the attention mask
+    hides, and only decoding runs batched. Returns the answers and each row's state for the next turn."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import DynamicCache, set_seed
+
+    rows = [prefill_row(model, ids, prior) for ids, prior in zip(prompts, priors)]
+    width = max(len(ids) for ids in prompts)
+    pads = [width - len(ids) for ids in prompts]
+    merged = DynamicCache([
+        (torch.cat([F.pad(cache.layers[n].keys, (0, 0, pad, 0)) for (cache, _), pad in zip(rows, pads)]),
+         torch.cat([F.pad(cache.layers[n].values, (0, 0, pad, 0)) for (cache, _), pad in zip(rows, pads)]))
+        for n in range(len(rows[0][0].layers))])
+    del rows
+    input_ids = torch.tensor([[tok.pad_token_id] * pad + ids for ids, pad in zip(prompts, pads)], device=model.device)
+    mask = torch.tensor([[0] * pad + [1] * len(ids) for ids, pad in zip(prompts, pads)], device=model.device)
+    sample = temperature >= GREEDY_BELOW
+    kwargs = dict(do_sample=sample, max_new_tokens=max_new_token, eos_token_id=stop_ids,
+                  pad_token_id=tok.pad_token_id)
+    if sample:
+        kwargs["temperature"] = temperature
+        set_seed(seed)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    with torch.inference_mode():
+        out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=merged, **kwargs)
+    answers, states = [], []
+    for i, (ids, pad) in enumerate(zip(prompts, pads)):
+        row = out[i, width:].tolist()
+        cut = next((j for j, t in enumerate(row) if t in stop_ids), len(row))
+        answers.append(tok.decode(row[:cut], skip_special_tokens=True).strip())
+        # The tokens this row's cache holds, in order (its stop token included, when it has one).
+        states.append((ids + row[:cut + 1], [(layer.keys[i:i + 1, :, pad:], layer.values[i:i + 1, :, pad:])
+                                             for layer in merged.layers]))
+    return answers, states
+
+
 def plan_batches(questions: list[dict], tok, batch_size: int) -> list[tuple[float, list[dict]]]:
     """(temperature, questions) batches: one temperature per batch, similar prompt lengths together."""
     groups: dict[float, list[dict]] = {}
@@ -127,24 +215,34 @@ def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> It
     tok = load_tokenizer(model_path)
     model = load_model(model_path, settings.dtype)
     stop_ids = stop_token_ids(model, tok)
+    reuse = settings.cache_reuse and cache_reuse_supported(model)
     batches = plan_batches(questions, tok, settings.batch_size)
-    log.info("%d questions in %d batches (batch size <= %d) on %s", len(questions), len(batches),
-             settings.batch_size, model.device)
+    log.info("%d questions in %d batches (batch size <= %d) on %s, %s", len(questions), len(batches),
+             settings.batch_size, model.device, "prompts encoded unpadded, turn 2 continuing turn 1's cache"
+             if reuse else "padded prompts")
     for temperature, batch in batches:
         ids = [q["question_id"] for q in batch]
         per_choice = []
         for choice in range(settings.num_choices):
             conversations: list[list[dict]] = [[] for _ in batch]
             answers: list[list[str]] = [[] for _ in batch]
+            states: list = [None for _ in batch]
             for turn in range(max(len(q["turns"]) for q in batch)):
                 # Questions with fewer turns sit out the later ones.
                 active = [i for i, q in enumerate(batch) if turn < len(q["turns"])]
                 for i in active:
                     conversations[i].append({"role": "user", "content": batch[i]["turns"][turn]})
                 prompts = [render(tok, conversations[i]) for i in active]
+                seed = batch_seed(settings.seed, choice, turn, ids)
                 started = time.perf_counter()
-                outs = generate_batch(model, tok, prompts, temperature, settings.max_new_token, stop_ids,
-                                      batch_seed(settings.seed, choice, turn, ids))
+                if reuse:
+                    prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+                    outs, new_states = generate_cached(model, tok, prompt_ids, [states[i] for i in active],
+                                                       temperature, settings.max_new_token, stop_ids, seed)
+                    for i, state in zip(active, new_states):
+                        states[i] = state
+                else:
+                    outs = generate_batch(model, tok, prompts, temperature, settings.max_new_token, stop_ids, seed)
                 log.info("batch of %d (temperature %g), turn %d: %.1f s", len(prompts), temperature, turn + 1,
                          time.perf_counter() - started)
                 for i, text in zip(active, outs):
