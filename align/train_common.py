@@ -238,3 +238,55 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
 
 def now() -> float:
     return time.time()
+
+
+def run_training(stage: str, argv: list[str]) -> int:
+    """One training stage end to end: recipe -> checked rows -> tokenizer -> TRL trainer -> outputs.
+
+    `stage` is "sft" (chat rows, SFTTrainer) or "dpo" (preference rows, DPOTrainer).
+    """
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    from align.data import load_rows
+    from align.recipe import parse_recipe
+
+    config_cls, trainer_cls, kind = {"sft": (SFTConfig, SFTTrainer, "chat"),
+                                     "dpo": (DPOConfig, DPOTrainer, "preference")}[stage]
+    argv = cpu_distributed_argv(argv)
+    data_args, training_args, model_args, run_args, resolved = parse_recipe(config_cls, argv)
+    started = now()
+    setup_logging(training_args)
+    resume = prepare_run(training_args, run_args)
+    peft_config, quantization_config = peft_and_quantization(model_args)
+
+    # Data first: a bad row fails the run before the model is loaded.
+    train = load_rows(data_args.dataset_name, kind=kind, config=data_args.dataset_config,
+                      split=data_args.dataset_train_split, max_rows=data_args.max_train_rows,
+                      invalid_rows=data_args.invalid_rows)
+    cards = {"train": train.card()}
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        evaluation = load_rows(data_args.dataset_name, kind=kind, config=data_args.dataset_config,
+                               split=data_args.dataset_test_split, invalid_rows=data_args.invalid_rows)
+        eval_dataset, cards["eval"] = evaluation.dataset, evaluation.card()
+
+    if stage == "sft":
+        tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=training_args.assistant_only_loss,
+                                   chat_template_path=training_args.chat_template_path)
+        training_args.chat_template_path = None  # applied above (to the tokenizer that gets saved)
+    else:
+        tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=False, chat_template_path=None)
+    model_init_kwargs(training_args, model_args)
+
+    trainer = trainer_cls(model=model_args.model_name_or_path, args=training_args, train_dataset=train.dataset,
+                          eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
+                          quantization_config=quantization_config)
+    log.info("%s: %d rows (%d skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
+             "resuming " + resume if resume else "fresh start")
+    trainer.train(resume_from_checkpoint=resume)
+    save_outputs(trainer, tokenizer, model_args, training_args)
+    finish_run(trainer, stage=stage, started=started, resolved=resolved, data_cards=cards,
+               model_args=model_args, training_args=training_args,
+               extra={"resumed_from": resume, "chat_template": tokenizer.chat_template})
+    trainer.accelerator.wait_for_everyone()
+    return 0

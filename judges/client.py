@@ -67,37 +67,34 @@ class ChatClient:
 
     def chat(self, messages: list[dict], *, temperature: float = 0.0, max_tokens: int = 2048) -> str:
         """The first choice's text. Raises JudgeCallError once the client's retries are spent."""
-        import openai
-
-        try:
-            response = self._client.chat.completions.create(
-                model=self.model, messages=messages, n=1, temperature=temperature, max_tokens=max_tokens)
-        except openai.APIStatusError as err:
-            raise JudgeCallError(f"HTTP {err.status_code} from {self._where()}") from None
-        except openai.APITimeoutError:
-            raise JudgeCallError(f"timed out talking to {self._where()}") from None
-        except openai.APIConnectionError:
-            raise JudgeCallError(f"could not connect to {self._where()}") from None
-        if not response.choices or response.choices[0].message.content is None:
+        response = self._request(self._client.chat.completions.create, messages=messages,
+                                 temperature=temperature, max_tokens=max_tokens)
+        text = response.choices[0].message.content if response.choices else None
+        if text is None:
             raise JudgeCallError(f"empty response from {self._where()}")
-        return response.choices[0].message.content
+        return text
 
     def complete(self, prompt: str, *, temperature: float = 0.0, max_tokens: int = 2048) -> str:
         """Plain-text completion (`/v1/completions`) of an already rendered prompt."""
+        response = self._request(self._client.completions.create, prompt=prompt,
+                                 temperature=temperature, max_tokens=max_tokens)
+        text = response.choices[0].text if response.choices else None
+        if text is None:
+            raise JudgeCallError(f"empty response from {self._where()}")
+        return text
+
+    def _request(self, create, **kwargs):
+        """One API call; the errors left after the client's retries become JudgeCallError."""
         import openai
 
         try:
-            response = self._client.completions.create(
-                model=self.model, prompt=prompt, n=1, temperature=temperature, max_tokens=max_tokens)
+            return create(model=self.model, n=1, **kwargs)
         except openai.APIStatusError as err:
             raise JudgeCallError(f"HTTP {err.status_code} from {self._where()}") from None
         except openai.APITimeoutError:
             raise JudgeCallError(f"timed out talking to {self._where()}") from None
         except openai.APIConnectionError:
             raise JudgeCallError(f"could not connect to {self._where()}") from None
-        if not response.choices or response.choices[0].text is None:
-            raise JudgeCallError(f"empty response from {self._where()}")
-        return response.choices[0].text
 
     def _where(self) -> str:
         return self.base_url or "the OpenAI API"
