@@ -62,19 +62,62 @@ def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_batched_greedy_equals_batch_one(chatty_llama_dir):
-    """Left padding, masks and position ids are right: batching changes no greedy token."""
-    from judges.generate import Settings, hf_answers
+def greedy_answers(model_dir, monkeypatch=None, **settings) -> tuple[dict, list[tuple[int, int]]]:
+    """Greedy answers by question id, and (cached tokens reused, prompt tokens) for each prompt encoded."""
+    import judges.generate as generate
 
+    reused = []
+    if monkeypatch is not None:
+        def spy(model, ids, prior):
+            cache, done = prefill_row(model, ids, prior)
+            reused.append((done, len(ids)))
+            return cache, done
+
+        prefill_row = generate.prefill_row
+        monkeypatch.setattr(generate, "prefill_row", spy)
     greedy = [q for q in QUESTIONS if q["question_id"] in GREEDY_IDS]
-    batched = {q["question_id"]: c for q, c in hf_answers(str(chatty_llama_dir), greedy,
-                                                         Settings(max_new_token=12, batch_size=8))}
-    single = {q["question_id"]: c for q, c in hf_answers(str(chatty_llama_dir), greedy,
-                                                        Settings(max_new_token=12, batch_size=1))}
-    assert set(batched) == GREEDY_IDS
-    assert batched == single
-    texts = [t for c in batched.values() for t in c[0]["turns"]]
+    out = {q["question_id"]: c for q, c in generate.hf_answers(str(model_dir), greedy,
+                                                                generate.Settings(max_new_token=12, **settings))}
+    if monkeypatch is not None:
+        monkeypatch.undo()
+    return out, reused
+
+
+def test_batched_greedy_equals_batch_one(chatty_llama_dir, monkeypatch):
+    """Unpadded prompts merged into one cache, turn 2 continuing turn 1's cache, and the plain padded batch
+    all give exactly the text of one prompt at a time through `model.generate` (FastChat's loop)."""
+    single, _ = greedy_answers(chatty_llama_dir, batch_size=1, cache_reuse=False)
+    padded, _ = greedy_answers(chatty_llama_dir, batch_size=8, cache_reuse=False)
+    cached, reused = greedy_answers(chatty_llama_dir, monkeypatch, batch_size=8)
+    assert set(single) == GREEDY_IDS
+    assert padded == single and cached == single
+    texts = [t for c in single.values() for t in c[0]["turns"]]
     assert len(texts) == 8 and sum(bool(t) for t in texts) >= 6  # real text was compared, not empty strings
+    turn1, turn2 = reused[:4], reused[4:]
+    assert all(done == 0 for done, _ in turn1) and len(turn2) == 4
+    # Turn 2 takes turn 1's prompt from the cache, and its answer too where the answer's text re-encodes to the
+    # generated tokens (random weights also emit stray byte tokens, which decode to U+FFFD and do not).
+    assert all(done >= n1 for (done, _), (_, n1) in zip(turn2, turn1))
+    assert sum(done > n1 + 2 for (done, _), (_, n1) in zip(turn2, turn1)) >= 2
+
+
+def test_turn_two_with_a_template_that_rewrites_answers(chatty_llama_dir, tmp_path, monkeypatch):
+    """A template that renders earlier answers differently from what the model generated (here: upper
+    case) shares only part of turn 1's tokens: the cache is reused up to the first differing token."""
+    from transformers import AutoTokenizer
+
+    model_dir = tmp_path / "shouty"
+    shutil.copytree(chatty_llama_dir, model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.chat_template = tok.chat_template.replace("message['content']", "(message['content'] | upper "
+                                                  "if message['role'] == 'assistant' else message['content'])")
+    assert tok.chat_template != AutoTokenizer.from_pretrained(model_dir).chat_template
+    tok.save_pretrained(model_dir)
+    single, _ = greedy_answers(model_dir, batch_size=1, cache_reuse=False)
+    cached, reused = greedy_answers(model_dir, monkeypatch, batch_size=8)
+    assert cached == single
+    turn1, turn2 = reused[:4], reused[4:]
+    assert any(n1 <= done < n1 + 12 for (done, _), (_, n1) in zip(turn2, turn1))  # cut inside the answer
 
 
 def test_batches_group_temperatures_and_sort_by_length(smollm2_tokenizer_dir):
