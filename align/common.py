@@ -5,11 +5,13 @@ Imports nothing heavy (no torch/transformers) so `judges` may use it too.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,6 +80,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(redact(obj), indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_directory(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of `out` to fill; when the block succeeds it replaces `out` whole,
+    when it fails it is removed. Readers never see a half-written directory."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:

@@ -152,7 +152,6 @@ def _disk_backed(rows: list[dict], name: str):
 def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "train",
               max_rows: int | None = None, invalid_rows: str = "error"):
     """Load, cap, check and clean a chat ('chat') or preference ('preference') dataset -> LoadedData."""
-    import datasets
     from tqdm.auto import tqdm
 
     columns = CHAT_COLUMNS if kind == "chat" else PREFERENCE_COLUMNS

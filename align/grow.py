@@ -17,11 +17,10 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from align.common import UserError, write_run_card
+from align.common import UserError, atomic_directory, write_run_card
 
 log = logging.getLogger("align.grow")
 
@@ -358,9 +357,7 @@ def run(args) -> int:
     source_model = AutoModelForCausalLM.from_pretrained(source, dtype="auto")
     model = grow_model(source_model, spec, method=args.method, depth=args.depth, noise=args.noise,
                        seed=args.seed, where=str(spec_path))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with atomic_directory(out) as tmp:  # `out` is absent or empty (checked above)
         log.info("saving to %s", out)
         model.save_pretrained(tmp)
         copied = _copy_tokenizer_files(source, tmp)
@@ -373,11 +370,5 @@ def run(args) -> int:
             "parameters": {"source": count(source_model), "target": count(model)},
             "tokenizer_files": copied, "torch_threads": torch.get_num_threads(),
         }, started=started)
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     print(f"grown checkpoint: {out}")
     return 0

@@ -7,14 +7,11 @@ when no from-scratch pre-trained model is at hand (the CPU demo). Same config, s
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from align.common import UserError, exit_on_user_error, write_run_card
+from align.common import UserError, atomic_directory, exit_on_user_error, write_run_card
 
 
 @exit_on_user_error
@@ -35,9 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     model = AutoModelForCausalLM.from_config(config)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with atomic_directory(out) as tmp:
         try:
             model.generation_config = GenerationConfig.from_pretrained(args.like)
         except OSError:
@@ -47,12 +42,6 @@ def main(argv: list[str] | None = None) -> int:
         params = sum(p.numel() for p in model.parameters())
         write_run_card(tmp, {"stage": "init_scratch", "like": str(args.like), "seed": args.seed,
                              "parameters": params}, started)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {out}: {params:,} parameters, random init (seed {args.seed}) of {args.like}'s shape")
     return 0
 

