@@ -3,7 +3,7 @@ import json
 import pytest
 
 from align.cli import main
-from align.common import UserError, append_jsonl, atomic_write_json, read_jsonl, redact
+from align.common import UserError, append_jsonl, atomic_directory, atomic_write_json, read_jsonl, redact
 from judges.questions import load_judge_prompts, load_questions, load_reference_answers, temperature_for
 
 
@@ -65,3 +65,20 @@ def test_cli_without_command_is_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2
+
+
+def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "ckpt"
+    with atomic_directory(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+        assert not out.exists()  # nothing visible until the block is done
+    assert [p.name for p in out.iterdir()] == ["a.txt"]
+    with pytest.raises(RuntimeError):
+        with atomic_directory(out) as tmp:
+            (tmp / "b.txt").write_text("2")
+            raise RuntimeError("killed mid-write")
+    assert [p.name for p in out.iterdir()] == ["a.txt"]  # the old one is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temporary left behind
+    with atomic_directory(out) as tmp:
+        (tmp / "c.txt").write_text("3")
+    assert [p.name for p in out.iterdir()] == ["c.txt"]
