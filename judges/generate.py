@@ -153,22 +153,57 @@ def prefill_row(model, ids: list[int], prior):
     return cache, done
 
 
+def roomy_layer_class():
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    class RoomyLayer(DynamicLayer):
+        """One layer of the merged batch cache: the rows' caches left-padded with zeros (hidden by the
+        attention mask) into a buffer with room for the new tokens. New tokens are written into the room;
+        DynamicLayer concatenates instead, which copies the whole cache at every token (measured: about
+        30% of batched decoding time on CPU)."""
+
+        def __init__(self, rows: list, pads: list[int], capacity: int):
+            super().__init__()
+            first = rows[0].keys
+            self.lazy_initialization(first, rows[0].values)
+            shape = (len(rows), first.shape[1], capacity, first.shape[-1])
+            self.room_k, self.room_v = first.new_zeros(shape), first.new_zeros(shape)
+            width = max(row.keys.shape[-2] + pad for row, pad in zip(rows, pads))
+            for i, (row, pad) in enumerate(zip(rows, pads)):
+                self.room_k[i, :, pad:width] = row.keys[0]
+                self.room_v[i, :, pad:width] = row.values[0]
+            self.keys, self.values = self.room_k[..., :width, :], self.room_v[..., :width, :]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            n, m = self.keys.shape[-2], key_states.shape[-2]
+            if n + m > self.room_k.shape[-2]:  # out of room (not expected): grow
+                grow = (*self.room_k.shape[:-2], n + m, self.room_k.shape[-1])
+                self.room_k = torch.cat([self.keys, self.keys.new_zeros(grow)[..., n:, :]], dim=-2)
+                self.room_v = torch.cat([self.values, self.values.new_zeros(grow)[..., n:, :]], dim=-2)
+            self.room_k[..., n:n + m, :] = key_states
+            self.room_v[..., n:n + m, :] = value_states
+            self.keys, self.values = self.room_k[..., :n + m, :], self.room_v[..., :n + m, :]
+            return self.keys, self.values
+
+    return RoomyLayer
+
+
 def generate_cached(model, tok, prompts: list[list[int]], priors: list, temperature: float, max_new_token: int,
                     stop_ids: list[int], seed: int) -> tuple[list[str], list]:
     """Like `generate_batch`, but each prompt is encoded alone (no padding), reusing its `prior` cache
     where the tokens match; the row caches are merged, left-padded with zeros that the attention mask
     hides, and only decoding runs batched. Returns the answers and each row's state for the next turn."""
     import torch
-    import torch.nn.functional as F
     from transformers import DynamicCache, set_seed
 
-    rows = [prefill_row(model, ids, prior) for ids, prior in zip(prompts, priors)]
+    RoomyLayer = roomy_layer_class()
+    rows = [prefill_row(model, ids, prior)[0] for ids, prior in zip(prompts, priors)]
     width = max(len(ids) for ids in prompts)
     pads = [width - len(ids) for ids in prompts]
-    merged = DynamicCache([
-        (torch.cat([F.pad(cache.layers[n].keys, (0, 0, pad, 0)) for (cache, _), pad in zip(rows, pads)]),
-         torch.cat([F.pad(cache.layers[n].values, (0, 0, pad, 0)) for (cache, _), pad in zip(rows, pads)]))
-        for n in range(len(rows[0][0].layers))])
+    merged = DynamicCache()
+    merged.layers = [RoomyLayer([row.layers[n] for row in rows], pads, width - 1 + max_new_token)
+                     for n in range(len(rows[0].layers))]
     del rows
     input_ids = torch.tensor([[tok.pad_token_id] * pad + ids for ids, pad in zip(prompts, pads)], device=model.device)
     mask = torch.tensor([[0] * pad + [1] * len(ids) for ids, pad in zip(prompts, pads)], device=model.device)
