@@ -1,9 +1,16 @@
 """In-process batched generation with transformers (the `hf` answer backend).
 
 Questions are grouped by sampling temperature (greedy and sampled never share a batch), sorted
-by prompt length so padding stays small, and cut into batches. Each batch runs turn 1, then
-turn 2 (turn 1's conversation + the model's answer + the second user turn, re-rendered with the
-checkpoint's own chat template), and is handed back as soon as both turns are done.
+by prompt length, and cut into batches. Each batch runs turn 1, then turn 2 (turn 1's
+conversation + the model's answer + the second user turn, re-rendered with the checkpoint's own
+chat template), and is handed back as soon as both turns are done.
+
+Prompts are encoded one at a time, without padding, each into its own KV cache; the caches are
+merged into one left-padded batch cache (zeros the attention mask hides) and only decoding runs
+batched. Turn 2 continues from turn 1's cache over the longest token prefix the two share (all of
+turn 1's prompt and answer when the template renders the answer back to the same tokens, less when
+it does not) and encodes only the rest. Models whose cache is not plain full attention per layer
+(sliding windows, recurrent state) use one padded `model.generate` per batch instead.
 """
 
 from __future__ import annotations
@@ -82,13 +89,10 @@ def batch_seed(seed: int, choice: int, turn: int, question_ids: list[int]) -> in
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
 
 
-def generate_batch(model, tok, prompts: list[str], temperature: float, max_new_token: int,
-                   stop_ids: list[int], seed: int) -> list[str]:
-    """One padded batch through `model.generate`; returns the decoded answers in prompt order."""
-    import torch
+def generation_kwargs(tok, temperature: float, max_new_token: int, stop_ids: list[int], seed: int) -> dict:
+    """`model.generate` settings for one batch; seeds the sampler when it samples."""
     from transformers import set_seed
 
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     sample = temperature >= GREEDY_BELOW
     kwargs = dict(do_sample=sample, max_new_tokens=max_new_token, eos_token_id=stop_ids,
                   pad_token_id=tok.pad_token_id)
@@ -97,13 +101,25 @@ def generate_batch(model, tok, prompts: list[str], temperature: float, max_new_t
         set_seed(seed)
     else:  # the checkpoint's sampling defaults (top_p, top_k) mean nothing when greedy
         kwargs.update(temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+def answer_text(tok, row: list[int], stop_ids: list[int]) -> tuple[str, int]:
+    """The answer in generated tokens `row` (cut at the first stop token), and where it was cut."""
+    cut = next((i for i, t in enumerate(row) if t in stop_ids), len(row))
+    return tok.decode(row[:cut], skip_special_tokens=True).strip(), cut
+
+
+def generate_batch(model, tok, prompts: list[str], temperature: float, max_new_token: int,
+                   stop_ids: list[int], seed: int) -> list[str]:
+    """One padded batch through `model.generate`; returns the decoded answers in prompt order."""
+    import torch
+
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    kwargs = generation_kwargs(tok, temperature, max_new_token, stop_ids, seed)
     with torch.inference_mode():
         out = model.generate(**enc, **kwargs)
-    answers = []
-    for row in out[:, enc["input_ids"].shape[1]:].tolist():
-        cut = next((i for i, t in enumerate(row) if t in stop_ids), len(row))
-        answers.append(tok.decode(row[:cut], skip_special_tokens=True).strip())
-    return answers
+    return [answer_text(tok, row, stop_ids)[0] for row in out[:, enc["input_ids"].shape[1]:].tolist()]
 
 
 def cache_reuse_supported(model) -> bool:
@@ -195,10 +211,11 @@ def generate_cached(model, tok, prompts: list[list[int]], priors: list, temperat
     where the tokens match; the row caches are merged, left-padded with zeros that the attention mask
     hides, and only decoding runs batched. Returns the answers and each row's state for the next turn."""
     import torch
-    from transformers import DynamicCache, set_seed
+    from transformers import DynamicCache
 
     RoomyLayer = roomy_layer_class()
     rows = [prefill_row(model, ids, prior)[0] for ids, prior in zip(prompts, priors)]
+    priors.clear()  # the caller keeps no other reference: the earlier turn's cache is freed before decoding
     width = max(len(ids) for ids in prompts)
     pads = [width - len(ids) for ids in prompts]
     merged = DynamicCache()
@@ -207,21 +224,14 @@ def generate_cached(model, tok, prompts: list[list[int]], priors: list, temperat
     del rows
     input_ids = torch.tensor([[tok.pad_token_id] * pad + ids for ids, pad in zip(prompts, pads)], device=model.device)
     mask = torch.tensor([[0] * pad + [1] * len(ids) for ids, pad in zip(prompts, pads)], device=model.device)
-    sample = temperature >= GREEDY_BELOW
-    kwargs = dict(do_sample=sample, max_new_tokens=max_new_token, eos_token_id=stop_ids,
-                  pad_token_id=tok.pad_token_id)
-    if sample:
-        kwargs["temperature"] = temperature
-        set_seed(seed)
-    else:
-        kwargs.update(temperature=None, top_p=None, top_k=None)
+    kwargs = generation_kwargs(tok, temperature, max_new_token, stop_ids, seed)
     with torch.inference_mode():
         out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=merged, **kwargs)
     answers, states = [], []
     for i, (ids, pad) in enumerate(zip(prompts, pads)):
         row = out[i, width:].tolist()
-        cut = next((j for j, t in enumerate(row) if t in stop_ids), len(row))
-        answers.append(tok.decode(row[:cut], skip_special_tokens=True).strip())
+        text, cut = answer_text(tok, row, stop_ids)
+        answers.append(text)
         # The tokens this row's cache holds, in order (its stop token included, when it has one).
         states.append((ids + row[:cut + 1], [(layer.keys[i:i + 1, :, pad:], layer.values[i:i + 1, :, pad:])
                                              for layer in merged.layers]))
@@ -272,8 +282,9 @@ def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> It
                 started = time.perf_counter()
                 if reuse:
                     prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-                    outs, new_states = generate_cached(model, tok, prompt_ids, [states[i] for i in active],
-                                                       temperature, settings.max_new_token, stop_ids, seed)
+                    priors, states = [states[i] for i in active], [None for _ in batch]
+                    outs, new_states = generate_cached(model, tok, prompt_ids, priors, temperature,
+                                                       settings.max_new_token, stop_ids, seed)
                     for i, state in zip(active, new_states):
                         states[i] = state
                 else:
