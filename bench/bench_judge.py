@@ -5,7 +5,7 @@ the ~2-4 s of Python and `openai` start-up that both runs pay once).
 
     python bench/bench_judge.py [--latency 0.5] [--parallel 8] [--out outputs/bench/judge]
 
-The server (tests/fake_judge_server.py) sleeps `--latency` seconds per request, as a remote judge
+The server (tests/fakes/judge_server.py) sleeps `--latency` seconds per request, as a remote judge
 API would; answers are synthetic (the judge step does not care who wrote them). Checks that both
 runs wrote all 160 judgments, none failed, and with the same scores.
 """
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from fake_judge_server import FakeJudgeServer  # noqa: E402
+from fakes.judge_server import FakeJudgeServer  # noqa: E402
 
 from judges.questions import load_questions  # noqa: E402
 

@@ -120,8 +120,8 @@ def main() -> int:
     from datasets import Dataset
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from align.chat import prepare_tokenizer
     from align.packaged import export_smollm2
+    from align.train.chat import prepare_tokenizer
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

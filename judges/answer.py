@@ -1,7 +1,7 @@
 """`align mtbench answer`: MT-Bench answers in FastChat's model_answer JSONL.
 
 Backends:
-- `hf` (default): in-process transformers, questions batched (see judges/generate.py);
+- `hf` (default): in-process transformers, questions batched (see judges/backends/hf.py);
 - `openai`: any OpenAI-compatible server (vLLM, SGLang, `transformers serve`), requests in parallel;
 - `vllm`: in-process vLLM (GPU machines with vLLM installed).
 
@@ -13,24 +13,24 @@ Generation settings go to `<answer-file>.meta.json`, not into records, so FastCh
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Iterator
 
-from align.common import UserError, append_jsonl, atomic_write_text, package_versions, read_jsonl
-from judges.questions import GREEDY_BELOW, load_questions, temperature_for
+from align.errors import UserError
+from align.files import append_jsonl, atomic_write_text, read_jsonl
+from align.runcard import package_versions
+from judges.questions import GREEDY_BELOW, load_questions
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ANSWER_DIR = Path("outputs/mtbench/model_answer")
 # Settings that change the answers: a resumed file must have been written with the same ones.
 PINNED_SETTINGS = ("model_path", "max_new_token", "num_choices")
-# The OpenAI client retries 429/5xx/timeouts itself, with exponential backoff and Retry-After.
-OPENAI_MAX_RETRIES = 5
+# --backend NAME -> its module; each exposes `answers(args, questions)` yielding (question, choices).
+BACKENDS = {"hf": "judges.backends.hf", "openai": "judges.backends.openai_api", "vllm": "judges.backends.vllm"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--question-begin", type=int, help="first question index (0-based, like FastChat)")
     parser.add_argument("--question-end", type=int, help="end question index (exclusive)")
     parser.add_argument("--max-new-token", type=int, default=1024, help="max new tokens per turn (FastChat: 1024)")
-    parser.add_argument("--backend", choices=("hf", "openai", "vllm"), default="hf")
+    parser.add_argument("--backend", choices=tuple(BACKENDS), default="hf")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1",
                         help="OpenAI-compatible endpoint (openai backend); key from $OPENAI_API_KEY")
     parser.add_argument("--parallel", type=int, default=8, help="concurrent requests (openai backend)")
@@ -99,80 +99,6 @@ def sort_answer_file(answer_file: Path) -> None:
     atomic_write_text(answer_file, "".join(json.dumps(latest[q], ensure_ascii=False) + "\n" for q in sorted(latest)))
 
 
-def api_temperature(question: dict) -> float:
-    """FastChat's category temperature; servers take 0 as greedy."""
-    temperature = temperature_for(question.get("category", ""))
-    return 0.0 if temperature < GREEDY_BELOW else temperature
-
-
-# ---- openai backend --------------------------------------------------------------------------
-
-def openai_answers(args: argparse.Namespace, questions: list[dict]) -> Iterator[tuple[dict, list[dict]]]:
-    """Each question is one worker: its turns go in order, questions run `--parallel` at a time."""
-    import openai
-
-    client = openai.OpenAI(base_url=args.base_url, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"),
-                           max_retries=OPENAI_MAX_RETRIES, timeout=600)
-
-    def answer(question: dict) -> list[dict]:
-        choices = []
-        for choice in range(args.num_choices):
-            messages, turns = [], []
-            for text in question["turns"]:
-                messages.append({"role": "user", "content": text})
-                resp = client.chat.completions.create(
-                    model=args.model_path, messages=messages, max_tokens=args.max_new_token,
-                    temperature=api_temperature(question), seed=args.seed + choice)
-                out = (resp.choices[0].message.content or "").strip()
-                messages.append({"role": "assistant", "content": out})
-                turns.append(out)
-            choices.append({"index": choice, "turns": turns})
-        return choices
-
-    failures = []
-    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
-        futures = {pool.submit(answer, q): q for q in questions}
-        for fut in as_completed(futures):
-            q = futures[fut]
-            try:
-                yield q, fut.result()
-            except openai.OpenAIError as err:
-                failures.append(q["question_id"])
-                log.warning("question %s failed: %s", q["question_id"], str(err).splitlines()[0][:200])
-    if failures:
-        raise UserError(f"{len(failures)} question(s) got no answer from {args.base_url} "
-                        f"(ids {sorted(failures)}); re-run to answer only those")
-
-
-# ---- vllm backend ----------------------------------------------------------------------------
-
-def vllm_answers(args: argparse.Namespace, questions: list[dict]) -> Iterator[tuple[dict, list[dict]]]:
-    """All turn 1s in one vLLM call, then all turn 2s; records follow once both are done."""
-    try:
-        import vllm
-    except ImportError:
-        raise UserError("vllm is not installed (GPU only): use --backend hf or openai") from None
-    if not Path(args.model_path).exists():
-        raise UserError(f"--model-path {args.model_path}: no such checkpoint directory")
-    llm = vllm.LLM(model=args.model_path, dtype=args.dtype, seed=args.seed)
-    results = {q["question_id"]: [[] for _ in range(args.num_choices)] for q in questions}
-    for choice in range(args.num_choices):
-        conversations = {q["question_id"]: [] for q in questions}
-        for turn in range(max(len(q["turns"]) for q in questions)):
-            active = [q for q in questions if turn < len(q["turns"])]
-            for q in active:
-                conversations[q["question_id"]].append({"role": "user", "content": q["turns"][turn]})
-            params = [vllm.SamplingParams(temperature=api_temperature(q), max_tokens=args.max_new_token,
-                                          seed=args.seed + choice) for q in active]
-            outs = llm.chat([conversations[q["question_id"]] for q in active], params, use_tqdm=True)
-            for q, out in zip(active, outs):
-                text = out.outputs[0].text.strip()
-                conversations[q["question_id"]].append({"role": "assistant", "content": text})
-                results[q["question_id"]][choice].append(text)
-    for q in questions:
-        yield q, [{"index": c, "turns": results[q["question_id"]][c]} for c in range(args.num_choices)]
-
-
 # ---- entry point -----------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
@@ -199,16 +125,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("%s: %d of %d questions already answered, %d to go", answer_file,
              len(questions) - len(todo), len(questions), len(todo))
     if todo:
-        if args.backend == "vllm":
-            stream = vllm_answers(args, todo)
-        elif args.backend == "openai":
-            stream = openai_answers(args, todo)
-        else:
-            from judges.generate import Settings, hf_answers
-
-            stream = hf_answers(args.model_path, todo, Settings(
-                max_new_token=args.max_new_token, batch_size=args.batch_size, seed=args.seed,
-                num_choices=args.num_choices, dtype=args.dtype))
+        stream = importlib.import_module(BACKENDS[args.backend]).answers(args, todo)
         with tqdm(total=len(todo), desc=f"answers ({args.backend})", unit="q") as bar:
             for n, (question, choices) in enumerate(stream):
                 if n == 0:  # written with the first answer: a run that fails to start leaves nothing

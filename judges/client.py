@@ -11,11 +11,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 from urllib.parse import urlparse
 
-from align.common import UserError
+from align.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from align.common import UserError, append_jsonl, read_jsonl, write_run_card
-from judges.questions import (NEED_REFERENCE, REFERENCE_SETS, load_judge_prompts, load_questions,
-                              load_reference_answers)
+from align.errors import UserError
+from align.files import append_jsonl, read_jsonl
+from align.runcard import write_run_card
+from judges.questions import NEED_REFERENCE, REFERENCE_SETS, load_judge_prompts, load_questions, load_reference_answers
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from align.common import UserError, read_jsonl
+from align.errors import UserError
+from align.files import read_jsonl
 
 # FastChat's sampling temperature per category (gen_model_answer.py); < 1e-4 means greedy.
 TEMPERATURE_BY_CATEGORY = {
@@ -73,3 +74,9 @@ def load_reference_answers(question_dir: str | Path | None = None,
     if not path.is_file():
         raise UserError(f"reference answers {reference!r} not found at {path} (known: {', '.join(REFERENCE_SETS)})")
     return {r["question_id"]: r["choices"][0]["turns"] for r in read_jsonl(path)}
+
+
+def api_temperature(question: dict) -> float:
+    """FastChat's category temperature; servers take 0 as greedy."""
+    temperature = temperature_for(question.get("category", ""))
+    return 0.0 if temperature < GREEDY_BELOW else temperature

@@ -23,7 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from align.common import UserError, atomic_write_json, atomic_write_text, read_jsonl, write_run_card
+from align.errors import UserError
+from align.files import atomic_write_json, atomic_write_text, read_jsonl
+from align.runcard import write_run_card
 from judges.questions import CATEGORIES, load_questions
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
-from align.common import UserError
+from align.errors import UserError
 
 log = logging.getLogger(__name__)
 

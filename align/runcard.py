@@ -1,0 +1,62 @@
+"""Run cards: what produced an output directory (versions, git revision, host, wall time)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+from align.files import atomic_write_json
+
+TRACKED_PACKAGES = ("align", "torch", "transformers", "trl", "datasets", "accelerate", "deepspeed", "peft",
+                    "fschat", "openai", "numpy")
+
+
+def utc_timestamp() -> str:
+    """Now as an ISO-8601 UTC string, e.g. 2026-11-30T02:00:00Z (for files people read)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_revision(repo: str | os.PathLike | None = None) -> str | None:
+    """The project's git revision (with '+dirty' when the tree has changes), or None outside git."""
+    repo = Path(repo) if repo else Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_run_card(output_dir: str | os.PathLike, card: dict, started: float | None = None) -> Path:
+    """Write `run_card.json` with provenance added (versions, git revision, host, wall time).
+
+    `card` holds the stage's own facts (resolved recipe, data fingerprints, token counts, ...).
+    Secrets are redacted by key name.
+    """
+    full = dict(card)
+    full.setdefault("versions", package_versions())
+    full.setdefault("git_revision", git_revision())
+    full.setdefault("host", {"platform": platform.platform(), "cpus": os.cpu_count()})
+    full.setdefault("written_at", utc_timestamp())
+    if started is not None:
+        full["wall_time_s"] = round(time.time() - started, 3)
+    path = Path(output_dir) / "run_card.json"
+    atomic_write_json(path, full)
+    return path

@@ -1,0 +1,121 @@
+"""Compute estimates for `align series --dry-run`, from config.json files and recipes only (no weights).
+
+Training: 6·N·D (forward + backward), DPO adds 2·N·D for the reference model's forward pass.
+N comes from the checkpoint's config (grown entries: the source config with the growth spec's
+fields); D from the series' `tokens:` if given, else max_steps x global batch x max_length, an
+upper bound (real sequences are shorter unless packed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from align.series import spec as plan
+
+EFFECTIVE_FLOPS = 400e12  # one H100 at ~40% of its dense bf16 peak: a planning number, not a promise
+SMOLLM2_135M = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True}
+
+
+def load_yaml(path: str) -> dict:
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return data if isinstance(data, dict) else {}
+
+
+def checkpoint_config(series: plan.Series, ref: str) -> dict | None:
+    if series.is_entry(ref):
+        return entry_config(series, series.entry(ref))
+    if ref.startswith(plan.PACKAGED_PREFIX):
+        return dict(SMOLLM2_135M)
+    config = Path(ref) / "config.json"
+    return json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
+
+
+def entry_config(series: plan.Series, entry: plan.Entry) -> dict | None:
+    if entry.path is not None:
+        return checkpoint_config(series, entry.path)
+    source = checkpoint_config(series, str(entry.source))
+    if source is None:
+        return None
+    if entry.grow:
+        source = {**source, **load_yaml(entry.grow["spec"])}
+    return source
+
+
+def parameter_count(cfg: dict) -> int:
+    """Llama-family parameter count from a config dict."""
+    h, f, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    heads = cfg["num_attention_heads"]
+    kv = cfg.get("num_key_value_heads") or heads
+    d = cfg.get("head_dim") or h // heads
+    attention = 2 * h * heads * d + 2 * h * kv * d
+    per_layer = attention + 3 * h * f + 2 * h
+    embed = cfg["vocab_size"] * h * (1 if cfg.get("tie_word_embeddings", False) else 2)
+    return embed + layers * per_layer + h
+
+
+def _flat(recipe: dict) -> dict:
+    """Recipe keys at top level or one level down (sections), later sections not overriding earlier keys."""
+    flat = {k: v for k, v in recipe.items() if not isinstance(v, dict)}
+    for v in recipe.values():
+        if isinstance(v, dict):
+            for k, x in v.items():
+                flat.setdefault(k, x)
+    return flat
+
+
+def num_processes(series: plan.Series) -> int:
+    if series.train.get("launcher") == "python" or not series.train.get("accelerate_config"):
+        return 1
+    return int(load_yaml(series.train["accelerate_config"]).get("num_processes") or 1)
+
+
+def training_tokens(series: plan.Series, entry: plan.Entry, stage: str) -> tuple[float | None, str]:
+    block, own = getattr(series, stage), getattr(entry, stage)
+    if own.get("tokens") or block.get("tokens"):
+        return float(own.get("tokens") or block.get("tokens")), "given"
+    r = {**_flat(load_yaml(block["recipe"])), **(block.get("overrides") or {}), **(own.get("overrides") or {})}
+    steps = r.get("max_steps")
+    if not isinstance(steps, int) or steps <= 0:
+        return None, "unknown (no max_steps; set tokens: in the series file)"
+    batch = int(r.get("per_device_train_batch_size", 8)) * int(r.get("gradient_accumulation_steps", 1))
+    length = int(r.get("max_length", 1024))
+    sequences = 2 if stage == "dpo" else 1  # chosen + rejected
+    return float(steps * batch * num_processes(series) * length * sequences), "upper bound"
+
+
+def human(x: float | None) -> str:
+    return "?" if x is None else f"{x:.2e}"
+
+
+def estimate_rows(series: plan.Series, names: list[str]) -> list[str]:
+    rows = []
+    try:
+        turns = sum(n for _, n in plan.expected_question_ids(series))
+    except Exception:  # questions not installed: the plan is still useful
+        turns = None
+    max_new = series.answer.get("max_new_token") or 1024
+    total = 0.0
+    for name in names:
+        entry = series.entry(name)
+        cfg = entry_config(series, entry)
+        n = parameter_count(cfg) if cfg else None
+        parts = [f"{name}: N={human(n)}"]
+        for stage, factor in (("sft", 6), ("dpo", 8)):
+            d, how = training_tokens(series, entry, stage)
+            flops = factor * n * d if n and d else None
+            total += flops or 0
+            parts.append(f"{stage} D={human(d)} ({how}) {human(flops)} FLOPs")
+        if turns is not None:
+            gen = turns * max_new
+            parts.append(f"answer <= {gen} new tokens ({human(2 * n * gen if n else None)} FLOPs)")
+            parts.append(f"judge {turns} judgments")
+        rows.append("; ".join(parts))
+    seconds = total / EFFECTIVE_FLOPS
+    when = f"{seconds / 3600:.1f} GPU-hours" if seconds >= 3600 else f"{seconds:.3g} GPU-seconds"
+    rows.append(f"training total {human(total)} FLOPs ~ {when} "
+                f"at {EFFECTIVE_FLOPS / 1e12:.0f} TFLOP/s effective (one H100 at ~40% utilization)")
+    return rows

@@ -1,0 +1,199 @@
+"""Chat and preference datasets: hub id, local jsonl/json/parquet file or directory, every row checked.
+
+Chat rows carry `messages`; preference rows carry `chosen` and `rejected`, full conversations
+that share the prompt and differ in the final assistant turn (UltraFeedback-binarized shape).
+Other columns (`prompt`, `prompt_id`, `score_*`, ...) are dropped before TRL sees the data:
+TRL guesses the dataset format from its columns. Messages keep only `role` and `content`.
+
+A row that fails a check stops the run with file, row and problem named, or, with
+`invalid_rows: skip`, is dropped and counted (the count goes in the run card).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from align.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CHAT_COLUMNS = ("messages",)
+PREFERENCE_COLUMNS = ("chosen", "rejected")
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+@dataclass
+class LoadedData:
+    dataset: Any  # datasets.Dataset with only the needed columns
+    source: str
+    fingerprint: str
+    rows_read: int
+    rows_kept: int
+    rows_skipped: int
+    skipped_examples: list[str] = field(default_factory=list)  # the first few problems, for the log / run card
+
+    def card(self) -> dict:
+        return {"source": self.source, "fingerprint": self.fingerprint, "rows_read": self.rows_read,
+                "rows_kept": self.rows_kept, "rows_skipped_invalid": self.rows_skipped,
+                "skipped_examples": self.skipped_examples}
+
+
+def conversation_problem(messages: Any) -> str | None:
+    """Why `messages` is not a valid training conversation, or None when it is."""
+    if not isinstance(messages, list) or not messages:
+        return "expected a non-empty list of {role, content} messages"
+    start = 1 if isinstance(messages[0], dict) and messages[0].get("role") == "system" else 0
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            return f"message {i} is not a mapping with role and content"
+        content = msg.get("content")
+        if not isinstance(content, str) or not content.strip():
+            return f"message {i} ({msg.get('role')}) has empty or non-string content"
+        if i >= start:
+            expected = "user" if (i - start) % 2 == 0 else "assistant"
+            if msg.get("role") != expected:
+                return f"message {i} has role {msg.get('role')!r}, expected {expected!r} (roles must alternate)"
+    if messages[-1].get("role") != "assistant":
+        return "the last message must be the assistant's"
+    return None
+
+
+def preference_problem(row: dict) -> str | None:
+    for key in PREFERENCE_COLUMNS:
+        problem = conversation_problem(row.get(key))
+        if problem:
+            return f"{key}: {problem}"
+    chosen, rejected = row["chosen"], row["rejected"]
+    if _clean(chosen[:-1]) != _clean(rejected[:-1]):
+        return "chosen and rejected do not share the same prompt"
+    if chosen[-1]["content"] == rejected[-1]["content"]:
+        return "chosen and rejected have the same final answer"
+    return None
+
+
+def _clean(messages: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def file_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def _read_local_rows(path: Path) -> list[tuple[str, Any]]:
+    """(row label, row) pairs from a local jsonl/json file, labels naming file and line/index."""
+    if path.suffix == ".jsonl":
+        rows = []
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((f"{path}:{lineno}", json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+        return rows
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON list of rows (or use .jsonl, one row per line)")
+    return [(f"{path} row {i}", row) for i, row in enumerate(data)]
+
+
+def _load_with_datasets(name: str, config: str | None, split: str, columns: tuple[str, ...]):
+    import datasets
+
+    path = Path(name)
+    try:
+        if path.is_file():
+            ds = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
+        else:
+            ds = datasets.load_dataset(name, config, split=split)
+    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"dataset {name!r} (split {split!r}) could not be loaded: {first}") from None
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise UserError(f"dataset {name!r}: missing column(s) {missing}; it has {ds.column_names}")
+    return ds.select_columns(list(columns))
+
+
+def _disk_backed(rows: list[dict], name: str):
+    """The rows as an Arrow file in the datasets cache, the same path on every process.
+
+    An in-memory Dataset puts its derived cache files in a per-process temp dir, and TRL's
+    precomputed reference log-probs are written by rank 0 and read by all ranks next to the
+    dataset, so under several processes the dataset must live in a shared file.
+    """
+    import os
+
+    import datasets
+
+    cache = Path(datasets.config.HF_DATASETS_CACHE) / "align-rows"
+    path = cache / f"{name}.arrow"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f".{name}.{os.getpid()}.arrow"
+        datasets.Dataset.from_list(rows).map(lambda row: row, cache_file_name=str(tmp), desc="caching rows")
+        os.replace(tmp, path)  # atomic: a concurrent process sees all of the file or none
+    return datasets.Dataset.from_file(str(path))
+
+
+def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "train",
+              max_rows: int | None = None, invalid_rows: str = "error"):
+    """Load, cap, check and clean a chat ('chat') or preference ('preference') dataset -> LoadedData."""
+    from tqdm.auto import tqdm
+
+    columns = CHAT_COLUMNS if kind == "chat" else PREFERENCE_COLUMNS
+    path = Path(name)
+    if path.is_file() and path.suffix not in LOCAL_FORMATS:
+        raise UserError(f"{path}: unsupported data file type (expected one of {sorted(LOCAL_FORMATS)})")
+    if path.is_file() and path.suffix in (".jsonl", ".json"):
+        labelled = _read_local_rows(path)
+        for label, row in labelled:
+            if not isinstance(row, dict):
+                raise UserError(f"{label}: expected a JSON object with {list(columns)}")
+        missing = [c for c in columns if labelled and c not in labelled[0][1]]
+        if missing:
+            raise UserError(f"{labelled[0][0]}: missing key(s) {missing} (a {kind} row needs {list(columns)})")
+        fingerprint = file_fingerprint(path)
+    else:
+        ds = _load_with_datasets(name, config, split, columns)
+        if max_rows is not None:
+            ds = ds.select(range(min(max_rows, len(ds))))
+        where = str(path) if path.is_file() else f"{name}[{split}]"
+        labelled = ((f"{where} row {i}", row) for i, row in enumerate(ds))
+        fingerprint = file_fingerprint(path) if path.is_file() else ds._fingerprint
+    if max_rows is not None and isinstance(labelled, list):
+        labelled = labelled[:max_rows]
+
+    check = conversation_problem if kind == "chat" else None
+    kept, skipped, examples, read = [], 0, [], 0
+    for label, row in tqdm(labelled, desc=f"checking {kind} rows", unit="row", mininterval=2):
+        read += 1
+        problem = check(row.get("messages")) if check else preference_problem(row)
+        if problem:
+            if invalid_rows != "skip":
+                raise UserError(f"{label}: {problem}")
+            skipped += 1
+            if len(examples) < 5:
+                examples.append(f"{label}: {problem}")
+            continue
+        kept.append({c: _clean(row[c]) for c in columns})
+    if skipped:
+        log.warning("skipped %d invalid %s rows of %d (first: %s)", skipped, kind, read, examples[0])
+    if not kept:
+        raise UserError(f"dataset {name!r}: no valid {kind} rows (read {read}, skipped {skipped})")
+    key = hashlib.sha256(json.dumps([kind, fingerprint, max_rows, invalid_rows, read]).encode()).hexdigest()[:16]
+    return LoadedData(_disk_backed(kept, f"{kind}-{key}"), source=name, fingerprint=fingerprint, rows_read=read,
+                      rows_kept=len(kept), rows_skipped=skipped, skipped_examples=examples)

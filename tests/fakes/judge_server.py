@@ -1,0 +1,141 @@
+"""A tiny OpenAI-compatible chat server on 127.0.0.1 for judge tests and the judge benchmark.
+
+It answers `POST /v1/chat/completions` with a judgment ending in "Rating: [[N]]" and can inject
+faults: a scripted queue (`faults`: "429", "500", "slow", "garbage", "out-of-range") consumed one
+per request, and `fail_if` (a substring of the user prompt that always gets HTTP 500). It counts
+requests. Usage:
+
+    with FakeJudgeServer(latency=0.5) as server:
+        server.faults += ["429", "500"]
+        ... base_url=server.base_url ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def rating_for(user_prompt: str) -> int:
+    """A deterministic 1-10 rating per prompt, so tests can predict scores."""
+    return 1 + int(hashlib.sha256(user_prompt.encode()).hexdigest(), 16) % 10
+
+
+class FakeJudgeServer:
+    def __init__(self, latency: float = 0.0, slow_seconds: float = 5.0, retry_after: str = "0.05"):
+        self.latency = latency
+        self.slow_seconds = slow_seconds
+        self.retry_after = retry_after
+        self.faults: list[str] = []
+        self.fail_if: str | None = None
+        self.requests = 0
+        self.completed = 0  # requests answered with a usable 200
+        self.seen: list[dict] = []  # request bodies, in arrival order
+        self.auth_headers: list[str | None] = []
+        self.timeline: list[tuple[float, float]] = []  # (arrival, reply sent) per request, perf_counter
+        self.lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeJudgeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _next_fault(self, user_prompt: str) -> str | None:
+        with self.lock:
+            self.requests += 1
+            if self.fail_if and self.fail_if in user_prompt:
+                return "500"
+            return self.faults.pop(0) if self.faults else None
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+            def do_GET(self):
+                if self.path == "/health":
+                    self._send(200, {"status": "ok"})
+                else:
+                    self._send(200, {"object": "list", "data": [{"id": "fake-judge", "object": "model"}]})
+
+            def do_POST(self):
+                arrival = time.perf_counter()
+                try:
+                    self._chat()
+                finally:
+                    with server.lock:
+                        server.timeline.append((arrival, time.perf_counter()))
+
+            def _chat(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                user = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+                with server.lock:
+                    server.seen.append(body)
+                    server.auth_headers.append(self.headers.get("Authorization"))
+                fault = server._next_fault(user)
+                if server.latency:
+                    time.sleep(server.latency)
+                if fault == "429":
+                    return self._send(429, {"error": {"message": "rate limited"}},
+                                      {"Retry-After": server.retry_after})
+                if fault == "500":  # no Retry-After: the client's own exponential backoff applies
+                    return self._send(500, {"error": {"message": "boom"}})
+                if fault == "slow":
+                    time.sleep(server.slow_seconds)
+                if fault == "garbage":
+                    text = "The answer is fine overall, but I will not give a number."
+                elif fault == "out-of-range":
+                    text = "Excellent beyond measure. Rating: [[11]]"
+                else:
+                    text = f"The response is adequate. Rating: [[{rating_for(user)}]]"
+                with server.lock:
+                    server.completed += 1
+                self._send(200, {
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model", "fake-judge"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                })
+
+        return Handler
+
+
+if __name__ == "__main__":  # a standalone server for manual runs: python tests/fakes/judge_server.py 0.5
+    import sys
+
+    with FakeJudgeServer(latency=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0) as s:
+        print(s.base_url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

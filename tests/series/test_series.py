@@ -1,0 +1,467 @@
+"""The series runner: validation, plan, manifest, resume after a kill, re-runs after changes.
+
+The runner's real logic runs; only the stage commands are swapped (via
+`align.series.spec.stage_command`) for a stand-in script that writes the outputs each stage
+would write, records every call, and can hang (to be killed) or fail on request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+
+from align.errors import UserError
+from align.series.spec import load_series, stage_command
+
+FAKE_STAGE = r'''
+import json, os, sys, time
+from pathlib import Path
+stage, argv = sys.argv[1], sys.argv[2:]
+
+def opt(flag, many=False):
+    if flag not in argv:
+        return None
+    i = argv.index(flag) + 1
+    if not many:
+        return argv[i]
+    out = []
+    while i < len(argv) and not argv[i].startswith("--"):
+        out.append(argv[i]); i += 1
+    return out
+
+out = opt({"sft": "--output_dir", "dpo": "--output_dir", "answer": "--answer-file", "judge": "--output-file",
+           "report": "--out-dir"}.get(stage, "--out"))
+entry = opt("--model-id") if stage == "answer" else (
+    Path(out).parent.name if stage in ("base", "sft", "dpo") else "_series")
+with open(os.environ["FAKE_CALLS"], "a") as fh:
+    fh.write(json.dumps({"stage": stage, "entry": entry, "argv": argv}) + "\n")
+key = f"{entry}:{stage}"
+if os.environ.get("FAKE_FAIL") == key:
+    print("stand-in failure for", key); sys.exit(3)
+if stage == "prepare":
+    Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(" ".join(argv) + "\n")
+elif stage in ("base", "sft", "dpo"):
+    d = Path(out); d.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("FAKE_HANG") == key:
+        (d / "checkpoint-1").mkdir(exist_ok=True)
+        Path(os.environ["FAKE_CALLS"] + ".pid").write_text(str(os.getpid()))
+        print("step 1 saved; hanging", flush=True)
+        time.sleep(600)
+    (d / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (d / "run_card.json").write_text(json.dumps({"stage": stage, "argv": argv, "written": time.time()}))
+elif stage == "answer":
+    from judges.questions import load_questions
+    b, e = opt("--question-begin"), opt("--question-end")
+    qs = load_questions(None, int(b) if b else None, int(e) if e else None)
+    path = Path(out); path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        for q in qs:
+            fh.write(json.dumps({"question_id": q["question_id"], "model_id": opt("--model-id"), "tstamp": time.time(),
+                                 "choices": [{"index": 0, "turns": ["a"] * len(q["turns"])}]}) + "\n")
+elif stage == "judge":
+    path = Path(out); path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        for f in opt("--answer-file", many=True):
+            for line in open(f):
+                row = json.loads(line)
+                for turn in range(1, len(row["choices"][0]["turns"]) + 1):
+                    fh.write(json.dumps({"question_id": row["question_id"], "model": row["model_id"],
+                                         "turn": turn, "score": 5, "tstamp": time.time()}) + "\n")
+elif stage == "report":
+    d = Path(out); rows = [json.loads(l) for l in open(opt("--input-file"))]
+    models = sorted({r["model"] for r in rows})
+    (d / "table.csv").write_text("model,n\n" + "".join(f"{m},{sum(r['model'] == m for r in rows)}\n" for m in models))
+    (d / "table.md").write_text("| model | judgments |\n|---|---|\n" + "".join(f"| {m} | x |\n" for m in models))
+'''
+
+DRIVER = r'''
+import sys
+from align.series import spec as series_plan
+real = series_plan.stage_command
+def stand_in(series, entry, stage, **kw):
+    cmd = real(series, entry, stage, **kw)
+    return series_plan.StageCommand([sys.executable, FAKE, stage], cmd.args, cmd.env)
+series_plan.stage_command = stand_in
+from align.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+@pytest.fixture
+def study(tmp_path):
+    """A small series: scratch (given checkpoint), expanded (grown from it), random init; stand-in stages."""
+    (tmp_path / "fake_stage.py").write_text(FAKE_STAGE)
+    (tmp_path / "driver.py").write_text(f"FAKE = {str(tmp_path / 'fake_stage.py')!r}\n" + DRIVER)
+    ckpt = tmp_path / "ckpt-small"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({
+        "model_type": "llama", "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": True}))
+    (tmp_path / "sft.yaml").write_text("learning_rate: 3.0e-5\nmax_steps: 10\nper_device_train_batch_size: 2\n"
+                                       "max_length: 128\n")
+    (tmp_path / "dpo.yaml").write_text("learning_rate: 5.0e-7\nmax_steps: 5\nper_device_train_batch_size: 2\n"
+                                       "max_length: 128\n")
+    (tmp_path / "grow.yaml").write_text("hidden_size: 96\nintermediate_size: 192\nnum_hidden_layers: 3\n")
+    series = {
+        "name": "test-series",
+        "output_dir": str(tmp_path / "out"),
+        "train": {"launcher": "python"},
+        "prepare": [{"name": "data", "command": ["python", "-m", "nothing", "--out", "{output_dir}/data/chat.jsonl"],
+                     "outputs": ["{output_dir}/data/chat.jsonl"]},
+                    {"name": "notes", "command": ["python", "-m", "nothing", "--out", "{output_dir}/notes/n.txt"],
+                     "outputs": ["{output_dir}/notes/n.txt"]}],
+        "sft": {"recipe": str(tmp_path / "sft.yaml"),
+                "overrides": {"report_to": "none", "dataset_name": "{output_dir}/data/chat.jsonl"}},
+        "dpo": {"recipe": str(tmp_path / "dpo.yaml")},
+        "answer": {"question_begin": 0, "question_end": 3, "max_new_token": 8},
+        "judge": {"model": "stand-in-judge", "base_url": "http://127.0.0.1:9/v1", "max_tokens": 16},
+        "models": [
+            {"name": "small-scratch", "size": "S", "construction": "scratch", "path": str(ckpt)},
+            {"name": "big-expanded", "size": "B", "construction": "expanded",
+             "grow": {"from": "small-scratch", "spec": str(tmp_path / "grow.yaml"), "method": "aki"}},
+            {"name": "small-init", "size": "S", "construction": "init", "init": {"like": "small-scratch"}},
+        ],
+    }
+    return tmp_path, series
+
+
+def write_series(tmp_path: Path, series: dict) -> Path:
+    import yaml
+
+    path = tmp_path / "series.yaml"
+    path.write_text(yaml.safe_dump(series, sort_keys=False))
+    return path
+
+
+def drive(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    calls = tmp_path / "calls.jsonl"
+    calls.unlink(missing_ok=True)
+    return run_cli(str(tmp_path / "driver.py"), "series", str(tmp_path / "series.yaml"), *args,
+                   env={"FAKE_CALLS": str(calls), **(env or {})}, timeout=120)
+
+
+def calls(tmp_path: Path) -> list[tuple[str, str]]:
+    path = tmp_path / "calls.jsonl"
+    if not path.exists():
+        return []
+    return [(c["entry"], c["stage"]) for c in map(json.loads, path.read_text().splitlines())]
+
+
+def manifest(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "out" / "manifest.json").read_text())["entries"]
+
+
+ENTRY_STAGES = {("small-scratch", "sft"), ("small-scratch", "dpo"), ("small-scratch", "answer"),
+                ("big-expanded", "base"), ("big-expanded", "sft"), ("big-expanded", "dpo"), ("big-expanded", "answer"),
+                ("small-init", "base"), ("small-init", "sft"), ("small-init", "dpo"), ("small-init", "answer")}
+
+
+# ---------------------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda s: s.update(epochs=1), "top level: unknown key 'epochs'"),
+    (lambda s: s["models"][0].update(lr=1), "models[0]: unknown key 'lr'"),
+    (lambda s: s["models"][0].update(path="/nowhere/ckpt"), "checkpoint '/nowhere/ckpt' not found"),
+    (lambda s: s["models"][1].update(name="small-scratch"), "duplicate name 'small-scratch'"),
+    (lambda s: s["models"][0].update(path=None, init={"like": "small-init"}), "grow cycle"),
+    (lambda s: s["models"][0].update(path="${ALIGN_TEST_UNSET_CKPT}"), "ALIGN_TEST_UNSET_CKPT is not set"),
+    (lambda s: s["models"][0].update(path="<path to the 2B scratch checkpoint>"), "placeholder"),
+    (lambda s: s["sft"].update(recipe="missing.yaml"), "sft.recipe: file 'missing.yaml' not found"),
+    (lambda s: s["sft"].update(tokens="3e9"), "sft.tokens: expected a number"),
+    (lambda s: s["models"][1]["grow"].update(method="magic"), "grow.method: expected fpi or aki"),
+    (lambda s: s["models"][2].update(path="x/y"), "give exactly one of path, grow, init"),
+    (lambda s: s["judge"].pop("model"), "judge: missing required key 'model'"),
+])
+def test_series_file_errors_name_the_key(study, mutate, message):
+    tmp_path, series = study
+    mutate(series)
+    path = write_series(tmp_path, series)
+    with pytest.raises(UserError) as err:
+        load_series(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_bad_series_file_exits_2_with_one_line(study):
+    tmp_path, series = study
+    series["models"][1]["name"] = "small-scratch"
+    write_series(tmp_path, series)
+    result = drive(tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "duplicate name" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() and calls(tmp_path) == []
+
+
+def test_hub_ids_and_env_vars_are_accepted(study, monkeypatch):
+    tmp_path, series = study
+    monkeypatch.setenv("ALIGN_TEST_CKPT", str(tmp_path / "ckpt-small"))
+    series["models"][0]["path"] = "${ALIGN_TEST_CKPT}"
+    series["models"][2] = {"name": "hub", "size": "S", "construction": "x", "path": "someorg/some-model"}
+    s = load_series(write_series(tmp_path, series))
+    assert s.models[0].path == str(tmp_path / "ckpt-small") and s.models[2].path == "someorg/some-model"
+
+
+# ---------------------------------------------------------------------------- runs
+
+def test_full_run_then_rerun_skips_everything(study):
+    tmp_path, series = study
+    write_series(tmp_path, series)
+    first = drive(tmp_path)
+    assert first.returncode == 0, first.stderr + first.stdout
+    ran = calls(tmp_path)
+    assert set(ran) - {("_series", "judge"), ("_series", "report"), ("_series", "prepare")} == ENTRY_STAGES
+    assert len(ran) == len(set(ran)) + 1  # nothing ran twice (two prepare steps)
+    assert ran.count(("_series", "judge")) == 1  # one judge call for all entries
+    m = manifest(tmp_path)
+    assert all(rec["state"] == "done" for stages in m.values() for rec in stages.values())
+    assert "| small-init | x |" in first.stdout  # the table is printed
+    assert (tmp_path / "out" / "big-expanded" / "sft.log").is_file()
+    # the expanded entry's SFT starts from its grown base, its answers from its DPO output
+    argv = {c["entry"] + c["stage"]: c["argv"] for c in map(json.loads, (tmp_path / "calls.jsonl").read_text().splitlines())}
+    assert argv["big-expandedsft"][argv["big-expandedsft"].index("--model_name_or_path") + 1] == \
+        str(tmp_path / "out" / "big-expanded" / "base")
+    assert "--report_to" in argv["small-scratchsft"]
+
+    again = drive(tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert calls(tmp_path) == []
+    assert "done, skipped" in again.stdout
+
+
+def test_killed_mid_stage_resumes_without_redoing_finished_stages(study):
+    tmp_path, series = study
+    write_series(tmp_path, series)
+    call_log = tmp_path / "calls.jsonl"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", FAKE_CALLS=str(call_log), FAKE_HANG="big-expanded:sft")
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), "series", str(tmp_path / "series.yaml")],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    checkpoint = tmp_path / "out" / "big-expanded" / "sft" / "checkpoint-1"
+    deadline = time.time() + 60
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "the stand-in SFT never started"
+    stage_pid = int(Path(str(call_log) + ".pid").read_text())
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner, then its stage: like a lost node
+    proc.wait()
+    os.kill(stage_pid, signal.SIGKILL)
+    m = manifest(tmp_path)
+    assert m["big-expanded"]["sft"]["state"] == "running"
+    assert m["small-scratch"]["answer"]["state"] == "done"
+    finished_before = set(calls(tmp_path))
+
+    result = drive(tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    rerun = calls(tmp_path)
+    assert not (set(rerun) & (finished_before - {("big-expanded", "sft")}))  # nothing finished is redone
+    sft_call = next(json.loads(line) for line in call_log.read_text().splitlines()
+                    if json.loads(line)["stage"] == "sft")
+    assert sft_call["entry"] == "big-expanded" and "--resume_from_checkpoint" in sft_call["argv"]
+    assert checkpoint.exists()  # resumed, not wiped
+    assert (tmp_path / "out" / "table.md").is_file()
+    assert set(manifest(tmp_path)) >= {"small-scratch", "big-expanded", "small-init", "_series"}
+    assert "small-scratch" in (tmp_path / "out" / "table.csv").read_text()
+
+
+def test_sigterm_stops_the_stage_and_exits_130(study):
+    tmp_path, series = study
+    write_series(tmp_path, series)
+    call_log = tmp_path / "calls.jsonl"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", FAKE_CALLS=str(call_log), FAKE_HANG="small-scratch:dpo")
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), "series", str(tmp_path / "series.yaml")],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid_file = Path(str(call_log) + ".pid")
+    deadline = time.time() + 60
+    while not pid_file.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    stage_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "re-run the same command to resume" in err
+    assert "Traceback" not in err
+    with pytest.raises(ProcessLookupError):  # the stage went with the runner
+        os.kill(stage_pid, 0)
+    assert manifest(tmp_path)["small-scratch"]["dpo"]["state"] == "running"
+
+
+def test_changed_recipe_reruns_exactly_its_dependents(study):
+    tmp_path, series = study
+    write_series(tmp_path, series)
+    assert drive(tmp_path).returncode == 0
+
+    # a per-entry DPO override: that entry's dpo, answer, its judgments and the report
+    series["models"][2]["dpo"] = {"overrides": {"beta": 0.01}}
+    write_series(tmp_path, series)
+    result = drive(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls(tmp_path) == [("small-init", "dpo"), ("small-init", "answer"), ("_series", "judge"),
+                               ("_series", "report")]
+    judge_argv = json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[2])["argv"]
+    assert [a for a in judge_argv if a.endswith(".jsonl") and "model_answer" in a] == \
+        [str(tmp_path / "out" / "small-init" / "model_answer" / "small-init.jsonl")]
+    judgments = [json.loads(line) for line in (tmp_path / "out" / "model_judgment" / "judgments.jsonl").open()]
+    assert sum(r["model"] == "small-init" for r in judgments) == 6  # stale rows replaced, not duplicated
+
+    # the SFT recipe file itself: every entry's sft and everything after it; no base is rebuilt
+    (tmp_path / "sft.yaml").write_text((tmp_path / "sft.yaml").read_text() + "warmup_ratio: 0.1\n")
+    assert drive(tmp_path).returncode == 0
+    ran = calls(tmp_path)
+    assert {s for _, s in ran} == {"sft", "dpo", "answer", "judge", "report"}
+    assert len([c for c in ran if c[1] == "sft"]) == 3
+
+    # a prepare step nothing reads: only itself; the data that SFT reads: all training after it
+    series["prepare"][1]["command"].append("--v2")
+    write_series(tmp_path, series)
+    assert drive(tmp_path).returncode == 0
+    assert calls(tmp_path) == [("_series", "prepare")]
+    series["prepare"][0]["command"].append("--v2")
+    write_series(tmp_path, series)
+    assert drive(tmp_path).returncode == 0
+    ran = calls(tmp_path)
+    assert ran[0] == ("_series", "prepare") and len([c for c in ran if c[1] == "sft"]) == 3
+    assert not [c for c in ran if c[1] == "base"]
+
+
+def test_failed_stage_stops_its_entry_others_go_on(study):
+    tmp_path, series = study
+    write_series(tmp_path, series)
+    result = drive(tmp_path, env={"FAKE_FAIL": "small-init:dpo"})
+    assert result.returncode == 1
+    assert "small-init: stage dpo failed (exit status 3)" in result.stderr
+    assert str(tmp_path / "out" / "small-init" / "dpo.log") in result.stderr
+    assert "stand-in failure" in result.stderr  # the log's tail is shown
+    ran = calls(tmp_path)
+    assert ("small-init", "answer") not in ran and ("big-expanded", "answer") in ran
+    assert "big-expanded" in (tmp_path / "out" / "table.csv").read_text()
+    assert manifest(tmp_path)["small-init"]["dpo"]["state"] == "failed"
+
+    fixed = drive(tmp_path)
+    assert fixed.returncode == 0, fixed.stderr
+    assert calls(tmp_path) == [("small-init", "dpo"), ("small-init", "answer"), ("_series", "judge"),
+                               ("_series", "report")]
+
+
+def test_only_and_models_select_work(study):
+    tmp_path, series = study
+    write_series(tmp_path, series)
+    result = drive(tmp_path, "--only", "prepare,grow,sft", "--models", "big-expanded")
+    assert result.returncode == 1  # dpo, answer, judge, report were not asked for: not everything finished
+    assert set(calls(tmp_path)) == {("_series", "prepare"), ("big-expanded", "base"), ("big-expanded", "sft")}
+    assert drive(tmp_path, "--models", "small-scratch").returncode == 0
+    assert ("big-expanded", "sft") not in calls(tmp_path)
+
+
+def test_dry_run_prints_plan_and_estimates_and_runs_nothing(study):
+    tmp_path, series = study
+    write_series(tmp_path, series)
+    result = drive(tmp_path, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert calls(tmp_path) == [] and not (tmp_path / "out").exists()
+    assert "big-expanded" in result.stdout and "pending" in result.stdout
+    # N of the given 64-wide model: 1000*64 + 2*(2*64*64 + 2*64*32 + 3*64*128 + 128) + 64 = 138_048
+    assert "small-scratch: N=1.38e+05" in result.stdout
+    # D upper bound = 10 steps x 2 x 128 tokens; DPO counts chosen + rejected
+    assert "sft D=2.56e+03 (upper bound)" in result.stdout and "dpo D=2.56e+03" in result.stdout
+    assert drive(tmp_path).returncode == 0
+    series["dpo"]["overrides"] = {"beta": 0.05}
+    write_series(tmp_path, series)
+    plan_text = drive(tmp_path, "--dry-run").stdout
+    line = next(ln for ln in plan_text.splitlines() if ln.startswith("small-scratch"))
+    assert line.split()[1:3] == ["given", "done"] and "stale" in line
+
+
+def test_parameter_count_matches_smollm2():
+    from align.series.estimate import SMOLLM2_135M, parameter_count
+
+    assert parameter_count(SMOLLM2_135M) == 134_515_008  # SmolLM2-135M's published count
+
+
+def test_init_scratch_makes_a_random_model_of_the_same_shape(tiny_llama_dir, tmp_path):
+    out = tmp_path / "scratch"
+    result = run_cli("-m", "align.cli", "init", "--like", str(tiny_llama_dir), "--seed", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    a = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    b = AutoModelForCausalLM.from_pretrained(out)
+    assert a.config.to_dict()["hidden_size"] == b.config.hidden_size
+    assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters())
+    assert not torch.equal(a.model.layers[0].mlp.up_proj.weight, b.model.layers[0].mlp.up_proj.weight)
+    assert json.loads((out / "run_card.json").read_text())["seed"] == 1
+    assert (out / "tokenizer_config.json").is_file()
+
+
+# ---------------------------------------------------------------------------- shipped series files
+
+def test_study_series_needs_its_checkpoints_then_plans(tmp_path, monkeypatch):
+    for var in [v for v in os.environ if v.startswith("ALIGN_CKPT_")]:
+        monkeypatch.delenv(var)
+    with pytest.raises(UserError, match="ALIGN_CKPT_2B_SCRATCH is not set"):
+        load_series(REPO / "recipes/series/growth-vs-scratch.yaml")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({
+        "vocab_size": 50257, "hidden_size": 2560, "intermediate_size": 8960, "num_hidden_layers": 22,
+        "num_attention_heads": 20, "num_key_value_heads": 20, "head_dim": 128}))
+    for size in ("2B", "4B", "8B"):
+        monkeypatch.setenv(f"ALIGN_CKPT_{size}_SCRATCH", str(ckpt))
+        monkeypatch.setenv(f"ALIGN_CKPT_{size}_EXPANDED", str(ckpt))
+    monkeypatch.setenv("ALIGN_CKPT_8B_EXPANDED_FIXED", "someorg/8b-expanded-fixed")
+    monkeypatch.setenv("ALIGN_SERIES_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("ALIGN_LAUNCHER", "slurm")
+    series = load_series(REPO / "recipes/series/growth-vs-scratch.yaml")
+    assert [(e.size, e.construction) for e in series.models][-1] == ("8B", "expanded-fixed-data")
+    assert series.train["accelerate_config"] == "recipes/accelerate/zero3.yaml"  # ${VAR:-default}
+    from align.series.estimate import estimate_rows
+    from align.series.spec import stage_command
+
+    rows = estimate_rows(series, ["2b-scratch", "8b-expanded-fixed-data"])
+    assert rows[0].startswith("2b-scratch: N=2.") and "sft D=4.26e+08 (given)" in rows[0]
+    assert "N=?" in rows[1]  # a hub id: no config offline
+    argv = stage_command(series, "2b-scratch", "sft").argv
+    assert argv[0] == "srun" and '--machine_rank "$SLURM_NODEID"' in " ".join(argv)
+    assert argv[argv.index("--config_file") + 1] == "recipes/accelerate/zero3.yaml"
+    assert argv[argv.index("--gradient_accumulation_steps") + 1] == "4"
+
+
+def test_demo_series_is_valid():
+    series = load_series(REPO / "recipes/demo/series.yaml")
+    assert {e.size for e in series.models} == {"135M"} and len({e.construction for e in series.models}) >= 2
+    assert "scratch" in {e.construction for e in series.models}
+    assert series.judge["model"].startswith("packaged:")
+    judge_argv = stage_command(series, None, "judge", answer_files=["a.jsonl"]).argv
+    assert judge_argv[judge_argv.index("--judge-prefill") + 1] == "Rating: [["
+
+
+def test_question_subset_keeps_every_category(tmp_path):
+    from judges.questions import load_judge_prompts, load_questions, load_reference_answers
+    from judges.subset import write_subset
+
+    ids = write_subset(tmp_path / "mt_bench", per_category=1)
+    questions = load_questions(tmp_path / "mt_bench")
+    assert len(questions) == 8 and len({q["category"] for q in questions}) == 8
+    assert sorted(load_reference_answers(tmp_path / "mt_bench")) == sorted(
+        q["question_id"] for q in questions if q["category"] in ("math", "reasoning", "coding"))
+    assert "single-v1" in load_judge_prompts(tmp_path / "mt_bench") and ids[0] == 81
+    write_subset(tmp_path / "two", per_category=2, categories=["math", "stem"])
+    assert [q["category"] for q in load_questions(tmp_path / "two")] == ["math", "math", "stem", "stem"]
+    with pytest.raises(UserError, match="no question in category 'poetry'"):
+        write_subset(tmp_path / "bad", per_category=1, categories=["poetry"])
+
+
+def test_secrets_in_stage_arguments_never_reach_the_manifest():
+    from align.redact import redact_argv
+
+    assert redact_argv(["judge", "--api-key", "sk-123", "--parallel", "8"]) == \
+        ["judge", "--api-key", "<redacted>", "--parallel", "8"]
+    assert redact_argv(["--hub_token=hf_abc", "--max-tokens", "2048", "--max-new-token", "1024"]) == \
+        ["--hub_token=<redacted>", "--max-tokens", "2048", "--max-new-token", "1024"]

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+
+from align.cli import main
+from align.errors import UserError
+from align.files import append_jsonl, atomic_directory, atomic_write_json, read_jsonl
+from align.redact import redact
+from judges.questions import load_judge_prompts, load_questions, load_reference_answers, temperature_for
+
+
+def test_redact_drops_secrets_at_any_depth():
+    out = redact({"api_key": "sk-123", "nested": [{"OPENAI_API_KEY": "sk-9", "lr": 1}], "hf_token": ""})
+    assert out["api_key"] == "<redacted>"
+    assert out["nested"][0] == {"OPENAI_API_KEY": "<redacted>", "lr": 1}
+    assert "sk-" not in json.dumps(out)
+
+
+def test_redact_keeps_counts_and_tokenizer_fields():
+    card = {"num_input_tokens_seen": 512, "tokens_trained": 512, "max_new_token": 1024,
+            "pad_token": "<|endoftext|>", "hub_token": "hf_abc", "access_token": "x", "token": "t",
+            "client_secret": "s", "Authorization": "Bearer k"}
+    out = redact(card)
+    assert {k: out[k] for k in ("num_input_tokens_seen", "tokens_trained", "max_new_token", "pad_token")} == \
+        {"num_input_tokens_seen": 512, "tokens_trained": 512, "max_new_token": 1024, "pad_token": "<|endoftext|>"}
+    assert all(out[k] == "<redacted>" for k in ("hub_token", "access_token", "token", "client_secret",
+                                                 "Authorization"))
+
+
+def test_atomic_json_and_jsonl_roundtrip(tmp_path):
+    atomic_write_json(tmp_path / "a" / "card.json", {"x": 1, "token": "secret"})
+    assert json.loads((tmp_path / "a" / "card.json").read_text()) == {"x": 1, "token": "<redacted>"}
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["card.json"]  # no temp file left
+    f = tmp_path / "r.jsonl"
+    append_jsonl(f, {"i": 1})
+    append_jsonl(f, {"i": 2})
+    with open(f, "a") as fh:
+        fh.write('{"i": 3')  # a writer killed mid-record
+    assert [r["i"] for r in read_jsonl(f)] == [1, 2]
+
+
+def test_corrupt_middle_line_is_a_user_error(tmp_path):
+    f = tmp_path / "r.jsonl"
+    f.write_text('{"i": 1}\nnot json\n{"i": 2}\n')
+    with pytest.raises(UserError, match=r"r.jsonl:2"):
+        list(read_jsonl(f))
+
+
+def test_mtbench_data_from_package():
+    qs = load_questions()
+    assert len(qs) == 80 and qs[0]["question_id"] == 81 and qs[-1]["question_id"] == 160
+    assert {q["category"] for q in qs} == {"writing", "roleplay", "reasoning", "math", "coding",
+                                           "extraction", "stem", "humanities"}
+    prompts = load_judge_prompts()
+    assert {"single-v1", "single-math-v1", "single-v1-multi-turn", "single-math-v1-multi-turn"} <= set(prompts)
+    assert len(load_reference_answers()) == 30
+    assert len(load_reference_answers(reference="gpt-4-0125-preview")) == 30
+    assert temperature_for("math") == 0.0 and temperature_for("writing") == 0.7
+
+
+def test_unknown_reference_set_is_clear():
+    with pytest.raises(UserError, match="gpt-5"):
+        load_reference_answers(reference="gpt-5")
+
+
+def test_cli_without_command_is_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+
+
+def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "ckpt"
+    with atomic_directory(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+        assert not out.exists()  # nothing visible until the block is done
+    assert [p.name for p in out.iterdir()] == ["a.txt"]
+    with pytest.raises(RuntimeError):
+        with atomic_directory(out) as tmp:
+            (tmp / "b.txt").write_text("2")
+            raise RuntimeError("killed mid-write")
+    assert [p.name for p in out.iterdir()] == ["a.txt"]  # the old one is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temporary left behind
+    with atomic_directory(out) as tmp:
+        (tmp / "c.txt").write_text("3")
+    assert [p.name for p in out.iterdir()] == ["c.txt"]
