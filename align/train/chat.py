@@ -94,17 +94,22 @@ def _marked_equivalent(tokenizer) -> str | None:
 
 
 def prepare_tokenizer(tokenizer, *, chat_template_path: str | None = None, assistant_only_loss: bool = False,
-                      source: str = "tokenizer"):
+                      source: str = "tokenizer", chat_template: str | None = None):
     """Give `tokenizer` a chat template, pad and eos fit for training; returns it (modified in place).
 
-    - `chat_template_path` (a .jinja file) replaces any template;
+    - `chat_template_path` (a .jinja file) or `chat_template` (the template itself, the handbook's
+      recipe key) replaces any template;
     - no template -> DEFAULT_TEMPLATE;
     - assistant-only loss without markers -> an equivalent template with markers, or a UserError;
     - no pad token -> pad = eos (the collators mask padding by attention mask, so real eos tokens still train).
     """
     if tokenizer.eos_token is None:
         raise UserError(f"{source}: the tokenizer has no eos token; set `eos_token` in the recipe")
-    if chat_template_path:
+    if chat_template and chat_template_path:
+        raise UserError("chat_template and chat_template_path are both set: keep one")
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    elif chat_template_path:
         path = Path(chat_template_path)
         if not path.is_file():
             raise UserError(f"chat_template_path {path} is not a file (a .jinja chat template is expected)")

@@ -19,9 +19,13 @@ from align.errors import exit_on_user_error
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
+    from align.train.compat import apply_recipe_env
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    apply_recipe_env(argv)  # the recipe's env: block, before torch / transformers are imported
     from align.train.stage import run_training
 
-    return run_training("dpo", list(sys.argv[1:] if argv is None else argv))
+    return run_training("dpo", argv)
 
 
 if __name__ == "__main__":

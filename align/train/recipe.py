@@ -21,12 +21,14 @@ import yaml
 from trl import ModelConfig, ScriptArguments, TrlParser
 
 from align.errors import UserError
+from align.train.compat import RunExtras, TemplateArguments, translate_argv, translate_keys
+from align.train.mixture_spec import MixtureArguments
 
 INVALID_ROW_POLICIES = ("error", "skip")
 
 
 @dataclass
-class DataArguments(ScriptArguments):
+class DataArguments(ScriptArguments, MixtureArguments, TemplateArguments):
     """TRL's data keys (`dataset_name`, `dataset_config`, `dataset_train_split`, ...) plus ours."""
 
     max_train_rows: int | None = field(
@@ -50,7 +52,7 @@ class ModelArguments(ModelConfig):
 
 
 @dataclass
-class RunArguments:
+class RunArguments(RunExtras):
     """Output-directory policy (transformers 5 dropped its `overwrite_output_dir`)."""
 
     overwrite_output_dir: bool = field(
@@ -120,9 +122,12 @@ def _coerce(key: str, value: Any, tp: Any, source: str) -> Any:
     return value
 
 
-def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str, list] | None = None
-                     ) -> dict[str, Any]:
-    """Read a recipe YAML and check every key and scalar type against the dataclass fields."""
+def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str, list] | None = None,
+                     stage: str = "sft", notes: list[str] | None = None) -> dict[str, Any]:
+    """Read a recipe YAML and check every key and scalar type against the dataclass fields.
+
+    Keys renamed or removed upstream are translated first (align.train.compat); each translation
+    is appended to `notes`."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe {path} not found")
@@ -136,6 +141,9 @@ def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str,
         return {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: a recipe must be a YAML mapping of key: value, got {type(data).__name__}")
+    data, translated = translate_keys(data, str(path), stage)
+    if notes is not None:
+        notes.extend(translated)
     out = {}
     for key, value in data.items():
         if key not in known:
@@ -179,7 +187,10 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
     classes = (DataArguments, config_class, ModelArguments, RunArguments)
     known = _field_types(classes)
     config_path, cli = _split_config_flag(argv)
-    recipe = load_recipe_file(config_path, known, _field_choices(classes)) if config_path else {}
+    stage = "dpo" if "beta" in known else "sft"
+    notes: list[str] = []
+    recipe = load_recipe_file(config_path, known, _field_choices(classes), stage, notes) if config_path else {}
+    cli, cli_notes = translate_argv(cli, "command line", stage)
     parser = _Parser(classes)
     parser.set_defaults_with_config(**recipe)
     try:
@@ -196,9 +207,9 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
         raise UserError(f"{config_path}: key 'invalid_rows' must be one of {INVALID_ROW_POLICIES}")
     if not model_args.model_name_or_path:
         raise UserError(f"{config_path or 'command line'}: model_name_or_path is required")
-    if not data_args.dataset_name:
-        raise UserError(f"{config_path or 'command line'}: dataset_name is required")
-    resolved = {"recipe_file": config_path, **recipe, **_cli_keys(cli)}
+    if not (data_args.dataset_name or data_args.dataset_mixture or data_args.datasets or data_args.dataset_mixer):
+        raise UserError(f"{config_path or 'command line'}: dataset_name (or a dataset mixture) is required")
+    resolved = {"recipe_file": config_path, **recipe, **_cli_keys(cli), "translated_keys": notes + cli_notes}
     return data_args, training_args, model_args, run_args, resolved
 
 

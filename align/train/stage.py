@@ -126,7 +126,8 @@ def peft_and_quantization(model_args):
     return get_peft_config(model_args), get_quantization_config(model_args)
 
 
-def load_tokenizer(model_args, training_args, *, assistant_only_loss: bool, chat_template_path: str | None):
+def load_tokenizer(model_args, training_args, *, assistant_only_loss: bool, chat_template_path: str | None,
+                   chat_template: str | None = None):
     from transformers import AutoTokenizer
 
     from align.train.chat import prepare_tokenizer
@@ -138,7 +139,7 @@ def load_tokenizer(model_args, training_args, *, assistant_only_loss: bool, chat
         first = str(err).strip().splitlines()[0]
         raise UserError(f"model_name_or_path {model_args.model_name_or_path!r}: no tokenizer ({first})") from None
     return prepare_tokenizer(tok, chat_template_path=chat_template_path, assistant_only_loss=assistant_only_loss,
-                             source=model_args.model_name_or_path)
+                             source=model_args.model_name_or_path, chat_template=chat_template)
 
 
 def save_outputs(trainer, tokenizer, model_args, training_args) -> None:
@@ -237,35 +238,37 @@ def run_training(stage: str, argv: list[str]) -> int:
     """
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    from align.train.data import load_rows
-    from align.train.recipe import parse_recipe
+    from align.train.checks import preflight
+    from align.train.compat import env_card, recipe_env
+    from align.train.mixture import load_training_data
 
     config_cls, trainer_cls, kind = {"sft": (SFTConfig, SFTTrainer, "chat"),
                                      "dpo": (DPOConfig, DPOTrainer, "preference")}[stage]
     argv = cpu_distributed_argv(argv)
-    data_args, training_args, model_args, run_args, resolved = parse_recipe(config_cls, argv)
+    parsed = preflight(stage, argv)  # recipe, data sources, environment: before anything is touched or loaded
+    if parsed is None:
+        return 0  # --dry_run true: checked, nothing loaded
+    data_args, training_args, model_args, run_args, resolved = parsed
     started = time.time()
     setup_logging(training_args)
+    for note in resolved.get("translated_keys", []):
+        log.info("recipe: %s", note)
     resume = prepare_run(training_args, run_args)
     peft_config, quantization_config = peft_and_quantization(model_args)
 
     # Data first: a bad row fails the run before the model is loaded.
-    train = load_rows(data_args.dataset_name, kind=kind, config=data_args.dataset_config,
-                      split=data_args.dataset_train_split, max_rows=data_args.max_train_rows,
-                      invalid_rows=data_args.invalid_rows)
-    cards = {"train": train.card()}
-    eval_dataset = None
-    if training_args.eval_strategy != "no":
-        evaluation = load_rows(data_args.dataset_name, kind=kind, config=data_args.dataset_config,
-                               split=data_args.dataset_test_split, invalid_rows=data_args.invalid_rows)
-        eval_dataset, cards["eval"] = evaluation.dataset, evaluation.card()
+    train, evaluation, cards = load_training_data(data_args, training_args, kind, resolved.get("recipe_file") or
+                                                  "command line")
+    eval_dataset = evaluation.dataset if evaluation is not None else None
 
     if stage == "sft":
         tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=training_args.assistant_only_loss,
-                                   chat_template_path=training_args.chat_template_path)
+                                   chat_template_path=training_args.chat_template_path,
+                                   chat_template=data_args.chat_template)
         training_args.chat_template_path = None  # applied above (to the tokenizer that gets saved)
     else:
-        tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=False, chat_template_path=None)
+        tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=False, chat_template_path=None,
+                                   chat_template=data_args.chat_template)
     model_init_kwargs(training_args, model_args)
 
     trainer = trainer_cls(model=model_args.model_name_or_path, args=training_args, train_dataset=train.dataset,
@@ -277,6 +280,7 @@ def run_training(stage: str, argv: list[str]) -> int:
     save_outputs(trainer, tokenizer, model_args, training_args)
     finish_run(trainer, stage=stage, started=started, resolved=resolved, data_cards=cards,
                model_args=model_args, training_args=training_args,
-               extra={"resumed_from": resume, "chat_template": tokenizer.chat_template})
+               extra={"resumed_from": resume, "chat_template": tokenizer.chat_template,
+                      "recipe_translations": resolved.get("translated_keys", []), "env": env_card(recipe_env(argv))})
     trainer.accelerator.wait_for_everyone()
     return 0

@@ -52,7 +52,7 @@ def test_model_and_data_keys(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("learnin_rate: 1.0e-5\n", "unknown key 'learnin_rate' (did you mean 'learning_rate'?)"),
-    ("max_prompt_length: 512\n", "unknown key 'max_prompt_length'"),
+    ("max_prompt_length: 512\n", "key 'max_prompt_length' has no meaning for SFT"),
     ("learning_rate: fast\n", "key 'learning_rate' expects a number, got 'fast'"),
     ("max_steps: 2.5\n", "key 'max_steps' expects an integer"),
     ("packing: maybe\n", "key 'packing' expects true or false"),

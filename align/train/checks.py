@@ -1,0 +1,279 @@
+"""Checks before anything loads: recipe keys and types, data sources, and what the machine must have.
+
+    align sft --config R --dry_run true      (also align dpo; `align series FILE --dry-run` runs it
+                                              for every recipe a series references)
+
+Every real run starts with the same checks, before the output directory is touched or a model
+loads. Each problem is one line; any problem exits 2. The environment checks read the recipe's
+raw values (recipe file, translated, then command-line flags), so they run even where TRL's own
+config would refuse to be built (bf16 on a machine without a GPU).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from align.errors import UserError
+from align.train.compat import translate_argv, translate_keys
+from align.train.mixture import is_local, local_file
+from align.train.mixture_spec import Mixture, Source, mixture_from_args
+
+TRUE = {"true", "1", "yes", "on"}
+# report_to names -> the module that must be importable (transformers' integration names)
+TRACKER_MODULES = {"wandb": "wandb", "tensorboard": ("tensorboard", "tensorboardX"), "mlflow": "mlflow",
+                   "comet_ml": "comet_ml", "clearml": "clearml", "neptune": "neptune", "dvclive": "dvclive",
+                   "codecarbon": "codecarbon", "azure_ml": "azureml", "trackio": "trackio", "swanlab": "swanlab",
+                   "dagshub": "dagshub", "flyte": "flytekit", "kubeflow": "kubeflow"}
+
+
+def _installed(*modules: str) -> bool:
+    return any(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def _flag(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in TRUE)
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def raw_settings(stage: str, argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """(recipe path, recipe keys translated and overridden by command-line flags, as raw values)."""
+    from align.train.recipe import _cli_keys, _split_config_flag
+
+    config, cli = _split_config_flag(argv)
+    raw: dict[str, Any] = {}
+    if config and Path(config).is_file():
+        try:
+            data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            data = None  # the recipe parser reports it with its line
+        if isinstance(data, dict):
+            raw, _ = translate_keys(data, config, stage)
+    cli, _ = translate_argv(cli, "command line", stage)
+    raw.update(_cli_keys(cli))
+    return config, raw
+
+
+def environment_problems(raw: dict[str, Any]) -> list[str]:
+    """What the recipe asks of this machine that it does not have."""
+    problems = []
+    gpu = _gpu()
+    bf16 = raw.get("bf16")
+    if not gpu and (_flag(bf16) or (bf16 is None and not _flag(raw.get("fp16")))):
+        why = "bf16: true" if bf16 is not None else "bf16 (TRL's default when unset)"
+        problems.append(f"{why} needs a GPU; none here: set bf16: false (and dtype: float32 on CPU)")
+    if not gpu and _flag(raw.get("fp16")):
+        problems.append("fp16: true needs a GPU; none here: set fp16: false")
+    for key in ("load_in_4bit", "load_in_8bit"):
+        if _flag(raw.get(key)):
+            if not gpu:
+                problems.append(f"{key}: true (QLoRA) needs a CUDA GPU; none here: set {key}: false")
+            elif not _installed("bitsandbytes"):
+                problems.append(f"{key}: true needs bitsandbytes, which is not installed (pip install bitsandbytes)")
+    attn = str(raw.get("attn_implementation") or "")
+    if attn in ("flash_attention_2", "flash_attention_3"):
+        module = "flash_attn" if attn == "flash_attention_2" else "flash_attn_interface"
+        if not _installed(module):
+            problems.append(f"attn_implementation: {attn} needs the {module} package, which is not installed: "
+                            "install it or set attn_implementation: sdpa")
+        elif not gpu:
+            problems.append(f"attn_implementation: {attn} needs a CUDA GPU; none here: set attn_implementation: sdpa")
+    if _flag(raw.get("padding_free")) and attn not in ("flash_attention_2", "flash_attention_3"):
+        problems.append("padding_free: true needs attn_implementation flash_attention_2/3: set padding_free: false")
+    problems += _tracker_problems(raw.get("report_to"))
+    if _flag(raw.get("push_to_hub")):
+        problems += _hub_problems(raw)
+    if _flag(raw.get("use_liger_kernel")) and not _installed("liger_kernel"):
+        problems.append("use_liger_kernel: true needs liger-kernel, which is not installed: "
+                        "set use_liger_kernel: false")
+    optim = str(raw.get("optim") or "")
+    if any(word in optim for word in ("8bit", "paged", "bnb")) and not _installed("bitsandbytes"):
+        problems.append(f"optim: {optim} needs bitsandbytes, which is not installed: use optim: adamw_torch")
+    if raw.get("deepspeed") and not _installed("deepspeed"):
+        problems.append("deepspeed: set, but deepspeed is not installed")
+    return problems
+
+
+def _tracker_problems(report_to: Any) -> list[str]:
+    if report_to is None:
+        return []
+    names = report_to if isinstance(report_to, list) else str(report_to).replace(",", " ").split()
+    problems = []
+    for name in names:
+        if name in ("none", "all"):
+            continue
+        modules = TRACKER_MODULES.get(name)
+        if modules is None:
+            problems.append(f"report_to: unknown tracker {name!r} (known: {sorted(TRACKER_MODULES)} or none)")
+        elif not _installed(*([modules] if isinstance(modules, str) else modules)):
+            problems.append(f"report_to: {name} is not installed: install it or drop it from report_to "
+                            "(report_to: none logs to the console only)")
+    return problems
+
+
+def _hub_problems(raw: dict) -> list[str]:
+    if _offline():
+        return ["push_to_hub: true needs hub access, and HF_HUB_OFFLINE=1: set push_to_hub: false"]
+    from huggingface_hub import get_token
+
+    if not raw.get("hub_token") and not get_token():
+        return ["push_to_hub: true needs a hub token (huggingface-cli login, or HF_TOKEN): none is set"]
+    return []
+
+
+def hub_dataset_problem(source: Source) -> str | None:
+    """None when a hub dataset can be read from here (online, or cached while offline)."""
+    import datasets
+
+    try:
+        datasets.load_dataset_builder(source.path, source.name, data_dir=source.data_dir,
+                                      data_files=source.data_files)
+    except Exception as err:  # noqa: BLE001 - any failure here means "cannot be read from this machine"
+        if _offline():
+            return (f"dataset {source.label()}: a hub dataset that needs hub access (HF_HUB_OFFLINE=1 and not "
+                    "cached): use a local file or directory")
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"dataset {source.label()}: cannot be read ({first})"
+    return None
+
+
+def source_problem(source: Source) -> str | None:
+    path = Path(source.path)
+    if is_local(source):
+        if path.is_dir() and local_file(source) is None and source.data_files is None and source.data_dir is None:
+            if not any(path.glob("*")):
+                return f"dataset {source.label()}: directory {path} is empty"
+        return None
+    looks_local = source.path.startswith(("/", ".", "~")) or path.suffix in (".jsonl", ".json", ".parquet") \
+        or source.path.count("/") > 1
+    if looks_local:
+        return f"dataset {source.label()}: {path} not found"
+    return hub_dataset_problem(source)
+
+
+def data_sources(data_args, source: str, seed: int) -> list[Source]:
+    mixture: Mixture | None = mixture_from_args(data_args, source, seed)
+    if mixture is not None:
+        return mixture.sources
+    return [Source(path=data_args.dataset_name, name=data_args.dataset_config, split=data_args.dataset_train_split)]
+
+
+def model_problem(model: str | None) -> str | None:
+    if not model:
+        return None
+    path = Path(model)
+    if path.exists():
+        return None if (path / "config.json").is_file() else f"model_name_or_path {model}: no config.json in it"
+    if model.startswith(("/", ".", "~")) or model.count("/") > 1:
+        return f"model_name_or_path {model}: not found"
+    if _offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            return f"model_name_or_path {model}: a hub model that needs hub access (HF_HUB_OFFLINE=1, not cached)"
+    return None
+
+
+def template_problem(data_args, training_args) -> str | None:
+    path = getattr(training_args, "chat_template_path", None)
+    if data_args.chat_template and path:
+        return "chat_template and chat_template_path are both set: keep one"
+    if path and not Path(path).is_file():
+        return f"chat_template_path {path} is not a file"
+    return None
+
+
+# ---------------------------------------------------------------------- the checks as a whole
+
+def check_run(stage: str, argv: list[str], *, check_model: bool = True) -> tuple[Any, list[str], dict]:
+    """Every check that needs no model -> (parsed recipe or None, problems, raw settings)."""
+    from trl import DPOConfig, SFTConfig
+
+    from align.train.recipe import parse_recipe
+
+    try:
+        config, raw = raw_settings(stage, argv)
+    except UserError as err:
+        return None, [str(err)], {}
+    problems = environment_problems(raw)
+    # bf16 already reported: let TRL build its config anyway, so that its own checks run too
+    neutral = ["--bf16", "false", "--fp16", "false"] if any(p.startswith(("bf16", "fp16")) for p in problems) else []
+    try:
+        parsed = parse_recipe(SFTConfig if stage == "sft" else DPOConfig, [*argv, *neutral])
+    except UserError as err:
+        return None, [*problems, str(err)], raw
+    data_args, training_args, model_args, _, _ = parsed
+    where = config or "command line"
+    for problem in (template_problem(data_args, training_args),
+                    model_problem(model_args.model_name_or_path) if check_model else None):
+        if problem:
+            problems.append(problem)
+    try:
+        sources = data_sources(data_args, where, training_args.seed)
+    except UserError as err:
+        return parsed, [*problems, str(err)], raw
+    problems += [p for p in map(source_problem, sources) if p]
+    return parsed, problems, raw
+
+
+def _say(lines: list[str], stream=None) -> None:
+    if os.environ.get("RANK", "0") == "0":  # under a launcher every process checks; one reports
+        for line in lines:
+            print(line, file=stream or sys.stderr, flush=True)
+
+
+def preflight(stage: str, argv: list[str]):
+    """The checks at the start of a run: problems -> one line each and exit 2. Returns the parsed
+    recipe, or None after a successful `--dry_run true` (which also reads and checks all the data)."""
+    parsed, problems, raw = check_run(stage, argv)
+    dry = _flag(raw.get("dry_run")) or (parsed is not None and parsed[3].dry_run)
+    summary = None
+    if dry and parsed is not None and not problems:
+        summary, data_problem = _dry_run_data(stage, parsed)
+        problems += [data_problem] if data_problem else []
+    if problems:
+        _say([f"error: {p}" for p in problems[:-1]])
+        raise UserError(problems[-1] + (f" ({len(problems)} problems; nothing was loaded)" if len(problems) > 1
+                                        else ""))
+    if dry:
+        notes = parsed[4].get("translated_keys") or []
+        _say([f"note: {n}" for n in notes] + [summary], sys.stdout)
+        return None
+    return parsed
+
+
+def _dry_run_data(stage: str, parsed) -> tuple[str | None, str | None]:
+    """Read and check all the data (no model, no tokenizer) -> (summary line, problem)."""
+    from align.train.mixture import load_training_data
+
+    data_args, training_args, model_args, _, resolved = parsed
+    where = resolved.get("recipe_file") or "command line"
+    try:
+        train, evaluation, cards = load_training_data(data_args, training_args,
+                                                      "chat" if stage == "sft" else "preference", where)
+    except UserError as err:
+        return None, str(err)
+    sources = len(cards.get("mixture", {}).get("sources", [])) or 1
+    return (f"{where}: {stage} recipe ok: {train.rows_kept} train rows"
+            f"{f', {evaluation.rows_kept} eval rows' if evaluation else ''} from {sources} source(s), "
+            f"model {model_args.model_name_or_path} not loaded (dry run)"), None
+
+
+def check_recipe(stage: str, argv: list[str], *, check_model: bool = True) -> list[str]:
+    """Problems of one recipe command line (for `align series --dry-run`), without loading data rows."""
+    _, problems, _ = check_run(stage, argv, check_model=check_model)
+    return problems
