@@ -42,7 +42,9 @@ def run(args) -> int:
         runner = Runner(series, only, names, dry=True)
         runner.run()
         print_plan(runner)
-        return 0
+        from align.series.preflight import report_recipe_problems  # loads TRL: only for a dry run
+
+        return 2 if report_recipe_problems(series, names) else 0
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` / scancel: stop the stage cleanly too
     with RunLock(series.output_dir) as lock:
         try:

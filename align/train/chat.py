@@ -121,8 +121,8 @@ def prepare_tokenizer(tokenizer, *, chat_template_path: str | None = None, assis
     if assistant_only_loss and not has_generation_markers(tokenizer.chat_template):
         marked = _marked_equivalent(tokenizer)
         if marked is None:
-            raise UserError(f"{source}: its chat template has no {{% generation %}} markers and no equivalent is known; "
-                            "set chat_template_path to a template with markers, or assistant_only_loss: false")
+            raise UserError(f"{source}: its chat template has no {{% generation %}} markers and no equivalent is "
+                            "known; set chat_template_path to a template with markers, or assistant_only_loss: false")
         tokenizer.chat_template = marked
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

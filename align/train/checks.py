@@ -199,8 +199,11 @@ def template_problem(data_args, training_args) -> str | None:
 
 # ---------------------------------------------------------------------- the checks as a whole
 
-def check_run(stage: str, argv: list[str], *, check_model: bool = True) -> tuple[Any, list[str], dict]:
-    """Every check that needs no model -> (parsed recipe or None, problems, raw settings)."""
+def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced: frozenset[str] = frozenset()
+              ) -> tuple[Any, list[str], dict]:
+    """Every check that needs no model -> (parsed recipe or None, problems, raw settings).
+
+    `produced`: paths an earlier step will write (a series' prepare steps): not checked for existence."""
     from trl import DPOConfig, SFTConfig
 
     from align.train.recipe import parse_recipe
@@ -226,7 +229,7 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True) -> tuple
         sources = data_sources(data_args, where, training_args.seed)
     except UserError as err:
         return parsed, [*problems, str(err)], raw
-    problems += [p for p in map(source_problem, sources) if p]
+    problems += [p for s in sources if str(Path(s.path)) not in produced and (p := source_problem(s))]
     return parsed, problems, raw
 
 
@@ -273,7 +276,8 @@ def _dry_run_data(stage: str, parsed) -> tuple[str | None, str | None]:
             f"model {model_args.model_name_or_path} not loaded (dry run)"), None
 
 
-def check_recipe(stage: str, argv: list[str], *, check_model: bool = True) -> list[str]:
+def check_recipe(stage: str, argv: list[str], *, check_model: bool = True,
+                 produced: frozenset[str] = frozenset()) -> list[str]:
     """Problems of one recipe command line (for `align series --dry-run`), without loading data rows."""
-    _, problems, _ = check_run(stage, argv, check_model=check_model)
+    _, problems, _ = check_run(stage, argv, check_model=check_model, produced=produced)
     return problems
