@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +217,9 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
     # bf16 already reported: let TRL build its config anyway, so that its own checks run too
     neutral = ["--bf16", "false", "--fp16", "false"] if any(p.startswith(("bf16", "fp16")) for p in problems) else []
     try:
-        parsed = parse_recipe(SFTConfig if stage == "sft" else DPOConfig, [*argv, *neutral])
+        with warnings.catch_warnings():  # transformers' notices about TRL's own defaults: nothing to act on
+            warnings.simplefilter("ignore", FutureWarning)
+            parsed = parse_recipe(SFTConfig if stage == "sft" else DPOConfig, [*argv, *neutral])
     except UserError as err:
         return None, [*problems, str(err)], raw
     data_args, training_args, model_args, _, _ = parsed

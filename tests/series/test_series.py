@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, preference_rows, run_cli, write_jsonl
 
 from align.errors import UserError
 from align.series.spec import load_series, stage_command
@@ -106,9 +106,10 @@ def study(tmp_path):
         "model_type": "llama", "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 128,
         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": True}))
     (tmp_path / "sft.yaml").write_text("learning_rate: 3.0e-5\nmax_steps: 10\nper_device_train_batch_size: 2\n"
-                                       "max_length: 128\n")
+                                       "max_length: 128\nbf16: false\n")
     (tmp_path / "dpo.yaml").write_text("learning_rate: 5.0e-7\nmax_steps: 5\nper_device_train_batch_size: 2\n"
-                                       "max_length: 128\n")
+                                       "max_length: 128\nbf16: false\n"
+                                       f"dataset_name: {write_jsonl(tmp_path / 'prefs.jsonl', preference_rows(2))}\n")
     (tmp_path / "grow.yaml").write_text("hidden_size: 96\nintermediate_size: 192\nnum_hidden_layers: 3\n")
     series = {
         "name": "test-series",
