@@ -83,7 +83,8 @@ def _field_choices(classes) -> dict[str, list]:
 def _scalar_kinds(tp: Any) -> set[type]:
     """The plain scalar types a (possibly Optional/Union) annotation accepts."""
     args = typing.get_args(tp)
-    members = args if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (tp,)
+    union = typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None))
+    members = args if union else (tp,)
     return {m for m in members if m in (bool, int, float, str)}
 
 

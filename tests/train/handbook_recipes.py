@@ -64,7 +64,8 @@ SFT_COMMON = {"bf16": True, "do_eval": True, "eval_strategy": "epoch", "gradient
               "logging_steps": 5, "logging_strategy": "steps", "lr_scheduler_type": "cosine", "max_steps": -1,
               "overwrite_output_dir": True, "push_to_hub": True, "remove_unused_columns": True, "seed": 42,
               "warmup_ratio": 0.1}
-DPO_COMMON = {"bf16": True, "do_eval": True, "eval_strategy": "steps", "eval_steps": 100, "gradient_checkpointing": True,
+DPO_COMMON = {"bf16": True, "do_eval": True, "eval_strategy": "steps", "eval_steps": 100,
+              "gradient_checkpointing": True,
               "gradient_checkpointing_kwargs": GC_KWARGS, "learning_rate": 5.0e-7, "log_level": "info",
               "logging_steps": 10, "lr_scheduler_type": "cosine", "max_length": 1024, "max_prompt_length": 512,
               "optim": "adamw_torch", "push_to_hub": True, "seed": 42, "warmup_ratio": 0.1}
@@ -76,7 +77,8 @@ RECIPES: dict[str, tuple[str, dict]] = {
         "model_name_or_path": "mistralai/Mistral-7B-v0.1", **BASE_7B, "chat_template": ZEPHYR_TEMPLATE,
         "dataset_mixture": mixture(pair("HuggingFaceH4/ultrachat_200k", "train_sft", "test_sft"), 1000),
         "dataset_num_proc": 12, **SFT_COMMON, "gradient_accumulation_steps": 1, "hub_model_id": "zephyr-7b-sft-full",
-        "learning_rate": 2.0e-05, "max_seq_length": 2048, "num_train_epochs": 1, "output_dir": "data/zephyr-7b-sft-full",
+        "learning_rate": 2.0e-05, "max_seq_length": 2048, "num_train_epochs": 1,
+        "output_dir": "data/zephyr-7b-sft-full",
         "per_device_eval_batch_size": 8, "per_device_train_batch_size": 16, "report_to": ["wandb"], **SAVE_STEPS}),
     "zephyr-7b-beta/sft/config_qlora": ("sft", {
         "model_name_or_path": "mistralai/Mistral-7B-v0.1", **BASE_7B, "load_in_4bit": True, "use_peft": True,

@@ -152,3 +152,28 @@ def test_smollm2_sft_then_dpo_train_as_written(tiny_base_llama_dir, tmp_path):
     card = train("smollm2/dpo/config", tmp_path / "sft", tmp_path, tmp_path / "dpo")
     assert card["global_step"] == 2 and card["training_args"]["beta"] == 0.5
     assert card["data"]["mixture"]["test_split_size"] == 4 and card["data"]["eval"]["rows_kept"] == 4
+
+
+@pytest.mark.slow
+def test_trl_cli_recipe_with_datasets_and_env_trains(tiny_llama_dir, tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", chat_rows(12))
+    b = write_jsonl(tmp_path / "b.jsonl", chat_rows(6))
+    recipe = tmp_path / "trl.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "env": {"ALIGN_RECIPE_PROBE": "from-recipe", "HF_TOKEN": "hf_not_a_real_token"},
+        "datasets": [{"path": "json", "data_files": str(a), "fraction": 0.75},
+                     {"path": str(b), "columns": ["messages"], "fraction": 0.25}],
+        "test_split_size": 0.25, "streaming": False,
+        "model_name_or_path": str(tiny_llama_dir), "bf16": False, "max_steps": 2, "per_device_train_batch_size": 2,
+        "max_length": 96, "report_to": "none", "gradient_checkpointing": False, "save_strategy": "no"}))
+    proc = run_cli("-m", "align.cli", "sft", "--config", str(recipe), "--output_dir", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card_text = (tmp_path / "out" / "run_card.json").read_text()
+    assert "hf_not_a_real_token" not in card_text
+    card = json.loads(card_text)
+    assert card["env"] == {"ALIGN_RECIPE_PROBE": "from-recipe", "HF_TOKEN": "<redacted>"}
+    mixture = card["data"]["mixture"]
+    assert mixture["style"] == "trl" and [s["fraction"] for s in mixture["sources"]] == [0.75, 0.25]
+    # normalised shares, no oversampling: total = min(12 / 0.75, 6 / 0.25) = 16 -> 12 + 4 rows, 4 cut for test
+    assert [s["rows_taken"] for s in mixture["sources"]] == [12, 4]
+    assert card["data"]["train"]["rows_kept"] == 12 and card["global_step"] == 2
