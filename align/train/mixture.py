@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from align.errors import UserError
@@ -21,6 +22,7 @@ from align.train.mixture_spec import Mixture, Source, mixture_from_args
 KEEP_COLUMNS = {"chat": (("messages",), ("chat_template_kwargs",)),
                 "preference": (("chosen", "rejected"), ("prompt", "chat_template_kwargs"))}
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- reading one source
@@ -257,6 +259,9 @@ def load_training_data(data_args, training_args, kind: str, source: str):
         evaluation = load_rows(data_args.dataset_name, kind=kind, config=data_args.dataset_config,
                                split=data_args.dataset_test_split, invalid_rows=data_args.invalid_rows)
         return train, evaluation, {**cards, "eval": evaluation.card()}
+    if data_args.dataset_name:
+        log.warning("dataset_name %s is not used: %s gives the data (as in TRL's CLI and the handbook)",
+                    data_args.dataset_name, mixture.key)
     train, evaluation, card = load_mixture(mixture, kind=kind, invalid_rows=data_args.invalid_rows,
                                            max_rows=data_args.max_train_rows)
     if want_eval and evaluation is None:
