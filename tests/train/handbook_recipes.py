@@ -177,7 +177,8 @@ RECIPES.update({
         "dataset_mixture": mixture(pair(UF, "train_prefs", "test_prefs")
                                    + pair("HuggingFaceH4/cai-conversation-harmless", "train_prefs", "test_prefs"),
                                    3000, columns=PREFS),
-        "dataset_num_proc": 12, **DPO_COMMON, "beta": 0.1, "do_train": True, "eval_steps": 1000,
+        "dataset_num_proc": 12, **{k: v for k, v in DPO_COMMON.items() if k != "gradient_checkpointing_kwargs"},
+        "beta": 0.1, "do_train": True, "eval_steps": 1000,
         "gradient_accumulation_steps": 1, "hub_model_id": "mistral-7b-dpo-constitutional-ai",
         "lr_scheduler_type": "linear", "num_train_epochs": 3, "optim": "rmsprop",
         "output_dir": "data/mistral-7b-dpo-constitutional-ai", "per_device_train_batch_size": 2,
