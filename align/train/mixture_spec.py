@@ -186,9 +186,21 @@ def _mixer(mixer: Any, splits: Any, source: str, seed: int) -> Mixture:
     return Mixture("handbook-mixer", sources, seed=seed, key="dataset_mixer")
 
 
+MIXTURE_KEYS = ("dataset_mixture", "datasets", "dataset_mixer")
+
+
+def command_line_data_wins(data_args, cli_keys: dict) -> None:
+    """`--dataset_name X` on the command line replaces a mixture the recipe file gives (the command
+    line wins, as for every key); both in the same place: the mixture is used, as in TRL and the handbook."""
+    if "dataset_name" in cli_keys:
+        for key in MIXTURE_KEYS:
+            if key not in cli_keys:
+                setattr(data_args, key, None)
+
+
 def mixture_from_args(data_args, source: str, seed: int) -> Mixture | None:
     """The recipe's mixture (at most one of the three forms), checked; None for a plain dataset_name."""
-    given = [k for k in ("dataset_mixture", "datasets", "dataset_mixer") if getattr(data_args, k, None) is not None]
+    given = [k for k in MIXTURE_KEYS if getattr(data_args, k, None) is not None]
     if len(given) > 1:
         raise UserError(f"{source}: keys {given} each describe the training data; keep one")
     if not given:

@@ -22,7 +22,7 @@ from trl import ModelConfig, ScriptArguments, TrlParser
 
 from align.errors import UserError
 from align.train.compat import RunExtras, TemplateArguments, translate_argv, translate_keys
-from align.train.mixture_spec import MixtureArguments
+from align.train.mixture_spec import MixtureArguments, command_line_data_wins
 
 INVALID_ROW_POLICIES = ("error", "skip")
 
@@ -208,6 +208,7 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
         raise UserError(f"{config_path}: key 'invalid_rows' must be one of {INVALID_ROW_POLICIES}")
     if not model_args.model_name_or_path:
         raise UserError(f"{config_path or 'command line'}: model_name_or_path is required")
+    command_line_data_wins(data_args, _cli_keys(cli))
     if not (data_args.dataset_name or data_args.dataset_mixture or data_args.datasets or data_args.dataset_mixer):
         raise UserError(f"{config_path or 'command line'}: dataset_name (or a dataset mixture) is required")
     resolved = {"recipe_file": config_path, **recipe, **_cli_keys(cli), "translated_keys": notes + cli_notes}

@@ -147,3 +147,17 @@ def test_rows_that_do_not_fit_are_one_line_errors(two_sources):
     with pytest.raises(UserError, match=f"{bad}:1: the last message must be the assistant's"):
         load_mixture(mixture_from_args(data_args(dataset_mixture={"datasets": [{"id": str(bad)}]}), "r", seed=0),
                      kind="chat")
+
+
+def test_dataset_name_on_the_command_line_replaces_the_recipes_mixture(tmp_path):
+    from trl import SFTConfig
+
+    from align.train.recipe import parse_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model_name_or_path: m\nbf16: false\ndataset_mixture: {datasets: [{id: some/hub-data}]}\n")
+    common = ["--config", str(recipe), "--output_dir", str(tmp_path / "o")]
+    data, *_ = parse_recipe(SFTConfig, common)
+    assert mixture_from_args(data, "r", seed=0).sources[0].path == "some/hub-data"
+    data, *_ = parse_recipe(SFTConfig, [*common, "--dataset_name", "local.jsonl"])
+    assert data.dataset_mixture is None and mixture_from_args(data, "r", seed=0) is None
