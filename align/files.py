@@ -1,4 +1,4 @@
-"""Files others depend on: atomic writes, append-only JSONL, content digests.
+"""Files others depend on: atomic writes, append-only JSONL, content digests, YAML settings files.
 
 A reader never sees half a file, and a killed writer loses at most the record in flight.
 """
@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from align.errors import UserError
 from align.redact import redact
@@ -91,3 +93,24 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str = "YAML file") -> dict:
+    """A YAML file whose top level is a mapping (an empty file reads as {}); a missing file, bad YAML
+    or another top level is a one-line UserError naming the file (and the line, for bad YAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: {what} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{line}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read {what} ({err.__class__.__name__})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a {what} of `key: value` lines, got {type(data).__name__}")
+    return data

@@ -169,7 +169,8 @@ def main() -> None:
 
     summary = {"questions": len(questions), "per_category": args.per_category, "max_new_token": args.max_new_token,
                "batch_size": args.batch_size, "threads": args.threads, "nproc": len(os.sched_getaffinity(0)),
-               "load_average_after": round(os.getloadavg()[0], 1), "align_hf_s": round(t_ours, 1), "fastchat_batch1_s": round(t_theirs, 1),
+               "load_average_after": round(os.getloadavg()[0], 1), "align_hf_s": round(t_ours, 1),
+               "fastchat_batch1_s": round(t_theirs, 1),
                "speedup": round(t_theirs / t_ours, 2),
                **compare(ours, theirs, questions)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

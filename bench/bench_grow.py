@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from align.accounting import count_parameters  # noqa: E402
 from align.cli import main as align_main  # noqa: E402
 from align.grow import grow_model  # noqa: E402
 from align.packaged import dummy_conversations, export_smollm2  # noqa: E402
@@ -181,7 +182,7 @@ def main() -> int:
             print(f"fpi+zero: max |logit diff| {diff:.3e}, same greedy generation: {same}", flush=True)
         losses[f"{method}+{depth}"] = heldout_loss(grown, tokenizer, texts, args.max_tokens)
         print(f"{method}+{depth}: held-out loss {losses[f'{method}+{depth}']:.4f}", flush=True)
-        results["parameters"] = sum(p.numel() for p in grown.parameters())
+        results["parameters"] = count_parameters(grown)
         del grown
     results["heldout_loss"] = {k: round(v, 4) for k, v in losses.items()}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

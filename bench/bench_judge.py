@@ -85,7 +85,8 @@ def main() -> None:
         "same_scores": seq_scores == par_scores, "latency_s": args.latency, "parallel": args.parallel,
         "sequential_s": round(sequential, 2), "parallel_s": round(parallel, 2),
         "speedup": round(sequential / parallel, 2), "sequential_judging_s": round(sequential_judging, 2),
-        "parallel_judging_s": round(parallel_judging, 2), "judging_speedup": round(sequential_judging / parallel_judging, 2),
+        "parallel_judging_s": round(parallel_judging, 2),
+        "judging_speedup": round(sequential_judging / parallel_judging, 2),
         "nproc": os.cpu_count(),
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")

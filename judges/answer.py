@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             "max_new_token": args.max_new_token, "num_choices": args.num_choices, "seed": args.seed,
             "dtype": args.dtype, "batch_size": args.batch_size, "question_dir": args.question_dir,
             "base_url": args.base_url if args.backend == "openai" else None,
-            "temperatures": "FastChat per category; greedy below %g" % GREEDY_BELOW,
+            "temperatures": f"FastChat per category; greedy below {GREEDY_BELOW:g}",
             "versions": package_versions()}
     if done:
         check_meta(meta_file, meta)

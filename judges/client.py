@@ -66,10 +66,12 @@ class ChatClient:
         self._client = OpenAI(api_key=resolve_api_key(api_key_env, base_url), base_url=base_url,
                               max_retries=max_retries, timeout=timeout)
 
-    def chat(self, messages: list[dict], *, temperature: float = 0.0, max_tokens: int = 2048) -> str:
+    def chat(self, messages: list[dict], *, temperature: float = 0.0, max_tokens: int = 2048,
+             seed: int | None = None) -> str:
         """The first choice's text. Raises JudgeCallError once the client's retries are spent."""
+        seeded = {} if seed is None else {"seed": seed}
         response = self._request(self._client.chat.completions.create, messages=messages,
-                                 temperature=temperature, max_tokens=max_tokens)
+                                 temperature=temperature, max_tokens=max_tokens, **seeded)
         text = response.choices[0].message.content if response.choices else None
         if text is None:
             raise JudgeCallError(f"empty response from {self._where()}")

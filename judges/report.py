@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import atomic_write_json, atomic_write_text, read_jsonl
+from align.files import atomic_write_json, atomic_write_text, read_jsonl, read_yaml_mapping
 from align.runcard import write_run_card
 from judges.questions import CATEGORIES, load_questions
 
@@ -87,14 +87,10 @@ def load_judgments(paths: list[str]) -> tuple[dict[tuple[str, int, int], dict], 
     return judged, failed - set(judged)
 
 
-def load_series(path: str) -> list[Row]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise UserError(f"{path}: cannot read series YAML ({err.__class__.__name__})") from None
-    models = data.get("models") if isinstance(data, dict) else None
+def rows_from_series(path: str) -> list[Row]:
+    """One row per entry of a series file's `models:` table (name, size, construction); the rest of
+    the file is the series runner's business and is not read here."""
+    models = read_yaml_mapping(path, "series file").get("models")
     if not isinstance(models, list) or not models:
         raise UserError(f"{path}: expected a `models:` list")
     rows = []
@@ -115,7 +111,8 @@ def rows_from_names(models: list[str]) -> list[Row]:
     for name in sorted(models):
         size = SIZE_IN_NAME.search(name)
         lower = name.lower()
-        construction = "scratch" if "scratch" in lower else "expanded" if ("expand" in lower or "grown" in lower) else ""
+        expanded = "expand" in lower or "grown" in lower
+        construction = "scratch" if "scratch" in lower else "expanded" if expanded else ""
         rows.append(Row(name, size.group(1).upper() if size else "", construction))
 
     def order(row: Row):  # by size (millions before billions), scratch first, then name
@@ -299,7 +296,7 @@ def build_rows(input_files: list[str], series: str | None, question_dir: str | N
     if not judged and not failed:
         raise UserError(f"no judgments in {', '.join(input_files)}")
     models = sorted({slot[0] for slot in judged} | {slot[0] for slot in failed})
-    rows = load_series(series) if series else rows_from_names(models)
+    rows = rows_from_series(series) if series else rows_from_names(models)
     extra = sorted(set(models) - {r.name for r in rows})
     if extra:
         log.warning("not in the series file, left out of the table: %s", ", ".join(extra))

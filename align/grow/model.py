@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from pathlib import Path
 
 from align.errors import UserError
+from align.files import read_yaml_mapping
 
 log = logging.getLogger("align.grow")
 
@@ -24,16 +24,8 @@ FAMILIES = {"llama": ("plain", False), "mistral": ("plain", False), "qwen2": ("p
 # ---------------------------------------------------------------- specs and shapes
 
 def load_spec(path: str | os.PathLike) -> dict:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: SPEC file not found")
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(spec, dict) or not spec:
+    spec = read_yaml_mapping(path, "growth spec")
+    if not spec:
         raise UserError(f"{path}: expected a mapping of config fields, e.g. `hidden_size: 768`")
     return spec
 

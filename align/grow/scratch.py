@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from align.accounting import count_parameters
 from align.errors import UserError, exit_on_user_error
 from align.files import atomic_directory
 from align.runcard import write_run_card
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             pass  # no generation_config.json: keep the one built from the config
         model.save_pretrained(tmp)
         AutoTokenizer.from_pretrained(args.like).save_pretrained(tmp)
-        params = sum(p.numel() for p in model.parameters())
+        params = count_parameters(model)
         write_run_card(tmp, {"stage": "init_scratch", "like": str(args.like), "seed": args.seed,
                              "parameters": params}, started)
     print(f"wrote {out}: {params:,} parameters, random init (seed {args.seed}) of {args.like}'s shape")

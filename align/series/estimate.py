@@ -11,18 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from align.accounting import count_config_parameters, training_flops
+from align.files import read_yaml_mapping
 from align.series import spec as plan
 
 EFFECTIVE_FLOPS = 400e12  # one H100 at ~40% of its dense bf16 peak: a planning number, not a promise
 SMOLLM2_135M = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
                 "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True}
-
-
-def load_yaml(path: str) -> dict:
-    import yaml
-
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    return data if isinstance(data, dict) else {}
 
 
 def checkpoint_config(series: plan.Series, ref: str) -> dict | None:
@@ -41,20 +36,8 @@ def entry_config(series: plan.Series, entry: plan.Entry) -> dict | None:
     if source is None:
         return None
     if entry.grow:
-        source = {**source, **load_yaml(entry.grow["spec"])}
+        source = {**source, **read_yaml_mapping(entry.grow["spec"])}
     return source
-
-
-def parameter_count(cfg: dict) -> int:
-    """Llama-family parameter count from a config dict."""
-    h, f, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
-    heads = cfg["num_attention_heads"]
-    kv = cfg.get("num_key_value_heads") or heads
-    d = cfg.get("head_dim") or h // heads
-    attention = 2 * h * heads * d + 2 * h * kv * d
-    per_layer = attention + 3 * h * f + 2 * h
-    embed = cfg["vocab_size"] * h * (1 if cfg.get("tie_word_embeddings", False) else 2)
-    return embed + layers * per_layer + h
 
 
 def _flat(recipe: dict) -> dict:
@@ -70,14 +53,14 @@ def _flat(recipe: dict) -> dict:
 def num_processes(series: plan.Series) -> int:
     if series.train.get("launcher") == "python" or not series.train.get("accelerate_config"):
         return 1
-    return int(load_yaml(series.train["accelerate_config"]).get("num_processes") or 1)
+    return int(read_yaml_mapping(series.train["accelerate_config"]).get("num_processes") or 1)
 
 
 def training_tokens(series: plan.Series, entry: plan.Entry, stage: str) -> tuple[float | None, str]:
     block, own = getattr(series, stage), getattr(entry, stage)
     if own.get("tokens") or block.get("tokens"):
         return float(own.get("tokens") or block.get("tokens")), "given"
-    r = {**_flat(load_yaml(block["recipe"])), **(block.get("overrides") or {}), **(own.get("overrides") or {})}
+    r = {**_flat(read_yaml_mapping(block["recipe"])), **(block.get("overrides") or {}), **(own.get("overrides") or {})}
     steps = r.get("max_steps")
     if not isinstance(steps, int) or steps <= 0:
         return None, "unknown (no max_steps; set tokens: in the series file)"
@@ -94,7 +77,7 @@ def human(x: float | None) -> str:
 def estimate_rows(series: plan.Series, names: list[str]) -> list[str]:
     rows = []
     try:
-        turns = sum(n for _, n in plan.expected_question_ids(series))
+        turns = sum(n for _, n in series.question_turns)
     except Exception:  # questions not installed: the plan is still useful
         turns = None
     max_new = series.answer.get("max_new_token") or 1024
@@ -102,11 +85,13 @@ def estimate_rows(series: plan.Series, names: list[str]) -> list[str]:
     for name in names:
         entry = series.entry(name)
         cfg = entry_config(series, entry)
-        n = parameter_count(cfg) if cfg else None
+        n = count_config_parameters(cfg)["total"] if cfg else None
         parts = [f"{name}: N={human(n)}"]
-        for stage, factor in (("sft", 6), ("dpo", 8)):
+        for stage in ("sft", "dpo"):
             d, how = training_tokens(series, entry, stage)
-            flops = factor * n * d if n and d else None
+            flops = training_flops(n, d) if n and d else None
+            if flops and stage == "dpo":
+                flops += 2 * n * d  # the frozen reference model's forward pass
             total += flops or 0
             parts.append(f"{stage} D={human(d)} ({how}) {human(flops)} FLOPs")
         if turns is not None:

@@ -10,15 +10,14 @@ import fcntl
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
 from align.files import atomic_write_json
+from align.runcard import utc_timestamp
 
 VERSION = 1
-STATES = ("pending", "running", "done", "failed")
 SERIES_KEY = "_series"  # pseudo-entry for prepare / report
 
 
@@ -26,10 +25,6 @@ def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-able parts (argv, recipe text, upstream fingerprints)."""
     blob = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class Manifest:
@@ -61,12 +56,8 @@ class Manifest:
         return rec
 
     def save(self) -> None:
-        self.data["updated"] = now()
+        self.data["updated"] = utc_timestamp()
         atomic_write_json(self.path, self.data)
-
-    def is_current(self, entry: str, stage: str, fp: str) -> bool:
-        rec = self.get(entry, stage)
-        return rec.get("state") == "done" and rec.get("fingerprint") == fp
 
 
 class RunLock:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
+from align.files import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,6 @@ def preference_problem(row: dict) -> str | None:
 
 def _clean(messages: list[dict]) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
-
-
-def file_fingerprint(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
 
 
 def _read_local_rows(path: Path) -> list[tuple[str, Any]]:
@@ -166,14 +159,14 @@ def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "
         missing = [c for c in columns if labelled and c not in labelled[0][1]]
         if missing:
             raise UserError(f"{labelled[0][0]}: missing key(s) {missing} (a {kind} row needs {list(columns)})")
-        fingerprint = file_fingerprint(path)
+        fingerprint = "sha256:" + file_sha256(path)
     else:
         ds = _load_with_datasets(name, config, split, columns)
         if max_rows is not None:
             ds = ds.select(range(min(max_rows, len(ds))))
         where = str(path) if path.is_file() else f"{name}[{split}]"
         labelled = ((f"{where} row {i}", row) for i, row in enumerate(ds))
-        fingerprint = file_fingerprint(path) if path.is_file() else ds._fingerprint
+        fingerprint = "sha256:" + file_sha256(path) if path.is_file() else ds._fingerprint
     if max_rows is not None and isinstance(labelled, list):
         labelled = labelled[:max_rows]
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from trl import ModelConfig, ScriptArguments, TrlParser
 
 from align.errors import UserError
+from align.files import read_yaml_mapping
 from align.train.compat import RunExtras, TemplateArguments, translate_argv, translate_keys
 from align.train.mixture_spec import MixtureArguments, command_line_data_wins
 
@@ -83,7 +84,7 @@ def _field_choices(classes) -> dict[str, list]:
 def _scalar_kinds(tp: Any) -> set[type]:
     """The plain scalar types a (possibly Optional/Union) annotation accepts."""
     args = typing.get_args(tp)
-    union = typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None))
+    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
     members = args if union else (tp,)
     return {m for m in members if m in (bool, int, float, str)}
 
@@ -130,18 +131,7 @@ def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str,
     Keys renamed or removed upstream are translated first (align.train.compat); each translation
     is appended to `notes`."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" line {where.line + 1}" if where else ""
-        raise UserError(f"{path}:{line} not valid YAML ({getattr(err, 'problem', err)})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a recipe must be a YAML mapping of key: value, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "recipe")
     data, translated = translate_keys(data, str(path), stage)
     if notes is not None:
         notes.extend(translated)

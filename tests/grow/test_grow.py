@@ -236,7 +236,8 @@ def test_cli_writes_a_loadable_checkpoint_with_tokenizer_and_run_card(tmp_path, 
     grown = AutoModelForCausalLM.from_pretrained(out)
     assert grown.dtype == source.dtype == torch.float32
     assert grown.lm_head.weight.data_ptr() == grown.model.embed_tokens.weight.data_ptr()  # tied stays tied
-    assert AutoTokenizer.from_pretrained(out).chat_template == AutoTokenizer.from_pretrained(tiny_llama_dir).chat_template
+    template = AutoTokenizer.from_pretrained(tiny_llama_dir).chat_template
+    assert AutoTokenizer.from_pretrained(out).chat_template == template
     ids = input_ids()
     assert max_logit_diff(source, grown, ids) < 1e-4  # float32 end to end
     # the saved weights are exactly what grow_model builds in memory

@@ -1,8 +1,8 @@
 """The series runner: validation, plan, manifest, resume after a kill, re-runs after changes.
 
-The runner's real logic runs; only the stage commands are swapped (via
-`align.series.spec.stage_command`) for a stand-in script that writes the outputs each stage
-would write, records every call, and can hang (to be killed) or fail on request.
+The runner's real logic runs; only its command factory is swapped (tests/fakes/series_runner.py)
+for one that runs tests/fakes/stage.py, a stand-in that writes the outputs each stage would write,
+records every call, and can hang (to be killed) or fail on request.
 """
 
 from __future__ import annotations
@@ -19,87 +19,15 @@ import pytest
 from conftest import REPO, preference_rows, run_cli, write_jsonl
 
 from align.errors import UserError
-from align.series.spec import load_series, stage_command
+from align.series.spec import load_series
+from align.series.stages import STAGES
 
-FAKE_STAGE = r'''
-import json, os, sys, time
-from pathlib import Path
-stage, argv = sys.argv[1], sys.argv[2:]
-
-def opt(flag, many=False):
-    if flag not in argv:
-        return None
-    i = argv.index(flag) + 1
-    if not many:
-        return argv[i]
-    out = []
-    while i < len(argv) and not argv[i].startswith("--"):
-        out.append(argv[i]); i += 1
-    return out
-
-out = opt({"sft": "--output_dir", "dpo": "--output_dir", "answer": "--answer-file", "judge": "--output-file",
-           "report": "--out-dir"}.get(stage, "--out"))
-entry = opt("--model-id") if stage == "answer" else (
-    Path(out).parent.name if stage in ("base", "sft", "dpo") else "_series")
-with open(os.environ["FAKE_CALLS"], "a") as fh:
-    fh.write(json.dumps({"stage": stage, "entry": entry, "argv": argv}) + "\n")
-key = f"{entry}:{stage}"
-if os.environ.get("FAKE_FAIL") == key:
-    print("stand-in failure for", key); sys.exit(3)
-if stage == "prepare":
-    Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(" ".join(argv) + "\n")
-elif stage in ("base", "sft", "dpo"):
-    d = Path(out); d.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("FAKE_HANG") == key:
-        (d / "checkpoint-1").mkdir(exist_ok=True)
-        Path(os.environ["FAKE_CALLS"] + ".pid").write_text(str(os.getpid()))
-        print("step 1 saved; hanging", flush=True)
-        time.sleep(600)
-    (d / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    (d / "run_card.json").write_text(json.dumps({"stage": stage, "argv": argv, "written": time.time()}))
-elif stage == "answer":
-    from judges.questions import load_questions
-    b, e = opt("--question-begin"), opt("--question-end")
-    qs = load_questions(None, int(b) if b else None, int(e) if e else None)
-    path = Path(out); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        for q in qs:
-            fh.write(json.dumps({"question_id": q["question_id"], "model_id": opt("--model-id"), "tstamp": time.time(),
-                                 "choices": [{"index": 0, "turns": ["a"] * len(q["turns"])}]}) + "\n")
-elif stage == "judge":
-    path = Path(out); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        for f in opt("--answer-file", many=True):
-            for line in open(f):
-                row = json.loads(line)
-                for turn in range(1, len(row["choices"][0]["turns"]) + 1):
-                    fh.write(json.dumps({"question_id": row["question_id"], "model": row["model_id"],
-                                         "turn": turn, "score": 5, "tstamp": time.time()}) + "\n")
-elif stage == "report":
-    d = Path(out); rows = [json.loads(l) for l in open(opt("--input-file"))]
-    models = sorted({r["model"] for r in rows})
-    (d / "table.csv").write_text("model,n\n" + "".join(f"{m},{sum(r['model'] == m for r in rows)}\n" for m in models))
-    (d / "table.md").write_text("| model | judgments |\n|---|---|\n" + "".join(f"| {m} | x |\n" for m in models))
-'''
-
-DRIVER = r'''
-import sys
-from align.series import spec as series_plan
-real = series_plan.stage_command
-def stand_in(series, entry, stage, **kw):
-    cmd = real(series, entry, stage, **kw)
-    return series_plan.StageCommand([sys.executable, FAKE, stage], cmd.args, cmd.env)
-series_plan.stage_command = stand_in
-from align.cli import main
-sys.exit(main(sys.argv[1:]))
-'''
+FAKE_SERIES = REPO / "tests" / "fakes" / "series_runner.py"
 
 
 @pytest.fixture
 def study(tmp_path):
     """A small series: scratch (given checkpoint), expanded (grown from it), random init; stand-in stages."""
-    (tmp_path / "fake_stage.py").write_text(FAKE_STAGE)
-    (tmp_path / "driver.py").write_text(f"FAKE = {str(tmp_path / 'fake_stage.py')!r}\n" + DRIVER)
     ckpt = tmp_path / "ckpt-small"
     ckpt.mkdir()
     (ckpt / "config.json").write_text(json.dumps({
@@ -145,7 +73,7 @@ def write_series(tmp_path: Path, series: dict) -> Path:
 def drive(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     calls = tmp_path / "calls.jsonl"
     calls.unlink(missing_ok=True)
-    return run_cli(str(tmp_path / "driver.py"), "series", str(tmp_path / "series.yaml"), *args,
+    return run_cli(str(FAKE_SERIES), str(tmp_path / "series.yaml"), *args,
                    env={"FAKE_CALLS": str(calls), **(env or {})}, timeout=120)
 
 
@@ -226,7 +154,8 @@ def test_full_run_then_rerun_skips_everything(study):
     assert "| small-init | x |" in first.stdout  # the table is printed
     assert (tmp_path / "out" / "big-expanded" / "sft.log").is_file()
     # the expanded entry's SFT starts from its grown base, its answers from its DPO output
-    argv = {c["entry"] + c["stage"]: c["argv"] for c in map(json.loads, (tmp_path / "calls.jsonl").read_text().splitlines())}
+    argv = {c["entry"] + c["stage"]: c["argv"]
+            for c in map(json.loads, (tmp_path / "calls.jsonl").read_text().splitlines())}
     assert argv["big-expandedsft"][argv["big-expandedsft"].index("--model_name_or_path") + 1] == \
         str(tmp_path / "out" / "big-expanded" / "base")
     assert "--report_to" in argv["small-scratchsft"]
@@ -242,7 +171,7 @@ def test_killed_mid_stage_resumes_without_redoing_finished_stages(study):
     write_series(tmp_path, series)
     call_log = tmp_path / "calls.jsonl"
     env = dict(os.environ, PYTHONUNBUFFERED="1", FAKE_CALLS=str(call_log), FAKE_HANG="big-expanded:sft")
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), "series", str(tmp_path / "series.yaml")],
+    proc = subprocess.Popen([sys.executable, str(FAKE_SERIES), str(tmp_path / "series.yaml")],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     checkpoint = tmp_path / "out" / "big-expanded" / "sft" / "checkpoint-1"
@@ -277,7 +206,7 @@ def test_sigterm_stops_the_stage_and_exits_130(study):
     write_series(tmp_path, series)
     call_log = tmp_path / "calls.jsonl"
     env = dict(os.environ, PYTHONUNBUFFERED="1", FAKE_CALLS=str(call_log), FAKE_HANG="small-scratch:dpo")
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), "series", str(tmp_path / "series.yaml")],
+    proc = subprocess.Popen([sys.executable, str(FAKE_SERIES), str(tmp_path / "series.yaml")],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pid_file = Path(str(call_log) + ".pid")
     deadline = time.time() + 60
@@ -293,6 +222,7 @@ def test_sigterm_stops_the_stage_and_exits_130(study):
     assert manifest(tmp_path)["small-scratch"]["dpo"]["state"] == "running"
 
 
+@pytest.mark.slow  # > 15 s: five (stand-in) series runs
 def test_changed_recipe_reruns_exactly_its_dependents(study):
     tmp_path, series = study
     write_series(tmp_path, series)
@@ -360,6 +290,7 @@ def test_only_and_models_select_work(study):
     assert ("big-expanded", "sft") not in calls(tmp_path)
 
 
+@pytest.mark.slow  # > 15 s: two dry runs (each counts parameters on torch's meta device) and a series run
 def test_dry_run_prints_plan_and_estimates_and_runs_nothing(study):
     tmp_path, series = study
     write_series(tmp_path, series)
@@ -379,10 +310,11 @@ def test_dry_run_prints_plan_and_estimates_and_runs_nothing(study):
     assert line.split()[1:3] == ["given", "done"] and "stale" in line
 
 
-def test_parameter_count_matches_smollm2():
-    from align.series.estimate import SMOLLM2_135M, parameter_count
+def test_config_parameter_count_matches_smollm2():
+    from align.accounting import count_config_parameters
+    from align.series.estimate import SMOLLM2_135M
 
-    assert parameter_count(SMOLLM2_135M) == 134_515_008  # SmolLM2-135M's published count
+    assert count_config_parameters(SMOLLM2_135M)["total"] == 134_515_008  # SmolLM2-135M's published count
 
 
 def test_init_scratch_makes_a_random_model_of_the_same_shape(tiny_llama_dir, tmp_path):
@@ -423,12 +355,11 @@ def test_study_series_needs_its_checkpoints_then_plans(tmp_path, monkeypatch):
     assert [(e.size, e.construction) for e in series.models][-1] == ("8B", "expanded-fixed-data")
     assert series.train["accelerate_config"] == "recipes/accelerate/zero3.yaml"  # ${VAR:-default}
     from align.series.estimate import estimate_rows
-    from align.series.spec import stage_command
 
     rows = estimate_rows(series, ["2b-scratch", "8b-expanded-fixed-data"])
     assert rows[0].startswith("2b-scratch: N=2.") and "sft D=4.26e+08 (given)" in rows[0]
     assert "N=?" in rows[1]  # a hub id: no config offline
-    argv = stage_command(series, "2b-scratch", "sft").argv
+    argv = STAGES["sft"].command(series, "2b-scratch").argv
     assert argv[0] == "srun" and '--machine_rank "$SLURM_NODEID"' in " ".join(argv)
     assert argv[argv.index("--config_file") + 1] == "recipes/accelerate/zero3.yaml"
     assert argv[argv.index("--gradient_accumulation_steps") + 1] == "4"
@@ -439,7 +370,7 @@ def test_demo_series_is_valid():
     assert {e.size for e in series.models} == {"135M"} and len({e.construction for e in series.models}) >= 2
     assert "scratch" in {e.construction for e in series.models}
     assert series.judge["model"].startswith("packaged:")
-    judge_argv = stage_command(series, None, "judge", answer_files=["a.jsonl"]).argv
+    judge_argv = STAGES["judge"].command(series, "smollm2-pretrained", resolve=False).argv
     assert judge_argv[judge_argv.index("--judge-prefill") + 1] == "Rating: [["
 
 

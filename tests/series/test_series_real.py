@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import REPO, chat_rows, preference_rows, run_cli, write_jsonl
 
 
+@pytest.mark.slow
 def test_every_stage_for_real(tiny_llama_dir, tmp_path):
     import yaml
 

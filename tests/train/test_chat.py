@@ -25,7 +25,8 @@ def test_base_tokenizer_gets_default_template_and_pad(tiny_base_llama_dir):
     assert tok.chat_template == DEFAULT_TEMPLATE and has_generation_markers(tok.chat_template)
     assert tok.pad_token == tok.eos_token
     text = tok.apply_chat_template(CONVERSATION[:2], tokenize=False, add_generation_prompt=True)
-    assert text == f"<|system|>\nAnswer briefly.{tok.eos_token}\n<|user|>\nWhat is rain?{tok.eos_token}\n<|assistant|>\n"
+    eos = tok.eos_token
+    assert text == f"<|system|>\nAnswer briefly.{eos}\n<|user|>\nWhat is rain?{eos}\n<|assistant|>\n"
 
 
 def test_existing_template_is_kept(tiny_llama_dir, tmp_path):

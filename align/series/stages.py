@@ -1,0 +1,347 @@
+"""What each stage of a series is: the one table the runner reads.
+
+A stage says where it writes (`outputs`), how its outputs are checked (`verify`: their fingerprint
+once complete, else None), whether an interrupted run can continue (`resumable`), how stale outputs
+are cleared before a fresh start (`reset`), which files it reads besides its arguments (`inputs`,
+their content is part of its fingerprint) and its command line (`command`). Every command is
+`align <verb> ...` through the CLI; training verbs run under the series' launcher (python,
+accelerate, slurm). Adding a stage means adding one entry to STAGES; the runner walks the table
+in order. The prepare steps a series file lists are stages too (`prepare_stage`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from align.errors import UserError
+from align.files import atomic_write_text, file_sha256, read_jsonl
+from align.series.manifest import fingerprint
+from align.series.spec import Series, resolve_packaged
+
+
+@dataclass
+class StageCommand:
+    program: list[str]   # what runs it (interpreter, launcher); not part of the fingerprint
+    args: list[str]      # the stage's own arguments, `<verb> ...`; part of the fingerprint
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def argv(self) -> list[str]:
+        return self.program + self.args
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    outputs: Callable[[Series, str | None], list[Path]]   # files / directories it writes
+    verify: Callable[[Series, str | None], str | None]    # output fingerprint once complete, else None
+    # (series, entry, *, resume=False, resolve=True, batch=None) -> StageCommand; resolve=False keeps
+    # references such as packaged:NAME unexported (fingerprints); batch: the entries of a batched run
+    command: Callable[..., StageCommand]
+    resumable: Callable[[Series, str | None], bool] = lambda series, entry: False
+    reset: Callable[[Series, str | None], None] = lambda series, entry: None
+    inputs: Callable[[Series, str | None], list[str]] = lambda series, entry: []
+    # the output fingerprint when the series file gives the output instead (a base checkpoint's path)
+    given: Callable[[Series, str | None], str | None] = lambda series, entry: None
+    per_entry: bool = True      # False: once for the whole series (manifest key SERIES_KEY)
+    batched: bool = False       # one command for every entry that needs it (the judge: one server start)
+    unfingerprinted: tuple[str, ...] = ()  # flags whose value does not change the outputs
+
+
+# ----------------------------------------------------------------------------- outputs and checks
+
+def output_path(series: Series, entry: str | None, stage: str) -> Path:
+    """Where a built-in stage writes: a checkpoint directory, an answer / judgment file, the report dir."""
+    out = series.output_dir
+    return {
+        "base": lambda: out / entry / "base",
+        "sft": lambda: out / entry / "sft",
+        "dpo": lambda: out / entry / "dpo",
+        "answer": lambda: out / entry / "model_answer" / f"{entry}.jsonl",
+        "judge": lambda: out / "model_judgment" / "judgments.jsonl",
+        "report": lambda: out,
+    }[stage]()
+
+
+def _outputs(stage: str) -> Callable[[Series, str | None], list[Path]]:
+    return lambda series, entry: [output_path(series, entry, stage)]
+
+
+def _remove_outputs(stage: str) -> Callable[[Series, str | None], None]:
+    def reset(series: Series, entry: str | None) -> None:
+        path = output_path(series, entry, stage)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return reset
+
+
+def _checkpoint_verified(stage: str) -> Callable[[Series, str | None], str | None]:
+    """A checkpoint stage is complete once its config and its run card (written last) are there."""
+    def verify(series: Series, entry: str | None) -> str | None:
+        out = output_path(series, entry, stage)
+        card = out / "run_card.json"
+        return file_sha256(card) if card.is_file() and (out / "config.json").is_file() else None
+    return verify
+
+
+def _has_checkpoint(stage: str) -> Callable[[Series, str | None], bool]:
+    """A trainer can resume once it saved a `checkpoint-N`."""
+    def resumable(series: Series, entry: str | None) -> bool:
+        out = output_path(series, entry, stage)
+        return out.is_dir() and any(p.is_dir() for p in out.glob("checkpoint-*"))
+    return resumable
+
+
+def _always(series: Series, entry: str | None) -> bool:
+    return True  # answer and judge skip what they already wrote
+
+
+def _answers_verified(series: Series, entry: str | None) -> str | None:
+    path = output_path(series, entry, "answer")
+    if not path.is_file():
+        return None
+    turns = {r.get("question_id"): len((r.get("choices") or [{}])[0].get("turns") or []) for r in read_jsonl(path)}
+    if any(turns.get(qid, 0) < n for qid, n in series.question_turns):
+        return None
+    return file_sha256(path)
+
+
+def judgment_rows(series: Series, entry: str) -> list[dict]:
+    path = output_path(series, entry, "judge")
+    return [r for r in read_jsonl(path) if r.get("model") == entry] if path.is_file() else []
+
+
+def _judgments_verified(series: Series, entry: str | None) -> str | None:
+    rows = judgment_rows(series, entry)
+    have = {(r.get("question_id"), r.get("turn")) for r in rows}
+    if any((qid, t) not in have for qid, n in series.question_turns for t in range(1, n + 1)):
+        return None
+    return fingerprint(sorted(json.dumps(r, sort_keys=True) for r in rows))
+
+
+def checkpoint_fingerprint(ref: str) -> str:
+    """Identity of a given checkpoint without reading weights: config + file names, sizes, mtimes."""
+    path = Path(ref)
+    if not path.is_dir():
+        return "hub:" + ref
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    if (path / "config.json").is_file():
+        h.update((path / "config.json").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _given_base(series: Series, entry: str | None) -> str | None:
+    path = series.entry(entry).path
+    return None if path is None else checkpoint_fingerprint(path)
+
+
+def _remove_judgments(series: Series, entry: str | None) -> None:
+    """The judgment file is shared: drop this entry's rows (and its failures), keep everyone else's."""
+    path = output_path(series, entry, "judge")
+    for file in (path, path.with_name(path.name + ".failed.jsonl")):
+        if file.is_file():
+            keep = [r for r in read_jsonl(file) if r.get("model") != entry]
+            atomic_write_text(file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+
+
+def _report_verified(series: Series, entry: str | None) -> str | None:
+    out = output_path(series, None, "report")
+    table = out / "table.csv"
+    return file_sha256(table) if table.is_file() and (out / "table.md").is_file() else None
+
+
+# ----------------------------------------------------------------------------- commands
+
+def align_cli() -> list[str]:
+    return [sys.executable, "-m", "align.cli"]
+
+
+def slurm_launcher() -> list[str]:
+    """`accelerate launch` once per node of the Slurm allocation, each with its node's rank.
+
+    Run the series inside `sbatch --nodes=N` (see recipes/series/slurm.sbatch); the first node
+    of the allocation is the rendezvous host; ALIGN_GPUS_PER_NODE (default 8) sets the world size.
+    """
+    per_node = (f'exec "{sys.executable}" -m accelerate.commands.launch --num_machines "$SLURM_NNODES" '
+                '--machine_rank "$SLURM_NODEID" --num_processes "$((SLURM_NNODES * ${ALIGN_GPUS_PER_NODE:-8}))" '
+                '--main_process_ip "$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)" '
+                '--main_process_port "${ALIGN_MASTER_PORT:-29500}" "$@"')
+    return ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+            "bash", "-c", per_node, "accelerate-per-node"]
+
+
+def training_program(series: Series) -> list[str]:
+    """`python -m align.cli` under the series' launcher (the verb and recipe arguments follow)."""
+    launcher = series.train["launcher"]
+    if launcher == "python":
+        return align_cli()
+    if launcher == "accelerate":
+        head = [sys.executable, "-m", "accelerate.commands.launch"]
+    elif launcher == "slurm":
+        head = slurm_launcher()
+    else:
+        head = list(launcher)
+    return head + ["--config_file", series.train["accelerate_config"], "-m", "align.cli"]
+
+
+def base_checkpoint(series: Series, name: str, resolve: bool = True) -> str:
+    """The base checkpoint an entry's SFT starts from (its given path / hub id, or its base stage's output)."""
+    entry = series.entry(name)
+    if entry.path is not None:
+        return resolve_packaged(entry.path) if resolve else entry.path
+    return str(output_path(series, name, "base"))
+
+
+def _options(mapping: dict, flags: dict[str, str]) -> list[str]:
+    """['--flag', 'value'] for each key of `flags` that `mapping` sets."""
+    return [arg for key, flag in flags.items() if mapping.get(key) is not None for arg in (flag, str(mapping[key]))]
+
+
+def _recipe_overrides(mapping: dict) -> list[str]:
+    """{key: value} -> ['--key', 'value'] in the recipe command line's syntax."""
+    args: list[str] = []
+    for key, value in mapping.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (list, dict)):
+            value = json.dumps(value)
+        args += [f"--{key}", str(value)]
+    return args
+
+
+def _base_command(series: Series, entry: str | None, *, resolve: bool = True, **_) -> StageCommand:
+    e = series.entry(entry)
+    src = base_checkpoint(series, e.source, resolve) if series.is_entry(e.source) else (
+        resolve_packaged(e.source) if resolve else e.source)
+    out = str(output_path(series, entry, "base"))
+    if e.init:
+        return StageCommand(align_cli(), ["init", "--like", src, "--seed", str(e.init.get("seed", 0)), "--out", out])
+    g = e.grow
+    return StageCommand(align_cli(), ["grow", "--from", src, "--to", str(g["spec"]), "--method", str(g["method"]),
+                                      "--depth", str(g.get("depth", "stack")), "--out", out,
+                                      *_options(g, {"noise": "--noise", "seed": "--seed"})])
+
+
+def _training_command(stage: str) -> Callable[..., StageCommand]:
+    def command(series: Series, entry: str | None, *, resume: bool = False, resolve: bool = True,
+                **_) -> StageCommand:
+        block, own = getattr(series, stage), getattr(series.entry(entry), stage)
+        model = base_checkpoint(series, entry, resolve) if stage == "sft" else str(output_path(series, entry, "sft"))
+        args = [stage, "--config", str(block["recipe"]), "--model_name_or_path", model,
+                "--output_dir", str(output_path(series, entry, stage)),
+                *_recipe_overrides({**(block.get("overrides") or {}), **(own.get("overrides") or {})})]
+        if resume:
+            args += ["--resume_from_checkpoint", "true"]
+        return StageCommand(training_program(series), args,
+                            {k: str(v) for k, v in (series.train.get("env") or {}).items()})
+    return command
+
+
+def _training_inputs(stage: str) -> Callable[[Series, str | None], list[str]]:
+    def inputs(series: Series, entry: str | None) -> list[str]:
+        accelerate = series.train.get("accelerate_config")
+        return [getattr(series, stage)["recipe"]] + ([accelerate] if accelerate else [])
+    return inputs
+
+
+def _answer_command(series: Series, entry: str | None, **_) -> StageCommand:
+    a = series.answer
+    args = ["mtbench", "answer", "--model-path", str(output_path(series, entry, "dpo")), "--model-id", entry,
+            "--answer-file", str(output_path(series, entry, "answer")),
+            *_options(a, {"question_begin": "--question-begin", "question_end": "--question-end",
+                          "max_new_token": "--max-new-token", "backend": "--backend", "batch_size": "--batch-size",
+                          "question_dir": "--question-dir"}),
+            *map(str, (a.get("extra_args") or []) + (series.entry(entry).answer.get("extra_args") or []))]
+    return StageCommand(align_cli(), args)
+
+
+def _judge_command(series: Series, entry: str | None, *, resolve: bool = True, batch: list[str] | None = None,
+                   **_) -> StageCommand:
+    j = series.judge
+    model = resolve_packaged(str(j["model"])) if resolve else str(j["model"])
+    answers = [str(output_path(series, name, "answer")) for name in batch or [entry]]
+    args = ["mtbench", "judge", "--answer-file", *answers, "--judge-model", model,
+            "--output-file", str(output_path(series, None, "judge")),
+            *_options(j, {"base_url": "--base-url", "parallel": "--parallel", "max_tokens": "--max-tokens",
+                          "prefill": "--judge-prefill"}),
+            *_options(series.answer, {"question_dir": "--question-dir"}), *map(str, j.get("extra_args") or [])]
+    return StageCommand(align_cli(), args)
+
+
+def _report_command(series: Series, entry: str | None, **_) -> StageCommand:
+    return StageCommand(align_cli(), ["mtbench", "report", "--input-file", str(output_path(series, None, "judge")),
+                                      "--out-dir", str(series.output_dir), "--series", str(series.file),
+                                      *_options(series.answer, {"question_dir": "--question-dir"}),
+                                      *map(str, series.report.get("extra_args") or [])])
+
+
+# ----------------------------------------------------------------------------- the table
+
+STAGES: dict[str, Stage] = {stage.name: stage for stage in [
+    # grow / init: built from another entry or a path; an entry with `path:` has it given
+    Stage("base", outputs=_outputs("base"), verify=_checkpoint_verified("base"), command=_base_command,
+          reset=_remove_outputs("base"), given=_given_base,
+          inputs=lambda series, entry: [series.entry(entry).grow["spec"]] if series.entry(entry).grow else []),
+    Stage("sft", outputs=_outputs("sft"), verify=_checkpoint_verified("sft"), command=_training_command("sft"),
+          resumable=_has_checkpoint("sft"), reset=_remove_outputs("sft"), inputs=_training_inputs("sft")),
+    Stage("dpo", outputs=_outputs("dpo"), verify=_checkpoint_verified("dpo"), command=_training_command("dpo"),
+          resumable=_has_checkpoint("dpo"), reset=_remove_outputs("dpo"), inputs=_training_inputs("dpo")),
+    Stage("answer", outputs=_outputs("answer"), verify=_answers_verified, command=_answer_command,
+          resumable=_always, reset=_remove_outputs("answer")),
+    Stage("judge", outputs=_outputs("judge"), verify=_judgments_verified, command=_judge_command,
+          resumable=_always, reset=_remove_judgments, batched=True, unfingerprinted=("--parallel",)),
+    Stage("report", outputs=_outputs("report"), verify=_report_verified, command=_report_command, per_entry=False),
+]}
+
+
+def prepare_stage(step: dict) -> Stage:
+    """A series file's `prepare:` step (data, question subsets) as a stage run once before the entries.
+
+    Its command's first word `python` or `align` runs this interpreter / the align CLI.
+    """
+    files = [Path(f) for f in step["outputs"]]
+
+    def verify(series: Series, entry: str | None) -> str | None:
+        return fingerprint([file_sha256(f) for f in files]) if all(f.is_file() for f in files) else None
+
+    def command(series: Series, entry: str | None, **_) -> StageCommand:
+        raw = [str(a) for a in step["command"]]
+        if raw[0] == "align":
+            return StageCommand(align_cli(), raw[1:])
+        return StageCommand([sys.executable] if raw[0] == "python" else raw[:1], raw[1:])
+
+    return Stage(f"prepare:{step['name']}", outputs=lambda series, entry: files, verify=verify, command=command,
+                 per_entry=False)
+
+
+def build_command(stage: Stage, series: Series, entry: str | None, **options) -> StageCommand:
+    """The runner's default command factory: the stage's own command line."""
+    return stage.command(series, entry, **options)
+
+
+STAGE_ALIASES = {"grow": "base", "init": "base"}
+
+
+def selected_stages(only: str | None) -> set[str]:
+    """`--only prepare,grow,sft` -> the stage names it selects (all when not given)."""
+    names = ["prepare", *STAGES]
+    if not only:
+        return set(names)
+    chosen = set()
+    for word in only.split(","):
+        word = STAGE_ALIASES.get(word.strip(), word.strip())
+        if word not in names:
+            raise UserError(f"--only: unknown stage {word!r} (stages: {', '.join(names)}; grow = base)")
+        chosen.add(word)
+    return chosen

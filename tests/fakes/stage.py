@@ -1,0 +1,99 @@
+"""A stand-in for every series stage: writes the outputs the real stage would write, fast.
+
+    python tests/fakes/stage.py STAGE ARGS...     (ARGS: the real stage's arguments)
+
+Each call is recorded as one JSON line in $FAKE_CALLS. FAKE_FAIL=<entry>:<stage> makes that stage
+exit 3; FAKE_HANG=<entry>:<stage> makes a training stage save `checkpoint-1`, write its pid to
+$FAKE_CALLS.pid and hang (to be killed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from judges.questions import load_questions
+
+OUTPUT_FLAG = {"sft": "--output_dir", "dpo": "--output_dir", "answer": "--answer-file", "judge": "--output-file",
+               "report": "--out-dir"}
+
+
+def option(argv: list[str], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def options(argv: list[str], flag: str) -> list[str]:
+    """The values after `flag` up to the next flag (nargs='+')."""
+    rest = argv[argv.index(flag) + 1:]
+    return rest[:next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
+
+
+def write_checkpoint(out: Path, stage: str, argv: list[str], key: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("FAKE_HANG") == key:
+        (out / "checkpoint-1").mkdir(exist_ok=True)
+        Path(os.environ["FAKE_CALLS"] + ".pid").write_text(str(os.getpid()))
+        print("step 1 saved; hanging", flush=True)
+        time.sleep(600)
+    (out / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (out / "run_card.json").write_text(json.dumps({"stage": stage, "argv": argv, "written": time.time()}))
+
+
+def write_answers(path: Path, argv: list[str]) -> None:
+    begin, end = option(argv, "--question-begin"), option(argv, "--question-end")
+    questions = load_questions(None, int(begin) if begin else None, int(end) if end else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        for q in questions:
+            fh.write(json.dumps({"question_id": q["question_id"], "model_id": option(argv, "--model-id"),
+                                 "tstamp": time.time(), "choices": [{"index": 0, "turns": ["a"] * len(q["turns"])}]})
+                     + "\n")
+
+
+def write_judgments(path: Path, argv: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        for answer_file in options(argv, "--answer-file"):
+            for row in map(json.loads, Path(answer_file).read_text().splitlines()):
+                for turn in range(1, len(row["choices"][0]["turns"]) + 1):
+                    fh.write(json.dumps({"question_id": row["question_id"], "model": row["model_id"], "turn": turn,
+                                         "score": 5, "tstamp": time.time()}) + "\n")
+
+
+def write_report(out: Path, argv: list[str]) -> None:
+    rows = [json.loads(line) for line in Path(option(argv, "--input-file")).read_text().splitlines()]
+    models = sorted({r["model"] for r in rows})
+    (out / "table.csv").write_text("model,n\n" + "".join(f"{m},{sum(r['model'] == m for r in rows)}\n"
+                                                         for m in models))
+    (out / "table.md").write_text("| model | judgments |\n|---|---|\n" + "".join(f"| {m} | x |\n" for m in models))
+
+
+def main(stage: str, argv: list[str]) -> int:
+    out = Path(option(argv, OUTPUT_FLAG.get(stage, "--out")))
+    entry = option(argv, "--model-id") if stage == "answer" else (
+        out.parent.name if stage in ("base", "sft", "dpo") else "_series")
+    with open(os.environ["FAKE_CALLS"], "a") as fh:
+        fh.write(json.dumps({"stage": stage, "entry": entry, "argv": argv}) + "\n")
+    key = f"{entry}:{stage}"
+    if os.environ.get("FAKE_FAIL") == key:
+        print("stand-in failure for", key)
+        return 3
+    if stage == "prepare":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(" ".join(argv) + "\n")
+    elif stage in ("base", "sft", "dpo"):
+        write_checkpoint(out, stage, argv, key)
+    elif stage == "answer":
+        write_answers(out, argv)
+    elif stage == "judge":
+        write_judgments(out, argv)
+    elif stage == "report":
+        write_report(out, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))
