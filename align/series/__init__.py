@@ -1,8 +1,9 @@
 """A series run: every entry through base -> sft -> dpo -> answer, one judge call, one report.
 
     spec.py      the series YAML, validated
-    stages.py    what each stage is (outputs, verification, reset, command)
-    runner.py    `align series`: skip what is current, resume what was interrupted
+    stages.py    the stage table: what each stage writes, how it is verified, resumed, reset, and its command
+    runner.py    `align series`: walks the table; skips what is current, resumes what was interrupted
+    process.py   a stage as a subprocess (process group, log, heartbeat)
     manifest.py  per-stage records (state, fingerprints), the run lock
     estimate.py  --dry-run compute estimates
 """

@@ -1,7 +1,8 @@
 """`align series FILE`: every entry through base -> sft -> dpo -> answer, one judge call, one report.
 
-Each stage is a subprocess (the stage's own CLI) with its output in `<output_dir>/<entry>/`
-and its log in `<output_dir>/<entry>/<stage>.log`. The manifest records each stage's input
+What a stage is comes from the stage table (stages.py); this module only walks it. Each stage is
+a subprocess (`align <verb> ...`) with its output in `<output_dir>/<entry>/` and its log in
+`<output_dir>/<entry>/<stage>.log`. The manifest records each stage's input
 fingerprint and output fingerprint; a re-run skips what is current, redoes what changed (and,
 through the fingerprints, everything downstream), and resumes what was interrupted. A stage
 is done only once its outputs are verified.
@@ -9,10 +10,7 @@ is done only once its outputs are verified.
 
 from __future__ import annotations
 
-import os
-import shlex
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from align.redact import redact_argv
 from align.runcard import utc_timestamp
 from align.series.estimate import estimate_rows
 from align.series.manifest import SERIES_KEY, Manifest, RunLock, fingerprint
+from align.series.process import run_logged, say, tail_lines
 from align.series.spec import Series, load_series, parse_models
 from align.series.stages import (
     STAGES,
@@ -33,8 +32,6 @@ from align.series.stages import (
     prepare_stage,
     selected_stages,
 )
-
-HEARTBEAT_S = 30
 
 
 def add_arguments(parser) -> None:
@@ -77,43 +74,6 @@ def run(args, commands: CommandFactory = build_command) -> int:
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def say(msg: str) -> None:
-    print(f"[series {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def last_line(path: Path) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, path.stat().st_size - 4096))
-            tail = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    lines = [ln.strip() for ln in tail.replace("\r", "\n").splitlines() if ln.strip()]
-    return lines[-1][:160] if lines else ""
-
-
-def tail_lines(path: Path, n: int = 8) -> list[str]:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").replace("\r", "\n").splitlines()
-    except OSError:
-        return []
-    return [ln for ln in lines if ln.strip()][-n:]
-
-
-def stop_group(proc: subprocess.Popen, grace_s: float = 30) -> None:
-    """SIGTERM the stage's process group, SIGKILL it if it has not gone after `grace_s`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class Runner:
@@ -225,7 +185,7 @@ class Runner:
         label = f"{stage.name}: {', '.join(entries)}" if stage.batched else f"{self.key(stage, entry)} {stage.name}"
         say(f"{label}: {'resuming' if resume else 'running'} (log: {log})")
         started = time.time()
-        rc = self.execute(cmd, log, label)
+        rc = run_logged(cmd, log, label, self.lock_fd)
         wall = round(time.time() - started, 1)
         done = {}
         for entry in entries:
@@ -250,34 +210,6 @@ class Runner:
         print(f"error: {message}", file=sys.stderr, flush=True)
         for line in tail_lines(log) if log else []:
             print(f"    | {line[:200]}", file=sys.stderr, flush=True)
-
-    def execute(self, cmd: StageCommand, log: Path, label: str) -> int:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **cmd.env, "PYTHONUNBUFFERED": "1"}
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(f"\n===== {utc_timestamp()} {shlex.join(redact_argv(cmd.argv))}\n")
-            fh.flush()
-            try:
-                # Own process group: on Ctrl-C / SIGTERM the whole stage tree (accelerate's workers too)
-                # is stopped. The lock's fd is inherited, so a stage orphaned by a killed runner still
-                # holds the output directory and a second runner cannot start the same stage beside it.
-                proc = subprocess.Popen(cmd.argv, stdout=fh, stderr=subprocess.STDOUT, env=env, process_group=0,
-                                        pass_fds=(self.lock_fd,) if self.lock_fd is not None else ())
-            except OSError as err:
-                fh.write(f"cannot start: {err}\n")
-                return 127
-            started = last_beat = time.time()
-            try:
-                while proc.poll() is None:
-                    time.sleep(0.5)
-                    if time.time() - last_beat >= HEARTBEAT_S:
-                        last_beat = time.time()
-                        say(f"{label}: running {time.time() - started:.0f} s | {last_line(log)}")
-            except BaseException:  # Ctrl-C / SIGTERM: the manifest keeps `running` -> resumed next time
-                stop_group(proc)
-                fh.write(f"===== {utc_timestamp()} interrupted\n")
-                raise
-        return proc.returncode
 
     # ------------------------------------------------------------------ the series
     def run(self) -> int:

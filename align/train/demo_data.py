@@ -23,6 +23,8 @@ from pathlib import Path
 
 from align.errors import UserError, exit_on_user_error
 from align.files import atomic_write_text
+from align.packaged import dummy_conversations
+from align.train.data import conversation_problem
 
 ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 
@@ -38,8 +40,6 @@ def sharegpt_to_messages(conversation: list[dict], where: str) -> list[dict]:
 
 
 def build_rows(conversations: list[dict], limit: int | None = None) -> tuple[list[dict], list[dict]]:
-    from align.train.data import conversation_problem
-
     chats = []
     for i, conv in enumerate(conversations):
         msgs = sharegpt_to_messages(conv.get("conversations", []), f"conversation {conv.get('id', i)}")
@@ -62,8 +62,6 @@ def build_rows(conversations: list[dict], limit: int | None = None) -> tuple[lis
 
 
 def write_demo_data(out: str | Path, limit: int | None = None) -> tuple[Path, Path]:
-    from align.packaged import dummy_conversations
-
     conversations = json.loads(Path(dummy_conversations()).read_text(encoding="utf-8"))
     chats, prefs = build_rows(conversations, limit)
     out = Path(out)

@@ -84,6 +84,22 @@ def calls(tmp_path: Path) -> list[tuple[str, str]]:
     return [(c["entry"], c["stage"]) for c in map(json.loads, path.read_text().splitlines())]
 
 
+def start_until_hung(tmp_path: Path, hang: str, **popen) -> tuple[subprocess.Popen, int]:
+    """Start the series in the background until the stand-in stage `hang` (entry:stage) hangs;
+    returns the runner's process and the hung stage's pid."""
+    call_log = tmp_path / "calls.jsonl"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", FAKE_CALLS=str(call_log), FAKE_HANG=hang)
+    proc = subprocess.Popen([sys.executable, str(FAKE_SERIES), str(tmp_path / "series.yaml")], cwd=REPO, env=env,
+                            **popen)
+    pid_file = Path(str(call_log) + ".pid")
+    deadline = time.time() + 60
+    while not pid_file.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert pid_file.exists(), f"the stand-in {hang} never started"
+    time.sleep(0.2)  # the pid file is written just before the stage hangs
+    return proc, int(pid_file.read_text())
+
+
 def manifest(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "out" / "manifest.json").read_text())["entries"]
 
@@ -170,16 +186,10 @@ def test_killed_mid_stage_resumes_without_redoing_finished_stages(study):
     tmp_path, series = study
     write_series(tmp_path, series)
     call_log = tmp_path / "calls.jsonl"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", FAKE_CALLS=str(call_log), FAKE_HANG="big-expanded:sft")
-    proc = subprocess.Popen([sys.executable, str(FAKE_SERIES), str(tmp_path / "series.yaml")],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc, stage_pid = start_until_hung(tmp_path, "big-expanded:sft", stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoint = tmp_path / "out" / "big-expanded" / "sft" / "checkpoint-1"
-    deadline = time.time() + 60
-    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert checkpoint.exists(), "the stand-in SFT never started"
-    stage_pid = int(Path(str(call_log) + ".pid").read_text())
+    assert checkpoint.exists()
     os.killpg(proc.pid, signal.SIGKILL)  # the runner, then its stage: like a lost node
     proc.wait()
     os.kill(stage_pid, signal.SIGKILL)
@@ -204,15 +214,8 @@ def test_killed_mid_stage_resumes_without_redoing_finished_stages(study):
 def test_sigterm_stops_the_stage_and_exits_130(study):
     tmp_path, series = study
     write_series(tmp_path, series)
-    call_log = tmp_path / "calls.jsonl"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", FAKE_CALLS=str(call_log), FAKE_HANG="small-scratch:dpo")
-    proc = subprocess.Popen([sys.executable, str(FAKE_SERIES), str(tmp_path / "series.yaml")],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    pid_file = Path(str(call_log) + ".pid")
-    deadline = time.time() + 60
-    while not pid_file.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    stage_pid = int(pid_file.read_text())
+    proc, stage_pid = start_until_hung(tmp_path, "small-scratch:dpo", stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "re-run the same command to resume" in err

@@ -21,7 +21,7 @@ ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
     # parallel over both processes, and says so (a GPU run would report FSDP). Launched the way
     # the series runner launches training: `-m align.cli sft`.
     ("fsdp.yaml", ["align.cli", "sft"], "tiny_llama_dir", 2, "MULTI_CPU"),
-])
+], ids=["ddp-sft", "zero3-dpo", "fsdp-cli-sft"])
 def test_two_process_launch(config, entry_point, model, steps, distributed_type, request, tmp_path):
     stage = entry_point[-1].removeprefix("align.")
     model_dir = request.getfixturevalue(model)
