@@ -112,5 +112,5 @@ def read_yaml_mapping(path: str | os.PathLike, what: str = "YAML file") -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a {what} of `key: value` lines, got {type(data).__name__}")
+        raise UserError(f"{path}: a {what} must be a YAML mapping of `key: value` lines, got {type(data).__name__}")
     return data

@@ -17,11 +17,13 @@ from judges.questions import api_temperature
 log = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT_S = 600.0  # one answer of up to --max-new-token tokens from a busy server
+OPENAI_MAX_RETRIES = 5  # per request; the client backs off between them (see judges/client.py)
 
 
 def answers(args: argparse.Namespace, questions: list[dict]) -> Iterator[tuple[dict, list[dict]]]:
     """Each question is one worker: its turns go in order, questions run `--parallel` at a time."""
-    client = ChatClient(args.model_path, base_url=args.base_url, timeout=ANSWER_TIMEOUT_S)
+    client = ChatClient(args.model_path, base_url=args.base_url, max_retries=OPENAI_MAX_RETRIES,
+                        timeout=ANSWER_TIMEOUT_S)
 
     def answer(question: dict) -> list[dict]:
         choices = []

@@ -130,6 +130,7 @@ def test_batches_group_temperatures_and_sort_by_length(smollm2_tokenizer_dir):
     assert tok.padding_side == "left"
 
 
+@pytest.mark.slow
 def test_records_resume_and_sidecar(chatty_llama_dir, question_dir, tmp_path):
     out = tmp_path / "answers" / "tiny.jsonl"
     assert answer(chatty_llama_dir, out, question_dir, "--batch-size", "4") == 0
@@ -163,6 +164,7 @@ def test_records_resume_and_sidecar(chatty_llama_dir, question_dir, tmp_path):
     assert out.read_text() == before
 
 
+@pytest.mark.slow
 def test_seeded_sampling_and_choices(chatty_llama_dir, question_dir, tmp_path):
     runs = []
     for name in ("a", "b"):

@@ -192,6 +192,7 @@ def test_bad_input_exits_2(tmp_path, monkeypatch, capsys):
     assert exc.value.code == 2 and "ALIGN_NO_SUCH_KEY" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_local_judge_through_real_transformers_serve(tiny_llama_dir, tmp_path):
     """--judge-model PATH: `transformers serve` starts on loopback, judges through the same client, stops."""
     a = write_jsonl(tmp_path / "a.jsonl", _answers("a")[:1])
@@ -209,6 +210,7 @@ def test_local_judge_through_real_transformers_serve(tiny_llama_dir, tmp_path):
     assert server_log.count("POST /v1/chat/completions") == 2 and "Finished server process" in server_log
 
 
+@pytest.mark.slow
 def test_judge_prefill_continues_the_local_judges_reply(tiny_llama_dir, tmp_path):
     """--judge-prefill: the prompt is rendered with the judge's template, the prefill starts the reply."""
     a = write_jsonl(tmp_path / "a.jsonl", _answers("a")[:1])

@@ -24,6 +24,7 @@ def healthy(base_url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_openai_backend_against_transformers_serve(chatty_llama_dir, tmp_path):  # noqa: F811
     write_jsonl(tmp_path / "mt_bench" / "question.jsonl", SERVED)
     common = ["--model-id", "tiny", "--question-dir", str(tmp_path / "mt_bench"), "--max-new-token", "8"]
@@ -70,6 +71,7 @@ def test_unreachable_server_records_nothing(tmp_path, monkeypatch, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_server_that_cannot_start_names_its_log(tmp_path):
     bad = tmp_path / "not-a-model"
     bad.mkdir()

@@ -19,8 +19,9 @@ import pytest
 from conftest import REPO, preference_rows, run_cli, write_jsonl
 
 from align.errors import UserError
+from align.series.runner import Runner
 from align.series.spec import load_series
-from align.series.stages import STAGES
+from align.series.stages import STAGES, selected_stages
 
 FAKE_SERIES = REPO / "tests" / "fakes" / "series_runner.py"
 
@@ -152,6 +153,27 @@ def test_hub_ids_and_env_vars_are_accepted(study, monkeypatch):
     series["models"][2] = {"name": "hub", "size": "S", "construction": "x", "path": "someorg/some-model"}
     s = load_series(write_series(tmp_path, series))
     assert s.models[0].path == str(tmp_path / "ckpt-small") and s.models[2].path == "someorg/some-model"
+
+
+def test_only_names_stages_of_the_table():
+    assert selected_stages("prepare,grow,sft") == {"prepare", "base", "sft"}
+    assert selected_stages(None) == {"prepare", *STAGES}
+    with pytest.raises(UserError, match="--only: unknown stage 'trian'"):
+        selected_stages("trian")
+
+
+def test_judge_fingerprint_follows_what_changes_judgments(study):
+    """Parallelism does not change a judgment, so it does not re-judge; the judge's prefill does."""
+    tmp_path, series = study
+    s = load_series(write_series(tmp_path, series))
+    runner = Runner(s, selected_stages(None), ["small-init"], dry=True)
+    judge = STAGES["judge"]
+    before = runner.fingerprint(judge, "small-init", "answers-fp")
+    s.judge["parallel"] = 64
+    assert runner.fingerprint(judge, "small-init", "answers-fp") == before
+    s.judge["prefill"] = "Rating: [["
+    assert runner.fingerprint(judge, "small-init", "answers-fp") != before
+    assert runner.fingerprint(judge, "small-init", "other-answers-fp") != before
 
 
 # ---------------------------------------------------------------------------- runs

@@ -95,6 +95,7 @@ def test_study_recipes_hold_the_study_settings():
     assert model.dtype == "bfloat16"
 
 
+@pytest.mark.slow
 def test_entry_point_exits_2_without_traceback_before_loading(tmp_path):
     # The model path does not exist: the unknown key must be reported first, and nothing written.
     recipe = write_recipe(tmp_path, "learning_rte: 1.0e-5\n")

@@ -23,6 +23,7 @@ def sft_args(model, data, out, *extra):
             "--dataset_name", str(data), "--output_dir", str(out), "--max_steps", "2", *SMALL, *extra]
 
 
+@pytest.mark.slow
 def test_sft_then_dpo_end_to_end(tiny_base_llama_dir, chat_jsonl, pref_jsonl, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -107,6 +108,7 @@ def test_bad_row_stops_the_entry_point_before_anything_is_written(module, rows, 
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_resume_after_kill(tiny_llama_dir, tmp_path, capsys):
     data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(48))
     out = tmp_path / "run"
