@@ -2,10 +2,11 @@ import json
 
 import pytest
 
+from align.accounting import count_config_parameters
 from align.cli import main
 from align.errors import UserError
-from align.files import append_jsonl, atomic_directory, atomic_write_json, read_jsonl
-from align.redact import redact
+from align.files import append_jsonl, atomic_directory, atomic_write_json, read_jsonl, read_yaml_mapping
+from align.redact import redact, redact_argv
 from judges.questions import load_judge_prompts, load_questions, load_reference_answers, temperature_for
 
 
@@ -25,6 +26,37 @@ def test_redact_keeps_counts_and_tokenizer_fields():
         {"num_input_tokens_seen": 512, "tokens_trained": 512, "max_new_token": 1024, "pad_token": "<|endoftext|>"}
     assert all(out[k] == "<redacted>" for k in ("hub_token", "access_token", "token", "client_secret",
                                                  "Authorization"))
+
+
+def test_redact_argv_hides_secret_values_only():
+    assert redact_argv(["judge", "--api-key", "sk-123", "--parallel", "8"]) == \
+        ["judge", "--api-key", "<redacted>", "--parallel", "8"]
+    assert redact_argv(["--hub_token=hf_abc", "--max-tokens", "2048", "--max-new-token", "1024"]) == \
+        ["--hub_token=<redacted>", "--max-tokens", "2048", "--max-new-token", "1024"]
+
+
+def test_config_parameter_count_matches_smollm2():
+    smollm2_135m = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                    "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True}
+    counts = count_config_parameters(smollm2_135m)
+    assert counts["total"] == 134_515_008  # SmolLM2-135M's published count
+    assert counts["non_embedding"] == 134_515_008 - 49152 * 576  # tied: one embedding matrix
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a: [1, 2\n", ":2: not valid YAML"),
+    ("- a\n- b\n", "must be a YAML mapping of `key: value` lines, got list"),
+])
+def test_yaml_settings_file_errors_name_file_and_line(tmp_path, text, message):
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message) as err:
+        read_yaml_mapping(path, "settings file")
+    assert str(err.value).startswith(str(path))
+    with pytest.raises(UserError, match="settings file not found"):
+        read_yaml_mapping(tmp_path / "missing.yaml", "settings file")
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    assert read_yaml_mapping(tmp_path / "empty.yaml") == {}
 
 
 def test_atomic_json_and_jsonl_roundtrip(tmp_path):
