@@ -182,7 +182,8 @@ class Runner:
             self.manifest.update(key, stage.name, state="running", fingerprint=fp, argv=redact_argv(cmd.argv),
                                  log=str(log), started=utc_timestamp(), attempts=attempts, resumed=resumed,
                                  error=None)
-        label = f"{stage.name}: {', '.join(entries)}" if stage.batched else f"{self.key(stage, entry)} {stage.name}"
+        first = self.key(stage, entries[0])
+        label = f"{stage.name}: {', '.join(entries)}" if stage.batched else f"{first} {stage.name}"
         say(f"{label}: {'resuming' if resume else 'running'} (log: {log})")
         started = time.time()
         rc = run_logged(cmd, log, label, self.lock_fd)

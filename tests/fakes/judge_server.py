@@ -61,6 +61,7 @@ class FakeJudgeServer:
             return self.faults.pop(0) if self.faults else None
 
     def _handler(self):
+        # Over 60 lines on purpose: the whole fake protocol (faults included) reads as one class.
         server = self
 
         class Handler(BaseHTTPRequestHandler):
