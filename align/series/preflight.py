@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from align.series import spec as plan
+from align.series.stages import STAGES
 
 
 def recipe_problems(series: plan.Series, names: list[str]) -> dict[str, list[str]]:
@@ -21,7 +22,7 @@ def recipe_problems(series: plan.Series, names: list[str]) -> dict[str, list[str
     found: dict[str, list[str]] = {}
     for name in names:
         for stage in ("sft", "dpo"):
-            args = plan.stage_command(series, name, stage).args
+            args = STAGES[stage].command(series, name, resolve=False).args[1:]  # the recipe command line
             for problem in check_recipe(stage, args, check_model=False, produced=produced):
                 found.setdefault(problem, []).append(f"{name}/{stage}")
     return found
