@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 from align.files import atomic_write_text, read_jsonl
+from align.outputs import remove_previous_output
 from align.redact import redact_argv
 from align.series import spec as plan
 from align.series.manifest import SERIES_KEY, Manifest, RunLock, fingerprint, now
@@ -101,8 +101,9 @@ def has_checkpoint(out_dir: Path) -> bool:
 
 
 def remove(path: Path) -> None:
+    """A stage's stale output: a directory only when a previous run wrote it (else UserError)."""
     if path.is_dir():
-        shutil.rmtree(path)
+        remove_previous_output(path, flag="stage output")
     elif path.exists():
         path.unlink()
 
