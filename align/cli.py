@@ -1,6 +1,7 @@
 """The `align` command: one verb per stage.
 
     align sft --config RECIPE [--key value ...]       (also: python -m align.sft, accelerate launch -m align.sft)
+    align sft --accelerate_config zero3 --num_processes 8 --config RECIPE ...   (runs `accelerate launch`)
     align dpo --config RECIPE [--key value ...]
     align init --like CKPT --out DIR                  random weights in a checkpoint's shape
     align grow --from CKPT --to SPEC --out DIR        bert2BERT width/depth growth

@@ -123,7 +123,7 @@ def compare(ours: Path, theirs: Path, questions: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--per-category", type=int, default=10,
                         help="the first K questions of each of the 8 categories (10 = all 80)")
     parser.add_argument("--max-new-token", type=int, default=128)

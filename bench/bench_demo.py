@@ -30,7 +30,7 @@ def timed(argv: list[str], log: Path | None = None) -> tuple[float, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--series", default="recipes/demo/series.yaml")
     parser.add_argument("--out", default="outputs/bench-demo")
     args = parser.parse_args()

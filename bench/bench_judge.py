@@ -64,7 +64,7 @@ def scores(path: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the fake judge takes per request")
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--out", default="outputs/bench/judge")

@@ -106,7 +106,7 @@ def plot(results: list[dict], path: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--max-length", type=int, default=512)

@@ -22,6 +22,7 @@ from align.accounting import TOKENS_PER_PARAMETER, count_config_parameters, coun
 from align.errors import UserError
 from align.files import atomic_directory
 from align.grow.model import GROW_KEYS, family_of, grow_model, load_spec, source_shape, target_config, target_shape
+from align.outputs import check_new_output
 from align.runcard import write_run_card
 
 log = logging.getLogger("align.grow")
@@ -122,6 +123,10 @@ def run(args) -> int:
     if not args.source:
         raise UserError("--from CKPT is required (only a series file can be dry-run without one)")
     source = Path(args.source)
+    if not args.dry_run:
+        if not args.out:
+            raise UserError("--out DIR is required")
+        check_new_output(args.out, {"--from": source, "--to": spec_path})
     if not (source / "config.json").is_file():
         raise UserError(f"--from {source}: not a checkpoint directory (no config.json)")
     config = AutoConfig.from_pretrained(source)
@@ -139,11 +144,7 @@ def run(args) -> int:
         print(f"6·N·D at D = 40·N: source {study_flops(before['total']):.3e} FLOPs, "
               f"target {study_flops(after['total']):.3e} FLOPs")
         return 0
-    if not args.out:
-        raise UserError("--out DIR is required")
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"--out {out} already exists and is not empty; choose a new directory")
     log.info("loading %s", source)
     source_model = AutoModelForCausalLM.from_pretrained(source, dtype="auto")
     model = grow_model(source_model, spec, method=args.method, depth=args.depth, noise=args.noise,

@@ -14,16 +14,18 @@ from pathlib import Path
 from align.accounting import count_parameters
 from align.errors import UserError, exit_on_user_error
 from align.files import atomic_directory
+from align.outputs import check_new_output
 from align.runcard import write_run_card
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--like", required=True, help="checkpoint whose config and tokenizer to use")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random init")
-    parser.add_argument("--out", required=True, help="output checkpoint directory")
+    parser.add_argument("--out", required=True, help="output checkpoint directory (must not exist or be empty)")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_new_output(args.out, {"--like": args.like})
     if not (Path(args.like) / "config.json").is_file():
         raise UserError(f"{args.like}: no config.json (expected a checkpoint directory)")
     started = time.time()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +20,10 @@ from pathlib import Path
 
 from align.errors import UserError
 from align.files import atomic_write_text, file_sha256, read_jsonl
+from align.outputs import remove_previous_output
 from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged
+from align.train.checkpoints import newest_complete_checkpoint
 
 
 @dataclass
@@ -77,7 +78,7 @@ def _remove_outputs(stage: str) -> Callable[[Series, str | None], None]:
     def reset(series: Series, entry: str | None) -> None:
         path = output_path(series, entry, stage)
         if path.is_dir():
-            shutil.rmtree(path)
+            remove_previous_output(path, flag="stage output")  # only what a previous run wrote
         elif path.exists():
             path.unlink()
     return reset
@@ -93,10 +94,10 @@ def _checkpoint_verified(stage: str) -> Callable[[Series, str | None], str | Non
 
 
 def _has_checkpoint(stage: str) -> Callable[[Series, str | None], bool]:
-    """A trainer can resume once it saved a `checkpoint-N`."""
+    """A trainer can resume once it saved a complete `checkpoint-N` (a save cut off by a kill is not one)."""
     def resumable(series: Series, entry: str | None) -> bool:
         out = output_path(series, entry, stage)
-        return out.is_dir() and any(p.is_dir() for p in out.glob("checkpoint-*"))
+        return out.is_dir() and newest_complete_checkpoint(out)[0] is not None
     return resumable
 
 

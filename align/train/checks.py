@@ -61,7 +61,11 @@ def raw_settings(stage: str, argv: list[str]) -> tuple[str | None, dict[str, Any
         try:
             data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
         except yaml.YAMLError:
-            data = None  # the recipe parser reports it with its line
+            data = False  # the recipe parser reports it with its line
+        if data is None:  # said alone: not followed by what an empty recipe's defaults would need (bf16: a GPU)
+            from align.train.recipe import empty_recipe_error
+
+            raise empty_recipe_error(config)
         if isinstance(data, dict):
             raw, _ = translate_keys(data, config, stage)
     cli, _ = translate_argv(cli, "command line", stage)

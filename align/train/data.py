@@ -81,21 +81,44 @@ def _clean(messages: list[dict]) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
-def _read_local_rows(path: Path) -> list[tuple[str, Any]]:
-    """(row label, row) pairs from a local jsonl/json file, labels naming file and line/index."""
+@dataclass
+class InvalidJSON:
+    """A .jsonl line that is not JSON, kept in place so `invalid_rows: skip` can count it."""
+
+    problem: str
+
+
+def _not_utf8(path: Path, err: UnicodeDecodeError) -> UserError:
+    head = path.read_bytes()[:4]
+    guess = " (it looks like UTF-16: it starts with a byte-order mark)" if head[:2] in (b"\xff\xfe", b"\xfe\xff") \
+        else " (it may be binary)" if b"\x00" in head else ""
+    return UserError(f"{path}: not UTF-8 text{guess}: {err.reason} at byte {err.start}; save it as UTF-8")
+
+
+def _read_local_rows(path: Path, invalid_rows: str = "error") -> list[tuple[str, Any]]:
+    """(row label, row) pairs from a local jsonl/json file, labels naming file and line/index.
+
+    A .jsonl line that is not JSON stops the run, or with `invalid_rows: skip` becomes an InvalidJSON
+    row that is counted as skipped. A file that is not UTF-8 is one error naming it.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, err) from None
     if path.suffix == ".jsonl":
         rows = []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((f"{path}:{lineno}", json.loads(line)))
-                except json.JSONDecodeError as err:
+        for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines: JSON may hold U+2028
+            if not line.strip():
+                continue
+            try:
+                rows.append((f"{path}:{lineno}", json.loads(line)))
+            except json.JSONDecodeError as err:
+                if invalid_rows != "skip":
                     raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+                rows.append((f"{path}:{lineno}", InvalidJSON(f"not valid JSON ({err.msg})")))
         return rows
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(data, list):
@@ -152,13 +175,14 @@ def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "
     if path.is_file() and path.suffix not in LOCAL_FORMATS:
         raise UserError(f"{path}: unsupported data file type (expected one of {sorted(LOCAL_FORMATS)})")
     if path.is_file() and path.suffix in (".jsonl", ".json"):
-        labelled = _read_local_rows(path)
+        labelled = _read_local_rows(path, invalid_rows)
         for label, row in labelled:
-            if not isinstance(row, dict):
+            if not isinstance(row, (dict, InvalidJSON)):
                 raise UserError(f"{label}: expected a JSON object with {list(columns)}")
-        missing = [c for c in columns if labelled and c not in labelled[0][1]]
+        first = next(((label, row) for label, row in labelled if isinstance(row, dict)), None)
+        missing = [c for c in columns if first and c not in first[1]]
         if missing:
-            raise UserError(f"{labelled[0][0]}: missing key(s) {missing} (a {kind} row needs {list(columns)})")
+            raise UserError(f"{first[0]}: missing key(s) {missing} (a {kind} row needs {list(columns)})")
         fingerprint = "sha256:" + file_sha256(path)
     else:
         ds = _load_with_datasets(name, config, split, columns)
@@ -174,7 +198,10 @@ def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "
     kept, skipped, examples, read = [], 0, [], 0
     for label, row in tqdm(labelled, desc=f"checking {kind} rows", unit="row", mininterval=2):
         read += 1
-        problem = check(row.get("messages")) if check else preference_problem(row)
+        if isinstance(row, InvalidJSON):
+            problem = row.problem
+        else:
+            problem = check(row.get("messages")) if check else preference_problem(row)
         if problem:
             if invalid_rows != "skip":
                 raise UserError(f"{label}: {problem}")

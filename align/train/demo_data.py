@@ -73,7 +73,7 @@ def write_demo_data(out: str | Path, limit: int | None = None) -> tuple[Path, Pa
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--out", required=True, help="directory for chat.jsonl and prefs.jsonl")
     parser.add_argument("--limit", type=int, default=None, help="keep only the first N conversations")
     args = parser.parse_args(argv)

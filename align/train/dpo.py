@@ -1,5 +1,6 @@
 """Direct preference optimization: recipe -> TRL DPOTrainer -> checkpoint with chat template and run card.
 
+    align dpo --accelerate_config zero3 --num_processes 8 --config recipes/... (launches accelerate)
     align dpo --config recipes/dpo/ultrafeedback.yaml --model_name_or_path SFT_DIR --output_dir DIR
     accelerate launch --config_file recipes/accelerate/zero3.yaml -m align.dpo --config ... [--key value ...]
     python -m align.dpo ...   (the same; align/dpo.py is an alias)
@@ -23,9 +24,11 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     apply_recipe_env(argv)  # the recipe's env: block, before torch / transformers are imported
+    from align.train.launch import launch_if_asked
     from align.train.stage import run_training
 
-    return run_training("dpo", argv)
+    launched = launch_if_asked("dpo", argv)  # --accelerate_config / accelerate's flags: `accelerate launch`
+    return launched if launched is not None else run_training("dpo", argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from align.errors import UserError
 from align.files import read_yaml_mapping
 from align.train.compat import RunExtras, TemplateArguments, translate_argv, translate_keys
 from align.train.mixture_spec import MixtureArguments, command_line_data_wins
+from align.train.values import check_values
 
 INVALID_ROW_POLICIES = ("error", "skip")
 
@@ -61,9 +63,19 @@ class RunArguments(RunExtras):
 
 
 class _Parser(TrlParser):
-    """TRL's parser, but argparse errors become UserError (exit 2, one line) instead of usage + exit."""
+    """TRL's parser with abbreviations off (`--max_step 3` is refused, not read as `--max_steps`), and
+    argparse errors as UserError (exit 2, one line) naming the recipe file when the value came from it."""
+
+    def __init__(self, classes, recipe_path: str | None = None, recipe: dict | None = None,
+                 cli: list[str] | None = None):
+        super().__init__(classes, allow_abbrev=False)
+        self.recipe_path, self.recipe, self.cli = recipe_path, recipe or {}, cli or []
 
     def error(self, message: str) -> typing.NoReturn:  # argparse hook
+        flag = re.match(r"argument (--[\w-]+)", message)
+        key = flag.group(1)[2:].replace("-", "_") if flag else None
+        if key and key in self.recipe and not any(a == f"--{key}" or a.startswith(f"--{key}=") for a in self.cli):
+            raise UserError(f"{self.recipe_path}: key '{key}': {message.split(': ', 1)[-1]}")
         raise UserError(f"command line: {message}")
 
 
@@ -124,6 +136,11 @@ def _coerce(key: str, value: Any, tp: Any, source: str) -> Any:
     return value
 
 
+def empty_recipe_error(path: str | Path) -> UserError:
+    return UserError(f"{path}: the recipe is empty (expected `key: value` lines: model_name_or_path, "
+                     "dataset_name, output_dir, ...)")
+
+
 def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str, list] | None = None,
                      stage: str = "sft", notes: list[str] | None = None) -> dict[str, Any]:
     """Read a recipe YAML and check every key and scalar type against the dataclass fields.
@@ -132,6 +149,8 @@ def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str,
     is appended to `notes`."""
     path = Path(path)
     data = read_yaml_mapping(path, "recipe")
+    if not data:
+        raise empty_recipe_error(path)
     data, translated = translate_keys(data, str(path), stage)
     if notes is not None:
         notes.extend(translated)
@@ -182,16 +201,19 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
     notes: list[str] = []
     recipe = load_recipe_file(config_path, known, _field_choices(classes), stage, notes) if config_path else {}
     cli, cli_notes = translate_argv(cli, "command line", stage)
-    parser = _Parser(classes)
+    parser = _Parser(classes, config_path, recipe, cli)
     parser.set_defaults_with_config(**recipe)
     try:
         data_args, training_args, model_args, run_args, extra = parser.parse_args_into_dataclasses(
             args=cli, return_remaining_strings=True)
     except (ValueError, TypeError) as err:  # a dataclass __post_init__ refused a combination of values
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{config_path or 'command line'}: invalid settings: {first}") from None
+        raise UserError(f"{_blame(first, config_path, recipe, cli)}: invalid settings: {first}") from None
     if extra:
-        raise UserError(f"command line: unknown argument(s) {' '.join(extra)}")
+        flag = next((a.split("=", 1)[0][2:] for a in extra if a.startswith("--")), "")
+        close = difflib.get_close_matches(flag, list(known), n=1) if flag else []
+        hint = f" (did you mean --{close[0]}? flags are never abbreviated)" if close else ""
+        raise UserError(f"command line: unknown argument(s) {' '.join(extra)}{hint}")
     if model_args.torch_dtype is not None:
         model_args.dtype = model_args.torch_dtype
     if data_args.invalid_rows not in INVALID_ROW_POLICIES:
@@ -202,7 +224,41 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
     if not (data_args.dataset_name or data_args.dataset_mixture or data_args.datasets or data_args.dataset_mixer):
         raise UserError(f"{config_path or 'command line'}: dataset_name (or a dataset mixture) is required")
     resolved = {"recipe_file": config_path, **recipe, **_cli_keys(cli), "translated_keys": notes + cli_notes}
+    check_values(training_args, model_args, data_args, resolved, set(_cli_keys(cli)))
     return data_args, training_args, model_args, run_args, resolved
+
+
+def _blame(message: str, config_path: str | None, recipe: dict, cli: list[str]) -> str:
+    """'FILE: key K' or 'command line: --K' for the value a library's check refused, when the message
+    quotes it; else the recipe file (or the command line when there is none)."""
+    def quoted(value: Any) -> bool:
+        text = str(value)
+        return (isinstance(value, (str, int, float)) and not isinstance(value, bool) and len(text) > 1
+                and re.search(rf"(?<![\w.-]){re.escape(text)}(?![\w.-])", message) is not None)
+
+    for key, value in _cli_keys(cli).items():
+        if quoted(value):
+            return f"command line: --{key}"
+    for key, value in recipe.items():
+        if quoted(value):
+            return f"{config_path}: key '{key}'"
+    return config_path or "command line"
+
+
+def recipe_command_line(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """(recipe path, {key: raw value} of the command-line overrides), without checking anything."""
+    config_path, cli = _split_config_flag(argv)
+    return config_path, _cli_keys(cli)
+
+
+def known_recipe_keys(config_class: type) -> set[str]:
+    """Every key a recipe for `config_class` (TRL's SFTConfig or DPOConfig) may set."""
+    return set(_field_types((DataArguments, config_class, ModelArguments, RunArguments)))
+
+
+def cli_keys(argv: list[str]) -> set[str]:
+    """The recipe keys given as flags on a recipe command line (for messages naming where a value came from)."""
+    return set(_cli_keys(_split_config_flag(argv)[1]))
 
 
 def _cli_keys(cli: list[str]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -55,52 +54,88 @@ def cpu_distributed_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-def resolve_output_dir(training_args, run_args) -> str | None:
-    """Apply the output-dir policy; return the checkpoint to resume from (or None).
+def _resume_checkpoint(out: Path, resume) -> str | None:
+    """`--resume_from_checkpoint true`: the newest *complete* checkpoint-N (a save cut short by a kill is
+    skipped, saying why); a path: that checkpoint, if complete."""
+    from align.train.checkpoints import checkpoint_problem, newest_complete_checkpoint
 
-    A non-empty output_dir is refused unless resuming or overwrite_output_dir. Resuming takes
-    `--resume_from_checkpoint true` (the last checkpoint-N in output_dir; none yet -> a fresh start)
-    or a checkpoint path.
+    if str(resume).lower() in ("true", "yes", "1"):
+        last, skipped = newest_complete_checkpoint(out)
+        for path, why in skipped:
+            log.warning("skipping %s: %s", path, why)
+        if last is None:
+            if out.is_dir() and (out / "run_card.json").exists():
+                raise UserError(f"{out} already holds a finished run (run_card.json); nothing to resume")
+            log.warning("resume requested but %s has no complete checkpoint-N yet: starting from scratch", out)
+            return None
+        log.info("resuming from %s%s", last, f" (newer {len(skipped)} skipped: incomplete)" if skipped else "")
+        return last
+    if not Path(resume).is_dir():
+        raise UserError(f"resume_from_checkpoint {resume} is not a checkpoint directory")
+    problem = checkpoint_problem(resume)
+    if problem:
+        raise UserError(f"resume_from_checkpoint {resume} is incomplete ({problem}); "
+                        "pass --resume_from_checkpoint true to use the newest complete one")
+    return str(resume)
+
+
+def run_inputs(model_args, data_args, training_args) -> dict[str, str | None]:
+    """The local paths a run reads, which its output_dir must never be, contain or lie inside."""
+    return {"model_name_or_path": model_args.model_name_or_path, "dataset_name": data_args.dataset_name,
+            "chat_template_path": getattr(training_args, "chat_template_path", None),
+            "ref_model": getattr(training_args, "ref_model", None)}  # a recipe's separate DPO reference, if any
+
+
+def plan_output_dir(training_args, run_args, inputs: dict[str, str | None]) -> tuple[str | None, bool]:
+    """Check the output-dir policy; return (checkpoint to resume from or None, whether to replace the
+    previous output). Deletes nothing: `replace_previous_output` does that, last, before training.
+
+    A non-empty output_dir is refused unless resuming or overwrite_output_dir; overwriting is refused
+    when output_dir is not a previous run's output, and output_dir must never be, contain or lie inside
+    an input.
     """
-    from transformers.trainer_utils import get_last_checkpoint
+    from align.outputs import check_output_target, is_previous_run_output
 
     out = Path(training_args.output_dir)
+    check_output_target(out, inputs, flag="output_dir")
     resume = training_args.resume_from_checkpoint
     if isinstance(resume, str) and resume.lower() in ("false", "no", "none", ""):
         resume = None
     if resume is not None:
-        if str(resume).lower() in ("true", "yes", "1"):
-            last = get_last_checkpoint(str(out)) if out.is_dir() else None
-            if last is None:
-                log.warning("resume requested but %s has no checkpoint-N yet: starting from scratch", out)
-                if out.is_dir() and (out / "run_card.json").exists():
-                    raise UserError(f"{out} already holds a finished run (run_card.json); nothing to resume")
-                return None
-            log.info("resuming from %s", last)
-            return last
-        if not Path(resume).is_dir():
-            raise UserError(f"resume_from_checkpoint {resume} is not a checkpoint directory")
-        return str(resume)
+        return _resume_checkpoint(out, resume), False
     if out.is_dir() and any(out.iterdir()):
         if not run_args.overwrite_output_dir:
             raise UserError(f"output_dir {out} is not empty: pass --overwrite_output_dir to replace it, "
                             "or --resume_from_checkpoint true to continue its last checkpoint")
-        if training_args.process_index == 0:
-            shutil.rmtree(out)
-    return None
+        if not is_previous_run_output(out):
+            from align.outputs import remove_previous_output
+
+            remove_previous_output(out, flag="output_dir")  # raises: it names what is in there
+        return None, True
+    return None, False
 
 
-def prepare_run(training_args, run_args) -> str | None:
-    """Policy checks on every process, then wait so rank 0's deletion is done before anyone writes."""
-    resume = resolve_output_dir(training_args, run_args)
+def replace_previous_output(training_args, replace: bool) -> None:
+    """The last step before training: delete the previous run's output (rank 0), everyone waits."""
+    from align.outputs import remove_previous_output
+
+    if replace and training_args.process_index == 0:
+        log.info("replacing the previous run in %s (--overwrite_output_dir)", training_args.output_dir)
+        remove_previous_output(training_args.output_dir, flag="output_dir")
     if training_args.world_size > 1:
         from accelerate import PartialState
 
         PartialState().wait_for_everyone()
+    Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
+
+
+def prepare_run(training_args, run_args, inputs: dict[str, str | None]) -> tuple[str | None, bool]:
+    """Output-dir policy checks (nothing deleted yet); returns (resume checkpoint, replace previous output)."""
+    resume, replace = plan_output_dir(training_args, run_args, inputs)
     training_args.resume_from_checkpoint = resume
     if training_args.include_num_input_tokens_seen in ("no", False):
         training_args.include_num_input_tokens_seen = "non_padding"  # tokens trained, for the run card
-    return resume
+    return resume, replace
 
 
 def model_init_kwargs(training_args, model_args) -> None:
@@ -114,15 +149,9 @@ def model_init_kwargs(training_args, model_args) -> None:
 def peft_and_quantization(model_args):
     from trl import get_peft_config, get_quantization_config
 
-    if (model_args.load_in_4bit or model_args.load_in_8bit):
-        import torch
+    from align.train.values import check_environment
 
-        if not torch.cuda.is_available():
-            raise UserError("load_in_4bit / load_in_8bit (QLoRA) need a CUDA GPU; none is available")
-        if not model_args.use_peft:
-            raise UserError("load_in_4bit / load_in_8bit train only LoRA adapters: set use_peft: true")
-    if model_args.merge_adapter and not model_args.use_peft:
-        raise UserError("merge_adapter needs use_peft: true")
+    check_environment(model_args)
     return get_peft_config(model_args), get_quantization_config(model_args)
 
 
@@ -199,6 +228,15 @@ def plot_loss(log_history: list[dict], path: Path, title: str) -> Path | None:
     return path
 
 
+def parameter_counts(model) -> dict[str, int]:
+    """The model's own parameters, the trainable ones, and a LoRA adapter's (0 without one), separately."""
+    total = count_parameters(model)
+    adapter = sum(getattr(p, "ds_numel", None) or p.numel() for name, p in model.named_parameters()
+                  if "lora_" in name)
+    return {"parameters": total - adapter, "trainable_parameters": count_parameters(model, trainable_only=True),
+            "adapter_parameters": adapter}
+
+
 def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_cards: dict, model_args,
                training_args, extra: dict[str, Any] | None = None) -> None:
     """Loss plot and run card (written last: its presence marks the stage as done)."""
@@ -206,7 +244,7 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
         return
     out = Path(training_args.output_dir)
     state = trainer.state
-    n_params = count_parameters(trainer.model)
+    counts = parameter_counts(trainer.model)
     tokens = int(state.num_input_tokens_seen or 0)
     plot = plot_loss(state.log_history, out / "loss.png", f"{stage}: {Path(out).name}")
     card = {
@@ -219,8 +257,10 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
         "tokens_trained": tokens,
         "tokens_trained_note": "non-padding input ids (tokens) the trainer saw, all processes, resumed runs "
                                   "included; DPO counts chosen + rejected",
-        "parameters": n_params,
-        "flops_6nd": training_flops(n_params, tokens),
+        **counts,
+        "flops_6nd": training_flops(counts["parameters"], tokens),
+        "flops_6nd_note": "6·N·D with N = `parameters` (the model's own, a LoRA adapter not included: forward "
+                          "and backward pass through the whole model) and D = tokens_trained",
         "train_metrics": {k: v for k, v in (state.log_history[-1] if state.log_history else {}).items()},
         "loss_plot": plot.name if plot else None,
         "world_size": training_args.world_size,
@@ -232,19 +272,26 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
 
 
 def run_training(stage: str, argv: list[str]) -> int:
-    """One training stage end to end: recipe -> checked rows -> tokenizer -> TRL trainer -> outputs.
+    """One training stage end to end: recipe -> checks -> checked rows -> tokenizer -> TRL trainer ->
+    (only now) replace a previous output -> train -> outputs.
 
-    `stage` is "sft" (chat rows, SFTTrainer) or "dpo" (preference rows, DPOTrainer).
+    `stage` is "sft" (chat rows, SFTTrainer) or "dpo" (preference rows, DPOTrainer). Every check
+    (recipe, values, environment, data, TRL's own dataset preparation) passes before a previous
+    output_dir is deleted: a refused run deletes nothing.
     """
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     from align.train.checks import preflight
     from align.train.compat import env_card, recipe_env
     from align.train.mixture import load_training_data
+    from align.train.recipe import recipe_command_line
+    from align.train.reference import reference_kind, rows_to_precompute
+    from align.train.values import check_max_length_keeps_answers, check_trainable_rows, follow_recipe_precision
 
     config_cls, trainer_cls, kind = {"sft": (SFTConfig, SFTTrainer, "chat"),
                                      "dpo": (DPOConfig, DPOTrainer, "preference")}[stage]
     argv = cpu_distributed_argv(argv)
+    follow_recipe_precision(*recipe_command_line(argv))  # before TrainingArguments read accelerate's setting
     parsed = preflight(stage, argv)  # recipe, data sources, environment: before anything is touched or loaded
     if parsed is None:
         return 0  # --dry_run true: checked, nothing loaded
@@ -253,7 +300,7 @@ def run_training(stage: str, argv: list[str]) -> int:
     setup_logging(training_args)
     for note in resolved.get("translated_keys", []):
         log.info("recipe: %s", note)
-    resume = prepare_run(training_args, run_args)
+    resume, replace = prepare_run(training_args, run_args, run_inputs(model_args, data_args, training_args))
     peft_config, quantization_config = peft_and_quantization(model_args)
 
     # Data first: a bad row fails the run before the model is loaded.
@@ -269,11 +316,19 @@ def run_training(stage: str, argv: list[str]) -> int:
     else:
         tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=False, chat_template_path=None,
                                    chat_template=data_args.chat_template)
+    check_max_length_keeps_answers(train.dataset, tokenizer, training_args, stage)
     model_init_kwargs(training_args, model_args)
+    extra = {}
+    if stage == "dpo":
+        extra["reference"] = reference_kind(model_args, training_args)
+        train.dataset, extra["precompute_note"] = rows_to_precompute(train.dataset, training_args)
+        log.info("DPO reference: %s", extra["reference"]["description"])
 
     trainer = trainer_cls(model=model_args.model_name_or_path, args=training_args, train_dataset=train.dataset,
                           eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
                           quantization_config=quantization_config)
+    check_trainable_rows(trainer, training_args, stage)
+    replace_previous_output(training_args, replace)
     log.info("%s: %d rows (%d skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
              "resuming " + resume if resume else "fresh start")
     trainer.train(resume_from_checkpoint=resume)
@@ -281,6 +336,7 @@ def run_training(stage: str, argv: list[str]) -> int:
     finish_run(trainer, stage=stage, started=started, resolved=resolved, data_cards=cards,
                model_args=model_args, training_args=training_args,
                extra={"resumed_from": resume, "chat_template": tokenizer.chat_template,
-                      "recipe_translations": resolved.get("translated_keys", []), "env": env_card(recipe_env(argv))})
+                      "recipe_translations": resolved.get("translated_keys", []), "env": env_card(recipe_env(argv)),
+                      **extra})
     trainer.accelerator.wait_for_everyone()
     return 0
