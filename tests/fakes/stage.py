@@ -34,7 +34,10 @@ def options(argv: list[str], flag: str) -> list[str]:
 def write_checkpoint(out: Path, stage: str, argv: list[str], key: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if os.environ.get("FAKE_HANG") == key:
-        (out / "checkpoint-1").mkdir(exist_ok=True)
+        ckpt = out / "checkpoint-1"  # complete as a trainer's save leaves it: weights, then the state last
+        ckpt.mkdir(exist_ok=True)
+        (ckpt / "pytorch_model.bin").write_bytes(b"weights")
+        (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 1}))
         Path(os.environ["FAKE_CALLS"] + ".pid").write_text(str(os.getpid()))
         print("step 1 saved; hanging", flush=True)
         time.sleep(600)
