@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 RATING_FALLBACK = re.compile(r"\[(\d+\.?\d*)\]")
 JUDGE_TEMPERATURE = 0.0
+MODES = ("single", "pairwise-baseline", "pairwise-all")
 
 
 def parse_rating(judgment: str) -> tuple[float | int, str | None]:
@@ -68,6 +69,22 @@ class Match:
     @property
     def slot(self) -> tuple[str, int, int]:
         return self.model, self.question_id, self.turn
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(system, user) prompts, one judge call each."""
+        return [(self.system_prompt, self.user_prompt)]
+
+    def names(self) -> dict:
+        """The record fields that name the judged model(s): rewritten when a cached judgment is reused."""
+        return {"model": self.model}
+
+    def record(self, judge: str, replies: list[str]) -> dict:
+        return judgment_record(self, judge, replies[0])
+
+    def failure(self, judge: str, error: str) -> dict:
+        return {"question_id": self.question_id, **self.names(), "turn": self.turn,
+                "judge": [judge, self.prompt_name], "error": error, "cache_key": self.cache_key,
+                "tstamp": time.time()}
 
 
 def build_prompt(template: dict, question: dict, answer_turns: list[str], reference: list[str] | None,
@@ -156,6 +173,18 @@ def judgment_record(match: Match, judge: str, judgment: str, tstamp: float | Non
     return rec
 
 
+def record_slot(rec: dict) -> tuple:
+    """The judged thing a record is about: (model, question, turn), or (model_1, model_2, question, turn)."""
+    if "model_1" in rec:
+        return rec.get("model_1"), rec.get("model_2"), rec.get("question_id"), rec.get("turn")
+    return rec.get("model"), rec.get("question_id"), rec.get("turn")
+
+
+def is_invalid(rec: dict) -> bool:
+    """No usable verdict: a -1 score, or a pairwise game whose verdict could not be read."""
+    return rec.get("score") == -1 or "error" in (rec.get("g1_winner"), rec.get("g2_winner"))
+
+
 def read_existing(output: Path) -> tuple[dict[str, dict], dict[tuple, str]]:
     """From an earlier run's output: cache_key -> judgment record, and slot -> its latest cache_key."""
     by_key: dict[str, dict] = {}
@@ -166,15 +195,18 @@ def read_existing(output: Path) -> tuple[dict[str, dict], dict[tuple, str]]:
             if not key:
                 continue  # a FastChat-written row: kept in the file, not used as cache
             by_key[key] = rec
-            slot = (rec.get("model"), rec.get("question_id"), rec.get("turn"))
+            slot = record_slot(rec)
             if slot not in latest or rec.get("tstamp", 0) >= latest[slot][0]:
                 latest[slot] = (rec.get("tstamp", 0), key)
     return by_key, {slot: key for slot, (_, key) in latest.items()}
 
 
-def judge_all(matches: list[Match], client, judge: str, output: Path, parallel: int,
+def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
               max_tokens: int, prefill: str = "", render=None) -> dict[str, int]:
-    """Judge what the cache lacks, append each result as it arrives; return counts."""
+    """Judge what the cache lacks, append each result as it arrives; return counts.
+
+    `matches` are Match or pairwise.PairMatch: anything with slot, cache_key, requests(), names(),
+    record(judge, replies) and failure(judge, error)."""
     by_key, latest = read_existing(output)
     failed_path = output.with_name(output.name + ".failed.jsonl")
     counts = {"total": len(matches), "cached": 0, "copied": 0, "judged": 0, "failed": 0, "invalid": 0}
@@ -182,50 +214,76 @@ def judge_all(matches: list[Match], client, judge: str, output: Path, parallel: 
     for m in matches:
         if latest.get(m.slot) == m.cache_key:
             counts["cached"] += 1
-            counts["invalid"] += by_key[m.cache_key]["score"] == -1
+            counts["invalid"] += is_invalid(by_key[m.cache_key])
         elif m.cache_key in by_key:  # same prompt already judged (another model, or an older answer)
-            rec = dict(by_key[m.cache_key], model=m.model, tstamp=time.time())
+            rec = dict(by_key[m.cache_key], **m.names(), tstamp=time.time())
             append_jsonl(output, rec)
             counts["copied"] += 1
-            counts["invalid"] += rec["score"] == -1
+            counts["invalid"] += is_invalid(rec)
         else:
             todo.setdefault(m.cache_key, []).append(m)
     if counts["cached"] + counts["copied"]:
         log.info("%d judgment(s) already in %s, %d copied from identical prompts", counts["cached"], output,
                  counts["copied"])
 
-    def call(m: Match) -> str:
-        messages = [{"role": "system", "content": m.system_prompt}, {"role": "user", "content": m.user_prompt}]
+    def ask(system_prompt: str, user_prompt: str) -> str:
+        messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": user_prompt}]
         if not prefill:
             return client.chat(messages, temperature=JUDGE_TEMPERATURE, max_tokens=max_tokens)
         # The reply is started with the prefill; the judgment is the whole reply.
         return prefill + client.complete(render(messages) + prefill, temperature=JUDGE_TEMPERATURE,
                                          max_tokens=max_tokens)
 
+    def call(m) -> list[str]:
+        return [ask(system_prompt, user_prompt) for system_prompt, user_prompt in m.requests()]
+
     from judges.client import JudgeCallError, run_bounded
 
-    for first, judgment, err in run_bounded(call, [group[0] for group in todo.values()], parallel):
+    for first, replies, err in run_bounded(call, [group[0] for group in todo.values()], parallel):
         group = todo[first.cache_key]
         if err is not None:
             if not isinstance(err, JudgeCallError):
                 raise err
             for m in group:
-                append_jsonl(failed_path, {"question_id": m.question_id, "model": m.model, "turn": m.turn,
-                                           "judge": [judge, m.prompt_name], "error": str(err),
-                                           "cache_key": m.cache_key, "tstamp": time.time()})
+                append_jsonl(failed_path, m.failure(judge, str(err)))
             counts["failed"] += len(group)
             continue
         for m in group:
-            rec = judgment_record(m, judge, judgment)
+            rec = m.record(judge, replies)
             append_jsonl(output, rec)
             counts["judged"] += 1
-            counts["invalid"] += rec["score"] == -1
+            counts["invalid"] += is_invalid(rec)
     return counts
+
+
+def build_matches(args: argparse.Namespace, judge: str, questions: list[dict], answers: dict,
+                  prompts: dict, references: dict) -> list:
+    """The judgments this mode makes: single scores (plus controls), or FastChat's pairwise matches."""
+    if args.mode == "single":
+        if args.controls:
+            from judges.controls import mismatched_answers
+
+            answers = {**answers, **mismatched_answers(answers, questions)}
+        return make_matches(judge, questions, answers, prompts, references, args.judge_prefill)
+    from judges.pairwise import make_pair_matches
+
+    return make_pair_matches(judge, questions, answers, prompts, references, args.baseline_model,
+                             args.judge_prefill)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--answer-file", nargs="+", required=True,
                         help="FastChat model_answer JSONL file(s); the model name is each record's model_id")
+    parser.add_argument("--mode", choices=MODES, default="single",
+                        help="single: a 1-10 score per answer (default); pairwise-baseline: each model against "
+                             "--baseline-model; pairwise-all: every pair of models. Pairwise judges each match "
+                             "twice (answers in both orders) into <judge>_pair.jsonl, as FastChat does")
+    parser.add_argument("--baseline-model", default=None,
+                        help="the model every other model is compared with (required for pairwise-baseline)")
+    parser.add_argument("--controls", action=argparse.BooleanOptionalAction, default=False,
+                        help="single mode: also judge <model>@mismatched (each model's answers attached to other "
+                             "questions) so the report can check that the judge tells answers apart; adds one "
+                             "model's worth of judgments per model (default: off here, on in a series)")
     parser.add_argument("--judge-model", default="gpt-4",
                         help="judge model name at the endpoint (default gpt-4, as in the study), or a local "
                              "checkpoint directory: served with `transformers serve` for the run")
@@ -281,7 +339,13 @@ def run(args: argparse.Namespace) -> int:
     judge, local = _judge_label(args.judge_model)
     if local and args.base_url:
         raise UserError("--judge-model is a local directory: it is served locally, so leave out --base-url")
-    output = Path(args.output_file or f"outputs/mtbench/model_judgment/{Path(judge).name}_single.jsonl")
+    pairwise = args.mode != "single"
+    if (args.mode == "pairwise-baseline") != (args.baseline_model is not None):
+        raise UserError("--baseline-model goes with --mode pairwise-baseline (and that mode needs it)")
+    if pairwise and args.controls:
+        raise UserError("--controls is a single-mode check; pairwise judging has no controls")
+    suffix = "pair" if pairwise else "single"
+    output = Path(args.output_file or f"outputs/mtbench/model_judgment/{Path(judge).name}_{suffix}.jsonl")
     questions = load_questions(args.question_dir)
     if args.first_n:
         questions = questions[:args.first_n]
@@ -291,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
     if args.judge_prefill and not local:
         raise UserError("--judge-prefill needs a local --judge-model directory (its chat template renders the "
                         "prompt that the prefill continues)")
-    matches = make_matches(judge, questions, answers, prompts, references, args.judge_prefill)
+    matches = build_matches(args, judge, questions, answers, prompts, references)
     log.info("%d judgment(s) for %d model(s), judge %s -> %s", len(matches), len(answers), judge, output)
 
     client_kwargs = dict(max_retries=DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries,
@@ -313,11 +377,14 @@ def run(args: argparse.Namespace) -> int:
     write_run_card(output.parent, {"stage": "mtbench-judge", "judge": judge, "base_url": args.base_url,
                                    "answer_files": args.answer_file, "reference": args.reference,
                                    "output_file": str(output), "counts": counts,
+                                   "mode": args.mode, "baseline_model": args.baseline_model,
+                                   "controls": args.controls,
                                    "max_tokens": args.max_tokens, "temperature": JUDGE_TEMPERATURE,
                                    "judge_prefill": args.judge_prefill or None}, started)
     print(f"{counts['total']} judgment(s): {counts['judged']} new, {counts['cached']} already done, "
           f"{counts['copied']} reused from identical prompts, {counts['failed']} failed; "
-          f"{counts['invalid']} without a usable 1-10 rating (score -1) -> {output}", flush=True)
+          f"{counts['invalid']} without a usable verdict ("
+          f"{'[[A]]/[[B]]/[[C]] in both games' if pairwise else '1-10 rating, score -1'}) -> {output}", flush=True)
     if counts["failed"]:
         print(f"error: {counts['failed']} judgment(s) missing after retries (see {output}.failed.jsonl); "
               "re-run the same command to judge only those", file=sys.stderr, flush=True)

@@ -7,15 +7,16 @@ invalid (-1: no usable rating) and missing judgments (failed after retries, in
 has judgments or failures for). A re-judged (model, question, turn) counts once: its latest judgment by tstamp.
 For each model whose series entry is not `scratch`: its paired difference from the same-size
 `scratch` model over the questions both have (per-question score = mean of its valid turns),
-with a paired bootstrap CI and a two-sided sign-flip permutation p-value.
-Writes table.md, table.csv, table.tex, categories.png and summary.json; prints the Markdown.
+with a paired bootstrap CI and a two-sided sign-flip permutation p-value. No CI below
+--min-ci-questions questions. Controls (`<model>@mismatched`, judged with --controls) are not rows:
+they give each model's judge check (check.py), whose failure is the table's first line.
+Pairwise files (`_pair.jsonl`) add the pairwise section (pair_report.py).
+Writes table.md, table.csv, table.tex, categories.png, summary.json and report.html; prints the Markdown.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import logging
 import math
 import re
@@ -26,7 +27,14 @@ from pathlib import Path
 from align.errors import UserError
 from align.files import atomic_write_json, atomic_write_text, read_jsonl, read_yaml_mapping
 from align.runcard import write_run_card
-from judges.questions import CATEGORIES, load_questions
+from judges.check import check_lines, check_warning, judge_check, words_per_turn
+from judges.controls import is_control
+from judges.html import write_html
+from judges.pair_report import is_pair_file, load_pair_judgments, pair_markdown, pair_summary, position_bias
+from judges.pair_report import pair_rows as pair_report_rows
+from judges.questions import load_questions
+from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
+from judges.tables import csv_text, latex, markdown, md_table, plot_categories
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,8 @@ class Row:
     per_question: dict[int, float] = field(default_factory=dict)
     baseline: str | None = None
     diff: object = None  # stats.PairedResult against `baseline`
+    n_questions: int = 0  # questions with at least one valid score
+    words: float = math.nan  # mean words per answer turn (needs --answer-file)
 
 
 # ---------------------------------------------------------------- reading
@@ -129,9 +139,7 @@ def _mean(values: list[float]) -> float:
 
 
 def fill_row(row: Row, judged: dict, failed: set, categories: dict[int, str], n_turns: dict[int, int],
-             n_boot: int, seed: int) -> None:
-    from judges.stats import bootstrap_mean_ci
-
+             n_boot: int, seed: int, min_questions: int = MIN_CI_QUESTIONS) -> None:
     mine = {slot: rec for slot, rec in judged.items() if slot[0] == row.name}
     valid = {slot: float(rec["score"]) for slot, rec in mine.items() if 1 <= float(rec["score"]) <= 10}
     row.valid, row.invalid = len(valid), len(mine) - len(valid)
@@ -145,7 +153,9 @@ def fill_row(row: Row, judged: dict, failed: set, categories: dict[int, str], n_
     row.score = _mean(list(valid.values()))
     row.turn1 = _mean([s for (_, _, t), s in valid.items() if t == 1])
     row.turn2 = _mean([s for (_, _, t), s in valid.items() if t == 2])
-    row.ci = bootstrap_mean_ci(list(by_question.values()), n_boot=n_boot, seed=seed)
+    row.n_questions = len(by_question)
+    if row.n_questions >= min_questions:
+        row.ci = bootstrap_mean_ci(list(by_question.values()), n_boot=n_boot, seed=seed)
     row.per_question = {qid: _mean(scores) for qid, scores in by_question.items()}
     per_cat: dict[str, list[float]] = {}
     for (_, qid, _), score in valid.items():
@@ -153,10 +163,8 @@ def fill_row(row: Row, judged: dict, failed: set, categories: dict[int, str], n_
     row.categories = {cat: _mean(scores) for cat, scores in per_cat.items()}
 
 
-def pair_rows(rows: list[Row], n_boot: int, seed: int) -> None:
+def pair_rows(rows: list[Row], n_boot: int, seed: int, min_questions: int = MIN_CI_QUESTIONS) -> None:
     """Each non-scratch row against the scratch row of its size (the first one, if several)."""
-    from judges.stats import paired_difference
-
     scratch = {}
     for row in rows:
         if row.construction == "scratch" and row.size:
@@ -166,171 +174,116 @@ def pair_rows(rows: list[Row], n_boot: int, seed: int) -> None:
         if row.construction and row.construction != "scratch" and base is not None:
             row.baseline = base.name
             row.diff = paired_difference(row.per_question, base.per_question, n_boot=n_boot, seed=seed)
-
-
-# ---------------------------------------------------------------- tables
-
-def _f(x: float, digits: int = 2) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _signed(x: float) -> str:
-    return "–" if math.isnan(x) else f"{x:+.2f}"
-
-
-def category_columns(rows: list[Row]) -> list[str]:
-    seen = {c for r in rows for c in r.categories}
-    return [c for c in CATEGORIES if c in seen] + sorted(seen - set(CATEGORIES))
-
-
-def main_cells(row: Row) -> list[str]:
-    d = row.diff
-    return [row.size, row.construction, row.name, _f(row.score), f"[{_f(row.ci[0])}, {_f(row.ci[1])}]",
-            _f(row.turn1), _f(row.turn2), str(row.valid), str(row.invalid), str(row.missing),
-            _signed(d.mean) if d else "", f"[{_signed(d.ci_low)}, {_signed(d.ci_high)}]" if d else "",
-            _f(d.p_value, 3) if d else "", str(d.n) if d else ""]
-
-
-MAIN_HEADER = ["Size", "Construction", "Model", "MT-Bench", "95% CI", "Turn 1", "Turn 2", "Judged", "Invalid",
-               "Missing", "Δ vs scratch", "Δ 95% CI", "p", "Paired n"]
-
-
-def markdown(rows: list[Row], judge: str, n_boot: int) -> str:
-    def table(header: list[str], body: list[list[str]]) -> str:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        return "\n".join(lines)
-
-    cats = category_columns(rows)
-    text = [f"## MT-Bench (judge: {judge})", "",
-            table(MAIN_HEADER, [main_cells(r) for r in rows]), "",
-            f"MT-Bench: mean of all valid turn scores (1-10). 95% CI: percentile bootstrap over questions "
-            f"({n_boot} resamples, both turns of a question together). Judged: valid scores; Invalid: judgments "
-            "with no usable 1-10 rating (-1, not averaged); Missing: judgments that failed after retries and "
-            "were not redone, or turns never judged. "
-            "Δ vs scratch: paired mean difference from the same-size scratch model over the questions both have "
-            "(per-question score = mean of its valid turns); CI: paired bootstrap; p: two-sided sign-flip "
-            "permutation test.", "",
-            "### Per category", "",
-            table(["Model"] + cats, [[r.name] + [_f(r.categories.get(c, math.nan)) for c in cats] for r in rows])]
-    return "\n".join(text) + "\n"
-
-
-def csv_text(rows: list[Row]) -> str:
-    cats = category_columns(rows)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["size", "construction", "model", "mtbench", "ci_low", "ci_high", "turn1", "turn2", "judged",
-                     "invalid", "missing", "baseline", "diff", "diff_ci_low", "diff_ci_high", "p_value", "paired_n"]
-                    + [f"cat_{c}" for c in cats])
-
-    def num(x):
-        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 6)
-
-    for r in rows:
-        d = r.diff
-        writer.writerow([r.size, r.construction, r.name, num(r.score), num(r.ci[0]), num(r.ci[1]), num(r.turn1),
-                         num(r.turn2), r.valid, r.invalid, r.missing, r.baseline or "",
-                         num(d.mean) if d else "", num(d.ci_low) if d else "", num(d.ci_high) if d else "",
-                         num(d.p_value) if d else "", d.n if d else ""]
-                        + [num(r.categories.get(c, math.nan)) for c in cats])
-    return out.getvalue()
-
-
-TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$",
-               "{": r"\{", "}": r"\}", "–": "--", "Δ": r"$\Delta$"}
-
-
-def _tex(s: str) -> str:
-    return "".join(TEX_ESCAPES.get(ch, ch) for ch in s)
-
-
-def latex(rows: list[Row], judge: str) -> str:
-    header = ["Size", "Construction", "Model", "MT-Bench", "95\\% CI", "Turn 1", "Turn 2", "Judged", "Invalid",
-              "Missing", "$\\Delta$", "$\\Delta$ 95\\% CI", "$p$"]
-    lines = [f"% MT-Bench, judge: {_tex(judge)}", "\\begin{tabular}{lll" + "r" * (len(header) - 3) + "}",
-             "\\toprule", " & ".join(header) + " \\\\", "\\midrule"]
-    for r in rows:
-        cells = main_cells(r)[:13]
-        lines.append(" & ".join(_tex(c) for c in cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", ""]
-    return "\n".join(lines)
-
-
-def plot_categories(rows: list[Row], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    cats = category_columns(rows) or ["(none)"]
-    width = 0.8 / max(1, len(rows))
-    fig, ax = plt.subplots(figsize=(max(8, 1.2 * len(cats) + 0.4 * len(rows)), 5 + 0.2 * len(rows)))
-    x = np.arange(len(cats))
-    for i, r in enumerate(rows):
-        label = " ".join(p for p in (r.size, r.construction) if p) or r.name
-        if r.size or r.construction:
-            label += f" ({r.name})"
-        ax.bar(x + (i - (len(rows) - 1) / 2) * width, [r.categories.get(c, np.nan) for c in cats], width,
-               label=f"{label}: {_f(r.score)}")
-    ax.set_xticks(x, cats)
-    ax.set_ylim(0, 10)
-    ax.set_ylabel("mean score (1-10)")
-    ax.set_title("MT-Bench per category")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(3, max(1, len(rows))),
-              frameon=False)  # below the axes: never hides a bar
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")  # atomic, like every file others may read
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+            if row.diff.n < min_questions:  # the mean and the exact p stand; the interval does not
+                row.diff.ci_low = row.diff.ci_high = math.nan
 
 
 # ---------------------------------------------------------------- command
 
-def build_rows(input_files: list[str], series: str | None, question_dir: str | None, n_boot: int,
-               seed: int) -> tuple[list[Row], str]:
-    judged, failed = load_judgments(input_files)
+@dataclass
+class Study:
+    """Everything the report's files are made from."""
+    judge: str = "unknown"
+    rows: list[Row] = field(default_factory=list)
+    judged: dict = field(default_factory=dict)  # (model, question, turn) -> latest single judgment
+    checks: dict = field(default_factory=dict)  # model -> judge check (check.judge_check)
+    controls_seen: bool = False
+    warning: str | None = None
+    pair_judge: str = "unknown"
+    pairs: list = field(default_factory=list)  # pair_report.PairRow
+    pair_judged: dict = field(default_factory=dict)
+    bias: dict | None = None
+    questions: list[dict] = field(default_factory=list)
+    answers: dict = field(default_factory=dict)  # model -> question_id -> answer record
+
+
+def _judge_name(records) -> str:
+    judges = {str(rec["judge"][0]) for rec in records if isinstance(rec.get("judge"), list) and rec["judge"]}
+    return judges.pop() if judges else "unknown"
+
+
+def single_rows(study: Study, files: list[str], series: str | None, n_boot: int, seed: int,
+                min_questions: int) -> None:
+    judged, failed = load_judgments(files)
     if not judged and not failed:
-        raise UserError(f"no judgments in {', '.join(input_files)}")
+        raise UserError(f"no judgments in {', '.join(files)}")
     models = sorted({slot[0] for slot in judged} | {slot[0] for slot in failed})
-    rows = rows_from_series(series) if series else rows_from_names(models)
-    extra = sorted(set(models) - {r.name for r in rows})
+    controls = [m for m in models if is_control(m)]
+    rows = rows_from_series(series) if series else rows_from_names([m for m in models if not is_control(m)])
+    extra = sorted(set(models) - {r.name for r in rows} - set(controls))
     if extra:
         log.warning("not in the series file, left out of the table: %s", ", ".join(extra))
-    questions = load_questions(question_dir)
-    categories = {q["question_id"]: q.get("category", "unknown") for q in questions}
-    n_turns = {q["question_id"]: len(q["turns"]) for q in questions}
+    categories = {q["question_id"]: q.get("category", "unknown") for q in study.questions}
+    n_turns = {q["question_id"]: len(q["turns"]) for q in study.questions}
+    control_rows = [Row(name) for name in controls]
+    for row in rows + control_rows:
+        fill_row(row, judged, failed, categories, n_turns, n_boot, seed, min_questions)
+    pair_rows(rows, n_boot, seed, min_questions)
+    lengths = words_per_turn(study.answers)
     for row in rows:
-        fill_row(row, judged, failed, categories, n_turns, n_boot, seed)
-    pair_rows(rows, n_boot, seed)
-    judges = {str(rec["judge"][0]) for rec in judged.values() if isinstance(rec.get("judge"), list)}
-    return rows, (judges.pop() if judges else "unknown")
+        row.words = lengths.get(row.name, math.nan)
+    study.rows, study.judged, study.judge = rows, judged, _judge_name(judged.values())
+    study.controls_seen = bool(controls)
+    study.checks = judge_check({r.name: r.per_question for r in rows + control_rows}, [r.name for r in rows],
+                               n_boot, seed, min_questions)
+    study.warning = check_warning(study.checks, min_questions)
 
 
-def summary(rows: list[Row], judge: str) -> dict:
+def build_study(args: argparse.Namespace) -> Study:
+    pair_files = [p for p in args.input_file if is_pair_file(p)]
+    single_files = [p for p in args.input_file if p not in pair_files]
+    study = Study(questions=load_questions(args.question_dir))
+    if args.answer_file:
+        from judges.judge import load_answers
+
+        study.answers = load_answers(args.answer_file)
+    if single_files:
+        single_rows(study, single_files, args.series, args.bootstrap, args.seed, args.min_ci_questions)
+    if pair_files:
+        study.pair_judged = load_pair_judgments(pair_files)
+        if not study.pair_judged:
+            raise UserError(f"no judgments in {', '.join(pair_files)}")
+        categories = {q["question_id"]: q.get("category", "unknown") for q in study.questions}
+        study.pairs = pair_report_rows(study.pair_judged, categories, args.bootstrap, args.seed,
+                                       args.min_ci_questions)
+        study.bias = position_bias(study.pair_judged)
+        study.pair_judge = _judge_name(study.pair_judged.values())
+    return study
+
+
+def summary(study: Study, min_questions: int) -> dict:
     def clean(x):
         return None if isinstance(x, float) and math.isnan(x) else x
 
-    return {"judge": judge, "rows": [
+    out = {"judge": study.judge, "min_ci_questions": min_questions, "rows": [
         {"name": r.name, "size": r.size, "construction": r.construction, "mtbench": clean(r.score),
-         "ci": [clean(r.ci[0]), clean(r.ci[1])], "turn1": clean(r.turn1), "turn2": clean(r.turn2),
+         "ci": [clean(r.ci[0]), clean(r.ci[1])], "questions": r.n_questions, "words_per_turn": clean(r.words),
+         "turn1": clean(r.turn1), "turn2": clean(r.turn2),
          "judged": r.valid, "invalid": r.invalid, "missing": r.missing,
          "categories": {k: clean(v) for k, v in r.categories.items()}, "baseline": r.baseline,
          "diff": None if r.diff is None else {k: clean(v) for k, v in vars(r.diff).items()}}
-        for r in rows]}
+        for r in study.rows],
+        "judge_check": study.checks, "judge_check_warning": study.warning}
+    if study.pairs:
+        out["pairwise"] = {"judge": study.pair_judge, **pair_summary(study.pairs, study.bias)}
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input-file", nargs="+", required=True, help="FastChat model_judgment JSONL file(s)")
-    parser.add_argument("--out-dir", required=True, help="where table.md/.csv/.tex and categories.png go")
+    parser.add_argument("--input-file", nargs="+", required=True,
+                        help="FastChat model_judgment JSONL file(s): single (<judge>_single.jsonl, with any "
+                             "@mismatched controls) and/or pairwise (<judge>_pair.jsonl)")
+    parser.add_argument("--answer-file", nargs="*", default=[],
+                        help="the judged models' answer files: answer lengths in the table, answers in report.html")
+    parser.add_argument("--out-dir", required=True,
+                        help="where table.md/.csv/.tex, categories.png, summary.json and report.html go")
     parser.add_argument("--series", default=None,
                         help="series YAML: `models:` entries with name (model_id), size, construction")
     parser.add_argument("--question-dir", default=None, help="MT-Bench questions (for categories); "
                                                              "default: the packaged data")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples (and permutations)")
+    parser.add_argument("--min-ci-questions", type=int, default=MIN_CI_QUESTIONS,
+                        help=f"show no 95%% CI for fewer questions than this (default {MIN_CI_QUESTIONS})")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -338,16 +291,26 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.bootstrap < 100:
         raise UserError(f"--bootstrap must be at least 100, got {args.bootstrap}")
+    if args.min_ci_questions < 1:
+        raise UserError(f"--min-ci-questions must be at least 1, got {args.min_ci_questions}")
     started = time.time()
-    rows, judge = build_rows(args.input_file, args.series, args.question_dir, args.bootstrap, args.seed)
+    study = build_study(args)
     out = Path(args.out_dir)
-    md = markdown(rows, judge, args.bootstrap)
+    md = ""
+    if study.rows:
+        md = markdown(study.rows, study.judge, args.bootstrap, args.min_ci_questions, study.warning,
+                      check_lines(study.checks, study.controls_seen))
+        atomic_write_text(out / "table.csv", csv_text(study.rows))
+        atomic_write_text(out / "table.tex", latex(study.rows, study.judge, study.warning))
+        plot_categories(study.rows, out / "categories.png")
+    if study.pairs:
+        md += ("\n" if md else "") + pair_markdown(study.pairs, study.bias, study.pair_judge, args.bootstrap,
+                                                   md_table, args.min_ci_questions)
     atomic_write_text(out / "table.md", md)
-    atomic_write_text(out / "table.csv", csv_text(rows))
-    atomic_write_text(out / "table.tex", latex(rows, judge))
-    atomic_write_json(out / "summary.json", summary(rows, judge))
-    plot_categories(rows, out / "categories.png")
+    atomic_write_json(out / "summary.json", summary(study, args.min_ci_questions))
+    write_html(out / "report.html", study, summary(study, args.min_ci_questions), out / "categories.png")
     write_run_card(out, {"stage": "mtbench-report", "input_files": args.input_file, "series": args.series,
-                         "bootstrap": args.bootstrap, "seed": args.seed, "judge": judge}, started)
+                         "answer_files": args.answer_file, "bootstrap": args.bootstrap, "seed": args.seed,
+                         "min_ci_questions": args.min_ci_questions, "judge": study.judge}, started)
     print(md, end="", flush=True)
     return 0

@@ -12,7 +12,10 @@ from itertools import product
 
 import numpy as np
 
-EXACT_SIGN_FLIP_MAX_N = 16  # 2**16 sign patterns: enumerate them all below this many questions
+EXACT_SIGN_FLIP_MAX_N = 16
+# Below this many questions a percentile bootstrap is not a 95% interval (one question: zero width):
+# the report shows no CI and says why.
+MIN_CI_QUESTIONS = 10  # 2**16 sign patterns: enumerate them all below this many questions
 
 
 def bootstrap_mean_ci(per_question: list[list[float]], n_boot: int = 10_000, seed: int = 0,

@@ -1,6 +1,7 @@
 """A tiny OpenAI-compatible chat server on 127.0.0.1 for judge tests and the judge benchmark.
 
-It answers `POST /v1/chat/completions` with a judgment ending in "Rating: [[N]]" and can inject
+It answers `POST /v1/chat/completions` with a judgment ending in "Rating: [[N]]" (or, for FastChat's
+pairwise prompts, whose system prompt asks for "[[A]]", a verdict: `verdict_for`) and can inject
 faults: a scripted queue (`faults`: "429", "500", "slow", "garbage", "out-of-range") consumed one
 per request, and `fail_if` (a substring of the user prompt that always gets HTTP 500). It counts
 requests. Usage:
@@ -22,6 +23,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 def rating_for(user_prompt: str) -> int:
     """A deterministic 1-10 rating per prompt, so tests can predict scores."""
     return 1 + int(hashlib.sha256(user_prompt.encode()).hexdigest(), 16) % 10
+
+
+def verdict_for(user_prompt: str) -> str:
+    """A deterministic pairwise verdict per prompt: "[[A]]", "[[B]]" or "[[C]]" (a tie).
+
+    An answer containing "BEST" wins whichever position it is in; otherwise the verdict is a hash of
+    the prompt, so the two orders of a match disagree about half the time (as a position-biased judge)."""
+    answer_a = user_prompt.split("Assistant A", 1)[-1].split("Assistant B", 1)[0]
+    answer_b = user_prompt.split("Assistant B", 1)[-1]
+    if ("BEST" in answer_a) != ("BEST" in answer_b):
+        return "[[A]]" if "BEST" in answer_a else "[[B]]"
+    return ("[[A]]", "[[B]]", "[[C]]")[int(hashlib.sha256(user_prompt.encode()).hexdigest(), 16) % 3]
 
 
 class FakeJudgeServer:
@@ -98,6 +111,7 @@ class FakeJudgeServer:
             def _chat(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 user = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+                system = next((m["content"] for m in body.get("messages", []) if m.get("role") == "system"), "")
                 with server.lock:
                     server.seen.append(body)
                     server.auth_headers.append(self.headers.get("Authorization"))
@@ -115,6 +129,8 @@ class FakeJudgeServer:
                     text = "The answer is fine overall, but I will not give a number."
                 elif fault == "out-of-range":
                     text = "Excellent beyond measure. Rating: [[11]]"
+                elif "[[A]]" in system:
+                    text = f"Both answers were compared. {verdict_for(user)}"
                 else:
                     text = f"The response is adequate. Rating: [[{rating_for(user)}]]"
                 with server.lock:

@@ -54,8 +54,9 @@ def judgments(tmp_path):
 def test_report_matches_hand_computed_numbers(judgments, tmp_path, capsys):
     path, series = judgments
     out = tmp_path / "report"
+    # Three questions: below the default minimum for an interval, so the hand-computed CIs need the floor lowered.
     assert main(["mtbench", "report", "--input-file", str(path), "--out-dir", str(out), "--series", str(series),
-                 "--bootstrap", "4000", "--seed", "1"]) == 0
+                 "--bootstrap", "4000", "--seed", "1", "--min-ci-questions", "3"]) == 0
     printed = capsys.readouterr().out
     assert printed == (out / "table.md").read_text()
 
@@ -86,6 +87,23 @@ def test_report_matches_hand_computed_numbers(judgments, tmp_path, capsys):
     assert (out / "categories.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["judge"] == "gpt-4" and summary["rows"][1]["diff"]["p_value"] == pytest.approx(0.25)
+
+
+def test_too_few_questions_show_no_interval(judgments, tmp_path, capsys):
+    """Below --min-ci-questions (default 10) no CI is shown (not a zero-width one), and the table says why."""
+    path, series = judgments
+    out = tmp_path / "report"
+    assert main(["mtbench", "report", "--input-file", str(path), "--out-dir", str(out), "--series", str(series),
+                 "--bootstrap", "500"]) == 0
+    rows = {r["model"]: r for r in csv.DictReader((out / "table.csv").open())}
+    e = rows["2B-expanded"]
+    assert (e["ci_low"], e["ci_high"], e["diff_ci_low"], e["diff_ci_high"]) == ("", "", "", "")
+    assert e["questions"] == "3" and float(e["diff"]) == pytest.approx(11 / 3, abs=1e-6)  # the mean still stands
+    md = (out / "table.md").read_text()
+    assert "| 7.00 | – (n=3) |" in md and "+3.67 | – (n=3) |" in md
+    assert "no interval is shown for fewer than 10 questions" in md
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows"][1]["ci"] == [None, None] and summary["min_ci_questions"] == 10
 
 
 def test_no_series_pairs_only_when_names_say_so(tmp_path, capsys):

@@ -1,0 +1,176 @@
+"""The pairwise part of `align mtbench report`: wins, ties and losses from FastChat `_pair.jsonl` files.
+
+Outcomes follow FastChat's show_result: a match whose game 1 is a tie, or whose two games disagree
+(the verdict flipped with the order), is a tie; a match with an unreadable verdict ("error") in
+either game is left out of the rates and counted in the Errors column. Win rate = wins / matches;
+tie-adjusted win rate = (wins + ties / 2) / matches, each with a percentile bootstrap CI over
+questions (both turns of a question together). Position bias: of the games with a decisive verdict,
+the share that chose the answer shown first (A); an unbiased judge sits near 50%.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from align.errors import UserError
+from align.files import read_jsonl
+from judges.questions import CATEGORIES
+from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci
+
+WINNERS = ("model_1", "model_2", "tie", "error")
+OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+
+
+@dataclass
+class PairRow:
+    model_1: str
+    model_2: str
+    win: int = 0
+    tie: int = 0
+    loss: int = 0
+    errors: int = 0
+    questions: int = 0
+    win_rate: float = math.nan
+    adjusted: float = math.nan
+    win_ci: tuple[float, float] = (math.nan, math.nan)
+    adjusted_ci: tuple[float, float] = (math.nan, math.nan)
+    categories: dict[str, float] = field(default_factory=dict)  # tie-adjusted win rate per category
+
+
+def is_pair_file(path: str) -> bool:
+    """Whether a judgment file holds pairwise records (judged by its first record)."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: judgment file not found")
+    return any("model_1" in rec for rec in _first(read_jsonl(path)))
+
+
+def _first(records):
+    for rec in records:
+        return [rec]
+    return []
+
+
+def load_pair_judgments(paths: list[str]) -> dict[tuple[str, str, int, int], dict]:
+    """The latest record per (model_1, model_2, question, turn), by tstamp then file order."""
+    latest: dict[tuple, tuple[float, int, dict]] = {}
+    order = 0
+    for path in paths:
+        for i, rec in enumerate(read_jsonl(path), start=1):
+            try:
+                slot = (str(rec["model_1"]), str(rec["model_2"]), int(rec["question_id"]), int(rec["turn"]))
+                assert rec["g1_winner"] in WINNERS and rec["g2_winner"] in WINNERS
+            except (KeyError, TypeError, ValueError, AssertionError):
+                raise UserError(f"{path}:{i}: expected FastChat pairwise judgment fields model_1, model_2, "
+                                f"question_id, turn, g1_winner and g2_winner (one of {', '.join(WINNERS)})") from None
+            order += 1
+            key = (float(rec.get("tstamp") or 0.0), order)
+            if slot not in latest or key > latest[slot][:2]:
+                latest[slot] = (*key, rec)
+    return {slot: rec for slot, (_, _, rec) in latest.items()}
+
+
+def outcome(rec: dict) -> str:
+    """model_1's result: win, loss, tie (FastChat: a game-1 tie or a flipped verdict) or error."""
+    g1, g2 = rec["g1_winner"], rec["g2_winner"]
+    if "error" in (g1, g2):
+        return "error"
+    if g1 == "tie" or g1 != g2:
+        return "tie"
+    return "win" if g1 == "model_1" else "loss"
+
+
+def pair_rows(judged: dict[tuple, dict], categories: dict[int, str], n_boot: int, seed: int,
+              min_questions: int = MIN_CI_QUESTIONS) -> list[PairRow]:
+    by_pair: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for (m1, m2, qid, _), rec in sorted(judged.items()):
+        by_pair.setdefault((m1, m2), []).append((qid, outcome(rec)))
+    rows = []
+    for (m1, m2), results in by_pair.items():
+        row = PairRow(m1, m2, errors=sum(r == "error" for _, r in results))
+        decided = [(qid, r) for qid, r in results if r != "error"]
+        row.win, row.tie, row.loss = (sum(r == k for _, r in decided) for k in ("win", "tie", "loss"))
+        per_question: dict[int, list[str]] = {}
+        for qid, r in decided:
+            per_question.setdefault(qid, []).append(r)
+        row.questions = len(per_question)
+        if decided:
+            row.win_rate = row.win / len(decided)
+            row.adjusted = (row.win + 0.5 * row.tie) / len(decided)
+        if row.questions >= min_questions:
+            wins = [[float(r == "win") for r in rs] for rs in per_question.values()]
+            adjusted = [[OUTCOME_VALUE[r] for r in rs] for rs in per_question.values()]
+            row.win_ci = bootstrap_mean_ci(wins, n_boot=n_boot, seed=seed)
+            row.adjusted_ci = bootstrap_mean_ci(adjusted, n_boot=n_boot, seed=seed)
+        per_cat: dict[str, list[float]] = {}
+        for qid, r in decided:
+            per_cat.setdefault(categories.get(qid, "unknown"), []).append(OUTCOME_VALUE[r])
+        row.categories = {c: sum(v) / len(v) for c, v in per_cat.items()}
+        rows.append(row)
+    return rows
+
+
+def position_bias(judged: dict[tuple, dict]) -> dict:
+    """Games whose verdict chose position A, of the games with a decisive (A or B) verdict."""
+    first = {"model_1": "A", "model_2": "B"}  # game 1 shows model_1 as A; game 2 swaps them
+    second = {"model_1": "B", "model_2": "A"}
+    verdicts = [first.get(rec["g1_winner"], rec["g1_winner"]) for rec in judged.values()]
+    verdicts += [second.get(rec["g2_winner"], rec["g2_winner"]) for rec in judged.values()]
+    a, b = verdicts.count("A"), verdicts.count("B")
+    return {"games": len(verdicts), "A": a, "B": b, "tie": verdicts.count("tie"), "error": verdicts.count("error"),
+            "a_share": a / (a + b) if a + b else None}
+
+
+def _pct(x: float) -> str:
+    return "–" if x is None or math.isnan(x) else f"{100 * x:.0f}%"
+
+
+def _ci(ci: tuple[float, float], n: int) -> str:
+    if math.isnan(ci[0]):
+        return f"– (n={n})" if n else "–"
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+PAIR_HEADER = ["Model", "vs", "Win", "Tie", "Loss", "Errors", "Win rate", "95% CI", "Tie-adjusted", "95% CI",
+               "Questions"]
+
+
+def pair_cells(r: PairRow) -> list[str]:
+    return [r.model_1, r.model_2, str(r.win), str(r.tie), str(r.loss), str(r.errors), _pct(r.win_rate),
+            _ci(r.win_ci, r.questions), _pct(r.adjusted), _ci(r.adjusted_ci, r.questions), str(r.questions)]
+
+
+def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, table,
+                  min_questions: int = MIN_CI_QUESTIONS) -> str:
+    """The pairwise section of table.md; `table` is the report's Markdown table writer."""
+    cats = [c for c in CATEGORIES if any(c in r.categories for r in rows)]
+    cats += sorted({c for r in rows for c in r.categories} - set(cats))
+    share = bias["a_share"]
+    lines = [f"## Pairwise (judge: {judge})", "", table(PAIR_HEADER, [pair_cells(r) for r in rows]), "",
+             "Each row: Model (model_1) against vs (model_2), one match per question and turn, judged twice with "
+             "the answers in both orders. Win / Loss: both orders agree; Tie: the judge said tie in the first "
+             "order, or its verdict flipped when the order flipped (FastChat's rule); Errors: a reply without "
+             "[[A]], [[B]] or [[C]] (left out of the rates). Win rate = wins / matches; tie-adjusted = "
+             f"(wins + ties/2) / matches; 95% CI: percentile bootstrap over questions ({n_boot} resamples), "
+             f"not shown below {min_questions} questions (n = questions).", "",
+             f"Position bias: of {bias['A'] + bias['B']} games with a decisive verdict, the judge preferred the "
+             f"answer shown first (A) in {bias['A']} ({_pct(share) if share is not None else '–'}); 50% is "
+             f"unbiased. Ties: {bias['tie']} games; unreadable verdicts: {bias['error']} of {bias['games']}."]
+    if cats:
+        lines += ["", "### Pairwise per category (tie-adjusted win rate)", "",
+                  table(["Model", "vs"] + cats,
+                        [[r.model_1, r.model_2] + [_pct(r.categories.get(c, math.nan)) for c in cats] for r in rows])]
+    return "\n".join(lines) + "\n"
+
+
+def pair_summary(rows: list[PairRow], bias: dict) -> dict:
+    def clean(x):
+        return None if isinstance(x, float) and math.isnan(x) else x
+
+    return {"pairs": [{"model_1": r.model_1, "model_2": r.model_2, "win": r.win, "tie": r.tie, "loss": r.loss,
+                       "errors": r.errors, "questions": r.questions, "win_rate": clean(r.win_rate),
+                       "win_rate_ci": [clean(x) for x in r.win_ci], "adjusted_win_rate": clean(r.adjusted),
+                       "adjusted_win_rate_ci": [clean(x) for x in r.adjusted_ci],
+                       "categories": r.categories} for r in rows],
+            "position_bias": bias}

@@ -1,0 +1,151 @@
+"""The comparison table's files: table.md, table.csv, table.tex and categories.png (from report.Row's)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from judges.questions import CATEGORIES
+
+if TYPE_CHECKING:
+    from judges.report import Row
+
+def _f(x: float, digits: int = 2) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _signed(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x:+.2f}"
+
+
+def ci_cell(low: float, high: float, n: int, fmt=_f) -> str:
+    """"[low, high]", or "– (n=N)" when too few questions gave no interval."""
+    if math.isnan(low):
+        return f"– (n={n})" if n else "–"
+    return f"[{fmt(low)}, {fmt(high)}]"
+
+
+def md_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def category_columns(rows: list[Row]) -> list[str]:
+    seen = {c for r in rows for c in r.categories}
+    return [c for c in CATEGORIES if c in seen] + sorted(seen - set(CATEGORIES))
+
+
+def main_cells(row: Row) -> list[str]:
+    d = row.diff
+    return [row.size, row.construction, row.name, _f(row.score), ci_cell(*row.ci, row.n_questions),
+            _f(row.words, 1), _f(row.turn1), _f(row.turn2), str(row.valid), str(row.invalid), str(row.missing),
+            _signed(d.mean) if d else "", ci_cell(d.ci_low, d.ci_high, d.n, _signed) if d else "",
+            _f(d.p_value, 3) if d else "", str(d.n) if d else ""]
+
+
+MAIN_HEADER = ["Size", "Construction", "Model", "MT-Bench", "95% CI", "Words/turn", "Turn 1", "Turn 2", "Judged",
+               "Invalid", "Missing", "Δ vs scratch", "Δ 95% CI", "p", "Paired n"]
+
+
+def markdown(rows: list[Row], judge: str, n_boot: int, min_questions: int, warning: str | None,
+             check: list[str]) -> str:
+    """The single-score table; its first line is the judge-check warning when there is one."""
+    table = md_table
+    cats = category_columns(rows)
+    text = ([warning, ""] if warning else []) + [
+            f"## MT-Bench (judge: {judge})", "",
+            table(MAIN_HEADER, [main_cells(r) for r in rows]), "",
+            f"MT-Bench: mean of all valid turn scores (1-10). 95% CI: percentile bootstrap over questions "
+            f"({n_boot} resamples, both turns of a question together); no interval is shown for fewer than "
+            f"{min_questions} questions (n = questions judged), as a bootstrap over so few is not a 95% interval. "
+            "Words/turn: mean words per answer turn (judges favour longer answers: compare lengths before "
+            "believing a difference). Judged: valid scores; Invalid: judgments "
+            "with no usable 1-10 rating (-1, not averaged); Missing: judgments that failed after retries and "
+            "were not redone, or turns never judged. "
+            "Δ vs scratch: paired mean difference from the same-size scratch model over the questions both have "
+            "(per-question score = mean of its valid turns); CI: paired bootstrap; p: two-sided sign-flip "
+            "permutation test.", "", *check, "",
+            "### Per category", "",
+            table(["Model"] + cats, [[r.name] + [_f(r.categories.get(c, math.nan)) for c in cats] for r in rows])]
+    return "\n".join(text) + "\n"
+
+
+def csv_text(rows: list[Row]) -> str:
+    cats = category_columns(rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["size", "construction", "model", "mtbench", "ci_low", "ci_high", "questions", "words_per_turn",
+                     "turn1", "turn2", "judged",
+                     "invalid", "missing", "baseline", "diff", "diff_ci_low", "diff_ci_high", "p_value", "paired_n"]
+                    + [f"cat_{c}" for c in cats])
+
+    def num(x):
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 6)
+
+    for r in rows:
+        d = r.diff
+        writer.writerow([r.size, r.construction, r.name, num(r.score), num(r.ci[0]), num(r.ci[1]), r.n_questions,
+                         num(r.words), num(r.turn1),
+                         num(r.turn2), r.valid, r.invalid, r.missing, r.baseline or "",
+                         num(d.mean) if d else "", num(d.ci_low) if d else "", num(d.ci_high) if d else "",
+                         num(d.p_value) if d else "", d.n if d else ""]
+                        + [num(r.categories.get(c, math.nan)) for c in cats])
+    return out.getvalue()
+
+
+TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$",
+               "{": r"\{", "}": r"\}", "–": "--", "Δ": r"$\Delta$"}
+
+
+def _tex(s: str) -> str:
+    return "".join(TEX_ESCAPES.get(ch, ch) for ch in s)
+
+
+def latex(rows: list[Row], judge: str, warning: str | None = None) -> str:
+    header = ["Size", "Construction", "Model", "MT-Bench", "95\\% CI", "Words/turn", "Turn 1", "Turn 2", "Judged",
+              "Invalid", "Missing", "$\\Delta$", "$\\Delta$ 95\\% CI", "$p$"]
+    lines = ([f"% {warning.strip('*')}"] if warning else []) + [
+        f"% MT-Bench, judge: {_tex(judge)}", "\\begin{tabular}{lll" + "r" * (len(header) - 3) + "}", "\\toprule",
+        " & ".join(header) + " \\\\", "\\midrule"]
+    for r in rows:
+        cells = main_cells(r)[:14]
+        lines.append(" & ".join(_tex(c) for c in cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def plot_categories(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cats = category_columns(rows) or ["(none)"]
+    width = 0.8 / max(1, len(rows))
+    fig, ax = plt.subplots(figsize=(max(8, 1.2 * len(cats) + 0.4 * len(rows)), 5 + 0.2 * len(rows)))
+    x = np.arange(len(cats))
+    for i, r in enumerate(rows):
+        label = " ".join(p for p in (r.size, r.construction) if p) or r.name
+        if r.size or r.construction:
+            label += f" ({r.name})"
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width, [r.categories.get(c, np.nan) for c in cats], width,
+               label=f"{label}: {_f(r.score)}")
+    ax.set_xticks(x, cats)
+    ax.set_ylim(0, 10)
+    ax.set_ylabel("mean score (1-10)")
+    ax.set_title("MT-Bench per category")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(3, max(1, len(rows))),
+              frameon=False)  # below the axes: never hides a bar
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")  # atomic, like every file others may read
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
