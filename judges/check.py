@@ -32,13 +32,18 @@ def judge_check(per_question: dict[str, dict[int, float]], models: list[str], n_
 
 def check_warning(checks: dict[str, dict], min_questions: int) -> str | None:
     """The table's first line when any model's check fails; None when all separate."""
-    failing = [m for m, c in checks.items() if not c["separates"]]
-    if not failing:
+    few = [m for m, c in checks.items() if not c["separates"] and c["n"] < min_questions]
+    blind = [m for m, c in checks.items() if not c["separates"] and c["n"] >= min_questions]
+    if not few and not blind:
         return None
-    few = [m for m in failing if checks[m]["n"] < min_questions]
-    why = (f" (on fewer than {min_questions} questions the check cannot pass: {', '.join(few)})" if few else "")
-    return (f"**Warning: the judge does not tell {', '.join(failing)}'s answers from the same answers attached to "
-            "other questions, so these scores are not evidence" + why + ".**")
+    parts = []
+    if blind:
+        parts.append(f"the judge does not tell {', '.join(blind)}'s answers from the same answers attached to other "
+                     "questions, so these scores are not evidence")
+    if few:
+        parts.append(f"with fewer than {min_questions} questions the judge check cannot pass for {', '.join(few)}, "
+                     "so nothing shows the judge reads these answers: the scores are not evidence")
+    return "**Warning: " + "; ".join(parts) + ".**"
 
 
 def check_lines(checks: dict[str, dict], controls_seen: bool) -> list[str]:
