@@ -31,6 +31,7 @@ class PairRow:
     tie: int = 0
     loss: int = 0
     errors: int = 0
+    missing: int = 0  # matches that failed after retries and were not judged since
     questions: int = 0
     win_rate: float = math.nan
     adjusted: float = math.nan
@@ -52,11 +53,17 @@ def _first(records):
     return []
 
 
-def load_pair_judgments(paths: list[str]) -> dict[tuple[str, str, int, int], dict]:
-    """The latest record per (model_1, model_2, question, turn), by tstamp then file order."""
+def load_pair_judgments(paths: list[str]) -> tuple[dict[tuple[str, str, int, int], dict], set[tuple]]:
+    """(the latest record per (model_1, model_2, question, turn), by tstamp then file order; the slots in
+    `<file>.failed.jsonl` never judged since)."""
     latest: dict[tuple, tuple[float, int, dict]] = {}
+    failed: set[tuple] = set()
     order = 0
     for path in paths:
+        sidecar = Path(str(path) + ".failed.jsonl")
+        if sidecar.is_file():
+            failed |= {(str(r["model_1"]), str(r["model_2"]), int(r["question_id"]), int(r["turn"]))
+                       for r in read_jsonl(sidecar) if "model_1" in r}
         for i, rec in enumerate(read_jsonl(path), start=1):
             try:
                 slot = (str(rec["model_1"]), str(rec["model_2"]), int(rec["question_id"]), int(rec["turn"]))
@@ -68,7 +75,7 @@ def load_pair_judgments(paths: list[str]) -> dict[tuple[str, str, int, int], dic
             key = (float(rec.get("tstamp") or 0.0), order)
             if slot not in latest or key > latest[slot][:2]:
                 latest[slot] = (*key, rec)
-    return {slot: rec for slot, (_, _, rec) in latest.items()}
+    return {slot: rec for slot, (_, _, rec) in latest.items()}, failed - set(latest)
 
 
 def outcome(rec: dict) -> str:
@@ -82,13 +89,16 @@ def outcome(rec: dict) -> str:
 
 
 def pair_rows(judged: dict[tuple, dict], categories: dict[int, str], n_boot: int, seed: int,
-              min_questions: int = MIN_CI_QUESTIONS) -> list[PairRow]:
+              min_questions: int = MIN_CI_QUESTIONS, failed: set[tuple] = frozenset()) -> list[PairRow]:
     by_pair: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for (m1, m2, qid, _), rec in sorted(judged.items()):
         by_pair.setdefault((m1, m2), []).append((qid, outcome(rec)))
+    for m1, m2, _, _ in sorted(failed):
+        by_pair.setdefault((m1, m2), [])
     rows = []
     for (m1, m2), results in by_pair.items():
-        row = PairRow(m1, m2, errors=sum(r == "error" for _, r in results))
+        row = PairRow(m1, m2, errors=sum(r == "error" for _, r in results),
+                      missing=sum(slot[:2] == (m1, m2) for slot in failed))
         decided = [(qid, r) for qid, r in results if r != "error"]
         row.win, row.tie, row.loss = (sum(r == k for _, r in decided) for k in ("win", "tie", "loss"))
         per_question: dict[int, list[str]] = {}
@@ -132,12 +142,13 @@ def _ci(ci: tuple[float, float], n: int) -> str:
     return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
 
 
-PAIR_HEADER = ["Model", "vs", "Win", "Tie", "Loss", "Errors", "Win rate", "95% CI", "Tie-adjusted", "95% CI",
+PAIR_HEADER = ["Model", "vs", "Win", "Tie", "Loss", "Errors", "Missing", "Win rate", "95% CI", "Tie-adjusted", "95% CI",
                "Questions"]
 
 
 def pair_cells(r: PairRow) -> list[str]:
-    return [r.model_1, r.model_2, str(r.win), str(r.tie), str(r.loss), str(r.errors), _pct(r.win_rate),
+    return [r.model_1, r.model_2, str(r.win), str(r.tie), str(r.loss), str(r.errors), str(r.missing),
+            _pct(r.win_rate),
             _ci(r.win_ci, r.questions), _pct(r.adjusted), _ci(r.adjusted_ci, r.questions), str(r.questions)]
 
 
@@ -151,7 +162,8 @@ def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, tabl
              "Each row: Model (model_1) against vs (model_2), one match per question and turn, judged twice with "
              "the answers in both orders. Win / Loss: both orders agree; Tie: the judge said tie in the first "
              "order, or its verdict flipped when the order flipped (FastChat's rule); Errors: a reply without "
-             "[[A]], [[B]] or [[C]] (left out of the rates). Win rate = wins / matches; tie-adjusted = "
+             "[[A]], [[B]] or [[C]] in either order (left out of the rates); Missing: matches that failed after "
+             "retries and were not redone (in <file>.failed.jsonl). Win rate = wins / matches; tie-adjusted = "
              f"(wins + ties/2) / matches; 95% CI: percentile bootstrap over questions ({n_boot} resamples), "
              f"not shown below {min_questions} questions (n = questions).", "",
              f"Position bias: of {bias['A'] + bias['B']} games with a decisive verdict, the judge preferred the "
@@ -169,7 +181,8 @@ def pair_summary(rows: list[PairRow], bias: dict) -> dict:
         return None if isinstance(x, float) and math.isnan(x) else x
 
     return {"pairs": [{"model_1": r.model_1, "model_2": r.model_2, "win": r.win, "tie": r.tie, "loss": r.loss,
-                       "errors": r.errors, "questions": r.questions, "win_rate": clean(r.win_rate),
+                       "errors": r.errors, "missing": r.missing, "questions": r.questions,
+                       "win_rate": clean(r.win_rate),
                        "win_rate_ci": [clean(x) for x in r.win_ci], "adjusted_win_rate": clean(r.adjusted),
                        "adjusted_win_rate_ci": [clean(x) for x in r.adjusted_ci],
                        "categories": r.categories} for r in rows],

@@ -240,12 +240,12 @@ def build_study(args: argparse.Namespace) -> Study:
     if single_files:
         single_rows(study, single_files, args.series, args.bootstrap, args.seed, args.min_ci_questions)
     if pair_files:
-        study.pair_judged = load_pair_judgments(pair_files)
-        if not study.pair_judged:
+        study.pair_judged, failed = load_pair_judgments(pair_files)
+        if not study.pair_judged and not failed:
             raise UserError(f"no judgments in {', '.join(pair_files)}")
         categories = {q["question_id"]: q.get("category", "unknown") for q in study.questions}
         study.pairs = pair_report_rows(study.pair_judged, categories, args.bootstrap, args.seed,
-                                       args.min_ci_questions)
+                                       args.min_ci_questions, failed)
         study.bias = position_bias(study.pair_judged)
         study.pair_judge = _judge_name(study.pair_judged.values())
     return study

@@ -145,8 +145,31 @@ def test_pairwise_baseline_matches_show_result(tmp_path):
     assert {(r["model_1"], r["model_2"]) for r in rows} == {("a", "base"), ("b", "base")}
     ours = {r.model_1: (r.win, r.loss, r.tie) for r in pair_rows(
         {(r["model_1"], r["model_2"], r["question_id"], r["turn"]): r for r in rows}, {}, 200, 0)}
+    assert set(ours) == {"a", "b"}
     assert _show_result(out, "pairwise-baseline", "base") == ours
     assert sum(sum(v) for v in ours.values()) == 16  # every match counted once
+
+
+def test_pairwise_failures_are_listed_reported_and_redone(tmp_path, capsys):
+    files = [write_jsonl(tmp_path / f"{m}.jsonl", _answers(m)) for m in ("a", "b")]
+    out = tmp_path / "gpt-4_pair.jsonl"
+    failed = tmp_path / "gpt-4_pair.jsonl.failed.jsonl"
+    with FakeJudgeServer() as server:
+        server.fail_if = "a answers 81"  # every game of question 81, both turns (turn 2 repeats turn 1)
+        assert _judge(server, files, out, "--mode", "pairwise-all", "--max-retries", "0") == 1
+        assert "2 judgment(s) missing" in capsys.readouterr().err
+        listed = _rows(failed)
+        assert {(r["model_1"], r["model_2"], r["question_id"], r["turn"]) for r in listed} == \
+            {("a", "b", 81, 1), ("a", "b", 81, 2)}
+        assert len(_rows(out)) == 6
+        report = tmp_path / "r"
+        assert main(["mtbench", "report", "--input-file", str(out), "--out-dir", str(report), "--bootstrap",
+                     "200"]) == 0
+        (pair,) = json.loads((report / "summary.json").read_text())["pairwise"]["pairs"]
+        assert pair["missing"] == 2 and pair["win"] + pair["tie"] + pair["loss"] + pair["errors"] == 6
+        server.fail_if = None
+        assert _judge(server, files, out, "--mode", "pairwise-all") == 0  # the re-run judges only what is missing
+        assert len(_rows(out)) == 8 and server.completed == 16
 
 
 def test_outcomes_and_position_bias_by_hand():
