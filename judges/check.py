@@ -32,8 +32,10 @@ def judge_check(per_question: dict[str, dict[int, float]], models: list[str], n_
 
 def check_warning(checks: dict[str, dict], min_questions: int) -> str | None:
     """The table's first line when any model's check fails; None when all separate."""
-    few = [m for m, c in checks.items() if not c["separates"] and c["n"] < min_questions]
-    blind = [m for m, c in checks.items() if not c["separates"] and c["n"] >= min_questions]
+    # Too few questions to pass, though the control scored lower: say that, not that the judge is blind.
+    few = [m for m, c in checks.items()
+           if not c["separates"] and c["n"] < min_questions and c["delta"] is not None and c["delta"] > 0]
+    blind = [m for m, c in checks.items() if not c["separates"] and m not in few]
     if not few and not blind:
         return None
     parts = []

@@ -282,8 +282,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the model every other model is compared with (required for pairwise-baseline)")
     parser.add_argument("--controls", action=argparse.BooleanOptionalAction, default=False,
                         help="single mode: also judge <model>@mismatched (each model's answers attached to other "
-                             "questions) so the report can check that the judge tells answers apart; adds one "
-                             "model's worth of judgments per model (default: off here, on in a series)")
+                             "questions of the same turn count) so the report can check that the judge tells answers "
+                             "apart; adds one model's worth of judgments for every model, i.e. doubles the judge "
+                             "calls (default: off here, on in a series)")
     parser.add_argument("--judge-model", default="gpt-4",
                         help="judge model name at the endpoint (default gpt-4, as in the study), or a local "
                              "checkpoint directory: served with `transformers serve` for the run")
@@ -356,7 +357,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--judge-prefill needs a local --judge-model directory (its chat template renders the "
                         "prompt that the prefill continues)")
     matches = build_matches(args, judge, questions, answers, prompts, references)
-    log.info("%d judgment(s) for %d model(s), judge %s -> %s", len(matches), len(answers), judge, output)
+    judged = sorted({name for m in matches for name in m.names().values()})
+    log.info("%d judgment(s) (%s mode) of %s; judge %s -> %s", len(matches), args.mode, ", ".join(judged), judge,
+             output)
 
     client_kwargs = dict(max_retries=DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries,
                          timeout=args.timeout or DEFAULT_TIMEOUT_S, api_key_env=args.api_key_env)

@@ -109,3 +109,8 @@ def test_too_few_questions_never_pass_the_check(tmp_path):
     assert summary["judge_check"]["good"] == {"delta": 8.0, "ci": [None, None], "separates": False, "n": 3}
     first = (out / "table.md").read_text().splitlines()[0]
     assert first.startswith("**Warning: with fewer than 10 questions the judge check cannot pass for good")
+    # The demo's case: few questions and no difference at all is a blind judge, said plainly.
+    rows = [_single(m, q, t, 5) for q in QS[:2] for t in (1, 2) for m in ("flat", "flat@mismatched")]
+    out, summary = _report(tmp_path / "demo", rows)
+    first = (out / "table.md").read_text().splitlines()[0]
+    assert first.startswith("**Warning: the judge does not tell flat's answers from the same answers attached")
