@@ -267,8 +267,8 @@ def build_matches(args: argparse.Namespace, judge: str, questions: list[dict], a
         return make_matches(judge, questions, answers, prompts, references, args.judge_prefill)
     from judges.pairwise import make_pair_matches
 
-    return make_pair_matches(judge, questions, answers, prompts, references, args.baseline_model,
-                             args.judge_prefill)
+    pairs = [tuple(p) for p in args.pair] if args.pair else args.baseline_model
+    return make_pair_matches(judge, questions, answers, prompts, references, pairs, args.judge_prefill)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -279,7 +279,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--baseline-model; pairwise-all: every pair of models. Pairwise judges each match "
                              "twice (answers in both orders) into <judge>_pair.jsonl, as FastChat does")
     parser.add_argument("--baseline-model", default=None,
-                        help="the model every other model is compared with (required for pairwise-baseline)")
+                        help="pairwise-baseline: the model every other model is compared with")
+    parser.add_argument("--pair", nargs=2, action="append", metavar=("MODEL", "BASELINE"), default=None,
+                        help="pairwise-baseline with a baseline per model (repeatable; instead of --baseline-model), "
+                             "e.g. each grown model against the scratch model of its size")
     parser.add_argument("--controls", action=argparse.BooleanOptionalAction, default=False,
                         help="single mode: also judge <model>@mismatched (each model's answers attached to other "
                              "questions of the same turn count) so the report can check that the judge tells answers "
@@ -341,8 +344,10 @@ def run(args: argparse.Namespace) -> int:
     if local and args.base_url:
         raise UserError("--judge-model is a local directory: it is served locally, so leave out --base-url")
     pairwise = args.mode != "single"
-    if (args.mode == "pairwise-baseline") != (args.baseline_model is not None):
-        raise UserError("--baseline-model goes with --mode pairwise-baseline (and that mode needs it)")
+    baselines = (args.baseline_model is not None) + bool(args.pair)
+    if (args.mode == "pairwise-baseline") != (baselines == 1):
+        raise UserError("--mode pairwise-baseline takes one of --baseline-model and --pair (and only that mode "
+                        "takes them)")
     if pairwise and args.controls:
         raise UserError("--controls is a single-mode check; pairwise judging has no controls")
     suffix = "pair" if pairwise else "single"
@@ -380,7 +385,7 @@ def run(args: argparse.Namespace) -> int:
     write_run_card(output.parent, {"stage": "mtbench-judge", "judge": judge, "base_url": args.base_url,
                                    "answer_files": args.answer_file, "reference": args.reference,
                                    "output_file": str(output), "counts": counts,
-                                   "mode": args.mode, "baseline_model": args.baseline_model,
+                                   "mode": args.mode, "baseline_model": args.baseline_model, "pairs": args.pair,
                                    "controls": args.controls,
                                    "max_tokens": args.max_tokens, "temperature": JUDGE_TEMPERATURE,
                                    "judge_prefill": args.judge_prefill or None}, started)

@@ -84,10 +84,18 @@ class PairMatch:
                 "tstamp": time.time()}
 
 
-def model_pairs(models: list[str], baseline: str | None) -> list[tuple[str, str]]:
-    """FastChat's matches: every model against the baseline (model_2), or every pair in the given order."""
+def model_pairs(models: list[str], baseline: str | list[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """FastChat's matches: every model against the baseline (model_2), every pair in the given order
+    (no baseline), or the given (model, baseline) pairs."""
     if baseline is None:
         return [(a, b) for i, a in enumerate(models) for b in models[i + 1:]]
+    if not isinstance(baseline, str):
+        for pair in baseline:
+            missing = [m for m in pair if m not in models]
+            if missing or pair[0] == pair[1]:
+                raise UserError(f"--pair {' '.join(pair)}: " + (f"no answers for {', '.join(missing)} in --answer-file"
+                                                               if missing else "a model against itself"))
+        return list(dict.fromkeys(baseline))
     if baseline not in models:
         raise UserError(f"--baseline-model {baseline}: no answers for it in --answer-file "
                         f"(models: {', '.join(models)})")
@@ -95,7 +103,8 @@ def model_pairs(models: list[str], baseline: str | None) -> list[tuple[str, str]
 
 
 def make_pair_matches(judge: str, questions: list[dict], answers: dict[str, dict[int, dict]],
-                      prompts: dict[str, dict], references: dict[int, list[str]], baseline: str | None,
+                      prompts: dict[str, dict], references: dict[int, list[str]],
+                      baseline: str | list[tuple[str, str]] | None,
                       prefill: str = "") -> list[PairMatch]:
     """All matches in FastChat's order (turn 1 then turn 2); a question either model lacks is skipped."""
     for name in PAIR_PROMPTS:

@@ -172,6 +172,17 @@ def test_pairwise_failures_are_listed_reported_and_redone(tmp_path, capsys):
         assert len(_rows(out)) == 8 and server.completed == 16
 
 
+def test_explicit_pairs(tmp_path):
+    """--pair MODEL BASELINE: a baseline per model (a series: each entry against its same-size scratch)."""
+    files = [write_jsonl(tmp_path / f"{m}.jsonl", _answers(m)) for m in ("big", "big-scratch", "small", "small-s")]
+    out = tmp_path / "gpt-4_pair.jsonl"
+    with FakeJudgeServer() as server:
+        assert _judge(server, files, out, "--mode", "pairwise-baseline", "--pair", "big", "big-scratch",
+                      "--pair", "small", "small-s") == 0
+        assert server.requests == 2 * 8 * 2
+    assert {(r["model_1"], r["model_2"]) for r in _rows(out)} == {("big", "big-scratch"), ("small", "small-s")}
+
+
 def test_outcomes_and_position_bias_by_hand():
     recs = {("m", "n", 1, 1): {"g1_winner": "model_1", "g2_winner": "model_1"},  # win
             ("m", "n", 1, 2): {"g1_winner": "model_1", "g2_winner": "model_2"},  # A both times: flip -> tie
@@ -192,6 +203,9 @@ def test_outcomes_and_position_bias_by_hand():
     (["--mode", "pairwise-all", "--baseline-model", "a"], "--baseline-model"),
     (["--mode", "pairwise-baseline", "--baseline-model", "nobody"], "nobody"),
     (["--mode", "pairwise-all", "--controls"], "--controls"),
+    (["--mode", "pairwise-baseline", "--baseline-model", "a", "--pair", "a", "b"], "one of"),
+    (["--mode", "pairwise-baseline", "--pair", "a", "zed"], "zed"),
+    (["--mode", "pairwise-baseline", "--pair", "a", "a"], "itself"),
 ])
 def test_pairwise_bad_flags_exit_2(tmp_path, capsys, extra, message):
     files = [write_jsonl(tmp_path / f"{m}.jsonl", _answers(m)) for m in ("a", "b")]
