@@ -38,6 +38,7 @@ class PairRow:
     win_ci: tuple[float, float] = (math.nan, math.nan)
     adjusted_ci: tuple[float, float] = (math.nan, math.nan)
     categories: dict[str, float] = field(default_factory=dict)  # tie-adjusted win rate per category
+    category_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # its bootstrap CI (enough questions)
 
 
 def is_pair_file(path: str) -> bool:
@@ -113,10 +114,14 @@ def pair_rows(judged: dict[tuple, dict], categories: dict[int, str], n_boot: int
             adjusted = [[OUTCOME_VALUE[r] for r in rs] for rs in per_question.values()]
             row.win_ci = bootstrap_mean_ci(wins, n_boot=n_boot, seed=seed)
             row.adjusted_ci = bootstrap_mean_ci(adjusted, n_boot=n_boot, seed=seed)
-        per_cat: dict[str, list[float]] = {}
+        per_cat: dict[str, dict[int, list[float]]] = {}
         for qid, r in decided:
-            per_cat.setdefault(categories.get(qid, "unknown"), []).append(OUTCOME_VALUE[r])
-        row.categories = {c: sum(v) / len(v) for c, v in per_cat.items()}
+            per_cat.setdefault(categories.get(qid, "unknown"), {}).setdefault(qid, []).append(OUTCOME_VALUE[r])
+        for cat, by_q in per_cat.items():
+            values = [v for vs in by_q.values() for v in vs]
+            row.categories[cat] = sum(values) / len(values)
+            if len(by_q) >= min_questions:
+                row.category_ci[cat] = bootstrap_mean_ci(list(by_q.values()), n_boot=n_boot, seed=seed)
         rows.append(row)
     return rows
 
@@ -140,6 +145,11 @@ def _ci(ci: tuple[float, float], n: int) -> str:
     if math.isnan(ci[0]):
         return f"– (n={n})" if n else "–"
     return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def _cat_cell(row: PairRow, category: str) -> str:
+    ci = row.category_ci.get(category)
+    return _pct(row.categories.get(category, math.nan)) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
 
 
 PAIR_HEADER = ["Model", "vs", "Win", "Tie", "Loss", "Errors", "Missing", "Win rate", "95% CI", "Tie-adjusted", "95% CI",
@@ -170,9 +180,10 @@ def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, tabl
              f"answer shown first (A) in {bias['A']} ({_pct(share) if share is not None else '–'}); 50% is "
              f"unbiased. Ties: {bias['tie']} games; unreadable verdicts: {bias['error']} of {bias['games']}."]
     if cats:
-        lines += ["", "### Pairwise per category (tie-adjusted win rate)", "",
+        lines += ["", "### Pairwise per category (tie-adjusted win rate, 95% CI when the category has "
+                  f"{min_questions}+ questions)", "",
                   table(["Model", "vs"] + cats,
-                        [[r.model_1, r.model_2] + [_pct(r.categories.get(c, math.nan)) for c in cats] for r in rows])]
+                        [[r.model_1, r.model_2] + [_cat_cell(r, c) for c in cats] for r in rows])]
     return "\n".join(lines) + "\n"
 
 
@@ -185,5 +196,6 @@ def pair_summary(rows: list[PairRow], bias: dict) -> dict:
                        "win_rate": clean(r.win_rate),
                        "win_rate_ci": [clean(x) for x in r.win_ci], "adjusted_win_rate": clean(r.adjusted),
                        "adjusted_win_rate_ci": [clean(x) for x in r.adjusted_ci],
-                       "categories": r.categories} for r in rows],
+                       "categories": r.categories,
+                       "category_ci": {c: list(ci) for c, ci in r.category_ci.items()}} for r in rows],
             "position_bias": bias}

@@ -193,6 +193,7 @@ def test_outcomes_and_position_bias_by_hand():
     assert (row.win, row.tie, row.loss, row.errors, row.questions) == (1, 2, 0, 1, 2)
     assert row.win_rate == pytest.approx(1 / 3) and row.adjusted == pytest.approx(2 / 3)
     assert row.categories == {"writing": 0.75, "math": 0.5}
+    assert set(row.category_ci) == {"writing", "math"} and row.category_ci["math"] == (0.5, 0.5)
     bias = position_bias(recs)
     # decisive games: g1 A (m1), g2 B (m1 shown second), g1 A, g2 A (m2 shown first), g2 B, g1 B -> A 3 of 6
     assert (bias["A"], bias["B"], bias["tie"], bias["error"]) == (3, 3, 1, 1) and bias["a_share"] == 0.5
