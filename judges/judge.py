@@ -81,11 +81,6 @@ class Match:
     def record(self, judge: str, replies: list[str]) -> dict:
         return judgment_record(self, judge, replies[0])
 
-    def failure(self, judge: str, error: str) -> dict:
-        return {"question_id": self.question_id, **self.names(), "turn": self.turn,
-                "judge": [judge, self.prompt_name], "error": error, "cache_key": self.cache_key,
-                "tstamp": time.time()}
-
 
 def build_prompt(template: dict, question: dict, answer_turns: list[str], reference: list[str] | None,
                  turn: int) -> str:
@@ -173,6 +168,12 @@ def judgment_record(match: Match, judge: str, judgment: str, tstamp: float | Non
     return rec
 
 
+def failure_record(m, judge: str, error: str) -> dict:
+    """A line of `<output>.failed.jsonl`: what to judge again (a Match or a PairMatch) and why it failed."""
+    return {"question_id": m.question_id, **m.names(), "turn": m.turn, "judge": [judge, m.prompt_name],
+            "error": error, "cache_key": m.cache_key, "tstamp": time.time()}
+
+
 def record_slot(rec: dict) -> tuple:
     """The judged thing a record is about: (model, question, turn), or (model_1, model_2, question, turn)."""
     if "model_1" in rec:
@@ -205,8 +206,8 @@ def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
               max_tokens: int, prefill: str = "", render=None) -> dict[str, int]:
     """Judge what the cache lacks, append each result as it arrives; return counts.
 
-    `matches` are Match or pairwise.PairMatch: anything with slot, cache_key, requests(), names(),
-    record(judge, replies) and failure(judge, error)."""
+    `matches` are Match or pairwise.PairMatch: anything with question_id, turn, prompt_name, slot,
+    cache_key, requests(), names() and record(judge, replies)."""
     by_key, latest = read_existing(output)
     failed_path = output.with_name(output.name + ".failed.jsonl")
     counts = {"total": len(matches), "cached": 0, "copied": 0, "judged": 0, "failed": 0, "invalid": 0}
@@ -245,7 +246,7 @@ def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
             if not isinstance(err, JudgeCallError):
                 raise err
             for m in group:
-                append_jsonl(failed_path, m.failure(judge, str(err)))
+                append_jsonl(failed_path, failure_record(m, judge, str(err)))
             counts["failed"] += len(group)
             continue
         for m in group:

@@ -78,11 +78,6 @@ class PairMatch:
                 "turn": self.turn, "tstamp": time.time() if tstamp is None else tstamp,
                 "cache_key": self.cache_key}
 
-    def failure(self, judge: str, error: str) -> dict:
-        return {"question_id": self.question_id, **self.names(), "turn": self.turn,
-                "judge": [judge, self.prompt_name], "error": error, "cache_key": self.cache_key,
-                "tstamp": time.time()}
-
 
 def model_pairs(models: list[str], baseline: str | list[tuple[str, str]] | None) -> list[tuple[str, str]]:
     """FastChat's matches: every model against the baseline (model_2), every pair in the given order
