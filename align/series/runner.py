@@ -232,7 +232,7 @@ class Runner:
         if report_ok:
             table = s.output_dir / "table.md"
             print("\n" + table.read_text(encoding="utf-8"), flush=True)
-            say(f"report: {table} (+ table.csv, categories.png)")
+            say(f"report: {table} (+ table.csv, categories.png, report.html to browse every answer)")
         if missing or not report_ok:
             for name in missing:
                 print(f"error: {name}: not finished: {self.problems.get(name, 'see the manifest')}", file=sys.stderr)
