@@ -40,12 +40,16 @@ def check_warning(checks: dict[str, dict], min_questions: int) -> str | None:
         return None
     parts = []
     if blind:
-        parts.append(f"the judge does not tell {', '.join(blind)}'s answers from the same answers attached to other "
-                     "questions, so these scores are not evidence")
+        parts.append(f"the judge does not tell the answers of {_names(blind)} from the same answers attached to "
+                     "other questions, so these scores are not evidence")
     if few:
-        parts.append(f"with fewer than {min_questions} questions the judge check cannot pass for {', '.join(few)}, "
+        parts.append(f"with fewer than {min_questions} questions the judge check cannot pass for {_names(few)}, "
                      "so nothing shows the judge reads these answers: the scores are not evidence")
     return "**Warning: " + "; ".join(parts) + ".**"
+
+
+def _names(models: list[str]) -> str:
+    return models[0] if len(models) == 1 else ", ".join(models[:-1]) + " and " + models[-1]
 
 
 def check_lines(checks: dict[str, dict], controls_seen: bool) -> list[str]:

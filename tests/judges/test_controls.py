@@ -85,7 +85,7 @@ def test_report_judge_check_separates_or_warns_first(tmp_path):
     assert check["flat"] == {"delta": 0.0, "ci": [0.0, 0.0], "separates": False, "n": 12}
     md = (out / "table.md").read_text()
     first = md.splitlines()[0]
-    assert first.startswith("**Warning: the judge does not tell flat's answers") and "not evidence" in first
+    assert first.startswith("**Warning: the judge does not tell the answers of flat from") and "not evidence" in first
     assert "good" not in first
     table_models = [r["model"] for r in csv.DictReader((out / "table.csv").open())]
     assert table_models == ["flat", "good"]  # controls are never rows
@@ -113,4 +113,4 @@ def test_too_few_questions_never_pass_the_check(tmp_path):
     rows = [_single(m, q, t, 5) for q in QS[:2] for t in (1, 2) for m in ("flat", "flat@mismatched")]
     out, summary = _report(tmp_path / "demo", rows)
     first = (out / "table.md").read_text().splitlines()[0]
-    assert first.startswith("**Warning: the judge does not tell flat's answers from the same answers attached")
+    assert first.startswith("**Warning: the judge does not tell the answers of flat from the same answers attached")

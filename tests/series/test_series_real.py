@@ -23,12 +23,14 @@ def test_every_stage_for_real(tiny_llama_dir, tmp_path):
         "output_dir": str(tmp_path / "out"),
         "train": {"launcher": "python", "env": {"CUDA_VISIBLE_DEVICES": ""}},
         "prepare": [{"name": "questions", "command": ["align", "mtbench", "subset", "--per-category", "1",
-                                                      "--categories", "writing", "--out", "{output_dir}/mt_bench"],
+                                                      "--categories", "writing,roleplay", "--out",
+                                                      "{output_dir}/mt_bench"],
                      "outputs": ["{output_dir}/mt_bench/question.jsonl"]}],
         "sft": {"recipe": str(REPO / "recipes/sft/cpu-demo.yaml"), "overrides": {**train, "dataset_name": str(chat)}},
         "dpo": {"recipe": str(REPO / "recipes/dpo/cpu-demo.yaml"), "overrides": {**train, "dataset_name": str(prefs)}},
         "answer": {"backend": "hf", "question_dir": "{output_dir}/mt_bench", "max_new_token": 4},
-        "judge": {"model": str(tiny_llama_dir), "max_tokens": 4, "prefill": "Rating: [["},
+        "judge": {"model": str(tiny_llama_dir), "max_tokens": 4, "prefill": "Rating: [[", "mode": "pairwise",
+                  "pair_prefill": "[["},
         "models": [
             {"name": "tiny", "size": "S", "construction": "scratch", "path": str(tiny_llama_dir)},
             {"name": "tiny-grown", "size": "S", "construction": "expanded",
@@ -52,11 +54,20 @@ def test_every_stage_for_real(tiny_llama_dir, tmp_path):
     assert dpo_card["stage"] == "dpo" and dpo_card["global_step"] == 1
     judgments = [json.loads(line) for line in
                  (out / "model_judgment" / "judgments.jsonl").read_text().splitlines()]
-    assert sorted((j["model"], j["turn"]) for j in judgments) == [("tiny", 1), ("tiny", 2),
-                                                                  ("tiny-grown", 1), ("tiny-grown", 2)]
+    # Two questions (writing 81, roleplay 91), two turns, for each model and its @mismatched control.
+    assert sorted((j["model"], j["question_id"], j["turn"]) for j in judgments) == sorted(
+        (m, q, t) for m in ("tiny", "tiny-grown", "tiny@mismatched", "tiny-grown@mismatched")
+        for q in (81, 91) for t in (1, 2))
     assert all(j["judgment"].startswith("Rating: [[") for j in judgments)
+    pairs = [json.loads(line) for line in (out / "model_judgment" / "judgments_pair.jsonl").read_text().splitlines()]
+    assert sorted((p["model_1"], p["model_2"], p["question_id"], p["turn"]) for p in pairs) == [
+        ("tiny-grown", "tiny", q, t) for q in (81, 91) for t in (1, 2)]
+    assert all(p["g1_judgment"].startswith("[[") and p["g2_judgment"].startswith("[[") for p in pairs)
     table = (out / "table.md").read_text()
-    assert "tiny-grown" in table and "| S | scratch | tiny |" in table
+    assert "tiny-grown" in table and "| S | scratch | tiny |" in table and "@mismatched |" not in table
+    assert table.startswith("**Warning:") and "## Pairwise" in table  # 2 questions: the check cannot pass
+    assert set(json.loads((out / "summary.json").read_text())["judge_check"]) == {"tiny", "tiny-grown"}
+    assert "main-table" in (out / "report.html").read_text()
     assert (out / "categories.png").stat().st_size > 0 and "tiny-grown" in proc.stdout
 
     # Everything is current: a second run starts no stage.
