@@ -97,7 +97,13 @@ def estimate_rows(series: plan.Series, names: list[str]) -> list[str]:
         if turns is not None:
             gen = turns * max_new
             parts.append(f"answer <= {gen} new tokens ({human(2 * n * gen if n else None)} FLOPs)")
-            parts.append(f"judge {turns} judgments")
+            judge = series.judge
+            calls = turns * (2 if judge.get("controls", True) else 1)  # + the @mismatched control's
+            text = f"judge {calls} judgments" + (" (half of them the judge check's control)"
+                                                 if judge.get("controls", True) else "")
+            if judge.get("mode") == "pairwise" and entry.construction != "scratch":
+                text += f", {2 * turns} pairwise games vs the same-size scratch entry (if it has one)"
+            parts.append(text)
         rows.append("; ".join(parts))
     seconds = total / EFFECTIVE_FLOPS
     when = f"{seconds / 3600:.1f} GPU-hours" if seconds >= 3600 else f"{seconds:.3g} GPU-seconds"

@@ -1,4 +1,5 @@
-"""`align series FILE`: every entry through base -> sft -> dpo -> answer, one judge call, one report.
+"""`align series FILE`: every entry through base -> sft -> dpo -> answer, one judge call (and one pairwise
+call with judge.mode pairwise), one report.
 
 What a stage is comes from the stage table (stages.py); this module only walks it. Each stage is
 a subprocess (`align <verb> ...`) with its output in `<output_dir>/<entry>/` and its log in
@@ -36,7 +37,8 @@ from align.series.stages import (
 
 def add_arguments(parser) -> None:
     parser.add_argument("series_file", help="series YAML (see recipes/series/)")
-    parser.add_argument("--only", help="comma-separated stages to run: prepare,base (grow),sft,dpo,answer,judge,report")
+    parser.add_argument("--only", help="comma-separated stages to run: "
+                                       "prepare,base (grow),sft,dpo,answer,judge,pairwise,report")
     parser.add_argument("--models", help="comma-separated entry names (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and compute estimates; run nothing")
 
@@ -287,6 +289,9 @@ class Runner:
 
     def recorded_output(self, entry: str, stage: str) -> str | None:
         """An entry outside this run's selection: trust its manifest record if its outputs still verify."""
+        given = STAGES[stage].given(self.series, entry)
+        if given is not None:
+            return given
         rec = self.manifest.get(entry, stage)
         if rec.get("state") == "done" and STAGES[stage].verify(self.series, entry) == rec.get("output_fingerprint"):
             return rec.get("output_fingerprint")
@@ -300,8 +305,15 @@ class Runner:
     def run_across_entries(self, stage: Stage) -> None:
         """A batched stage: one command for every entry whose outputs are missing or stale."""
         before = ENTRY_STAGES[ENTRY_STAGES.index(stage.name) - 1]
-        work = [(name, self.fingerprint(stage, name, self.outputs[(name, before)]))
-                for name in self.names if (name, before) in self.outputs]
+        work = []
+        for name in self.names:
+            if (name, before) not in self.outputs:
+                continue
+            given = stage.given(self.series, name)
+            if given is not None:  # nothing to run for this entry (e.g. no pairwise match)
+                self.outputs[(name, stage.name)], self.status[(name, stage.name)] = given, "not needed"
+                continue
+            work.append((name, self.fingerprint(stage, name, self.outputs[(name, before)])))
         self.run_stage(stage, work)
 
     def run_series_end(self, stage: Stage) -> None:

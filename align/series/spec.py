@@ -31,7 +31,9 @@ TRAIN_KEYS = {"accelerate_config", "launcher", "env"}
 RECIPE_KEYS = {"recipe", "overrides", "tokens"}
 ANSWER_KEYS = {"backend", "question_begin", "question_end", "max_new_token", "batch_size", "question_dir",
                "extra_args"}
-JUDGE_KEYS = {"model", "base_url", "parallel", "max_tokens", "prefill", "extra_args"}
+JUDGE_KEYS = {"model", "base_url", "parallel", "max_tokens", "prefill", "extra_args", "mode", "controls",
+              "pair_prefill"}
+JUDGE_MODES = ("single", "pairwise")  # pairwise: single scores plus each entry against its same-size scratch
 REPORT_KEYS = {"extra_args"}
 PREPARE_KEYS = {"name", "command", "outputs"}
 MODEL_KEYS = {"name", "size", "construction", "path", "grow", "init", "sft", "dpo", "answer"}
@@ -240,6 +242,10 @@ def _judge_block(obj: Any, file: Path) -> dict:
     judge = _check_keys(obj, JUDGE_KEYS, "judge", file, required=("model",))
     for key in ("parallel", "max_tokens"):
         _number(judge.get(key), f"judge.{key}", file, int)
+    if judge.get("mode", "single") not in JUDGE_MODES:
+        raise UserError(f"{file}: judge.mode: expected one of {', '.join(JUDGE_MODES)}, got {judge['mode']!r}")
+    if not isinstance(judge.get("controls", True), bool):
+        raise UserError(f"{file}: judge.controls: expected true or false, got {judge['controls']!r}")
     judge_model = str(judge["model"])
     if judge_model.startswith(PACKAGED_PREFIX) or judge_model.startswith((".", "/", "~")):
         check_checkpoint(judge_model, "judge.model", file)

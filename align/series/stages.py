@@ -24,6 +24,7 @@ from align.outputs import remove_previous_output
 from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged
 from align.train.checkpoints import newest_complete_checkpoint
+from judges.controls import control_of
 
 
 @dataclass
@@ -66,6 +67,7 @@ def output_path(series: Series, entry: str | None, stage: str) -> Path:
         "dpo": lambda: out / entry / "dpo",
         "answer": lambda: out / entry / "model_answer" / f"{entry}.jsonl",
         "judge": lambda: out / "model_judgment" / "judgments.jsonl",
+        "pairwise": lambda: out / "model_judgment" / "judgments_pair.jsonl",  # FastChat's _pair beside _single
         "report": lambda: out,
     }[stage]()
 
@@ -115,17 +117,51 @@ def _answers_verified(series: Series, entry: str | None) -> str | None:
     return file_sha256(path)
 
 
-def judgment_rows(series: Series, entry: str) -> list[dict]:
+def judgment_rows(series: Series, entry: str, controls: bool = False) -> list[dict]:
+    """The entry's single judgments (and, with `controls`, those of its @mismatched control)."""
     path = output_path(series, entry, "judge")
-    return [r for r in read_jsonl(path) if r.get("model") == entry] if path.is_file() else []
+    names = {entry, control_of(entry)} if controls else {entry}
+    return [r for r in read_jsonl(path) if r.get("model") in names] if path.is_file() else []
 
 
 def _judgments_verified(series: Series, entry: str | None) -> str | None:
-    rows = judgment_rows(series, entry)
+    have = {(r.get("question_id"), r.get("turn")) for r in judgment_rows(series, entry)}
+    if any((qid, t) not in have for qid, n in series.question_turns for t in range(1, n + 1)):
+        return None
+    # The control's judgments count too: the report's judge check reads them.
+    return fingerprint(sorted(json.dumps(r, sort_keys=True) for r in judgment_rows(series, entry, True)))
+
+
+def scratch_baseline(series: Series, entry: str) -> str | None:
+    """judge.mode pairwise: the same-size scratch entry a non-scratch entry is compared with (the first one)."""
+    e = series.entry(entry)
+    if series.judge.get("mode") != "pairwise" or e.construction == "scratch":
+        return None
+    return next((m.name for m in series.models if m.construction == "scratch" and m.size == e.size), None)
+
+
+def _pairwise_verified(series: Series, entry: str | None) -> str | None:
+    """Every match of entry vs its scratch judged; with the entry's single judgments (the report reads both)."""
+    path, baseline = output_path(series, entry, "pairwise"), scratch_baseline(series, entry)
+    rows = [r for r in read_jsonl(path) if (r.get("model_1"), r.get("model_2")) == (entry, baseline)] \
+        if path.is_file() else []
     have = {(r.get("question_id"), r.get("turn")) for r in rows}
     if any((qid, t) not in have for qid, n in series.question_turns for t in range(1, n + 1)):
         return None
-    return fingerprint(sorted(json.dumps(r, sort_keys=True) for r in rows))
+    return fingerprint(_judgments_verified(series, entry), sorted(json.dumps(r, sort_keys=True) for r in rows))
+
+
+def _baseline_answers(series: Series, entry: str | None) -> list[str]:
+    """The scratch entry's answers are half of every match: their content is part of the fingerprint."""
+    baseline = scratch_baseline(series, entry)
+    path = output_path(series, baseline, "answer") if baseline else None
+    return [str(path)] if path is not None and path.is_file() else []
+
+
+def _no_pairwise_match(series: Series, entry: str | None) -> str | None:
+    """An entry without a pairwise match (single mode, a scratch entry, no scratch of its size) has
+    nothing to run; its output is its single judgments."""
+    return None if scratch_baseline(series, entry) else fingerprint("no match", _judgments_verified(series, entry))
 
 
 def checkpoint_fingerprint(ref: str) -> str:
@@ -148,11 +184,11 @@ def _given_base(series: Series, entry: str | None) -> str | None:
 
 
 def _remove_judgments(series: Series, entry: str | None) -> None:
-    """The judgment file is shared: drop this entry's rows (and its failures), keep everyone else's."""
+    """The judgment file is shared: drop this entry's and its control's rows (and failures), keep the rest."""
     path = output_path(series, entry, "judge")
     for file in (path, path.with_name(path.name + ".failed.jsonl")):
         if file.is_file():
-            keep = [r for r in read_jsonl(file) if r.get("model") != entry]
+            keep = [r for r in read_jsonl(file) if r.get("model") not in (entry, control_of(entry))]
             atomic_write_text(file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
 
 
@@ -269,19 +305,42 @@ def _answer_command(series: Series, entry: str | None, **_) -> StageCommand:
 
 def _judge_command(series: Series, entry: str | None, *, resolve: bool = True, batch: list[str] | None = None,
                    **_) -> StageCommand:
+    """Single scores, with the judge check's @mismatched controls unless `controls: false`."""
     j = series.judge
     model = resolve_packaged(str(j["model"])) if resolve else str(j["model"])
     answers = [str(output_path(series, name, "answer")) for name in batch or [entry]]
     args = ["mtbench", "judge", "--answer-file", *answers, "--judge-model", model,
             "--output-file", str(output_path(series, None, "judge")),
+            *(["--controls"] if j.get("controls", True) else []),
             *_options(j, {"base_url": "--base-url", "parallel": "--parallel", "max_tokens": "--max-tokens",
                           "prefill": "--judge-prefill"}),
             *_options(series.answer, {"question_dir": "--question-dir"}), *map(str, j.get("extra_args") or [])]
     return StageCommand(align_cli(), args)
 
 
+def _pairwise_command(series: Series, entry: str | None, *, resolve: bool = True, batch: list[str] | None = None,
+                      **_) -> StageCommand:
+    """Each entry against its same-size scratch entry, both orders (FastChat's pairwise-baseline, a baseline
+    per entry). `pair_prefill`, not `prefill`: a score prefill ("Rating: [[") fits no [[A]]/[[B]] verdict."""
+    j = series.judge
+    model = resolve_packaged(str(j["model"])) if resolve else str(j["model"])
+    pairs = [(name, scratch_baseline(series, name)) for name in batch or [entry]]
+    answers = dict.fromkeys(str(output_path(series, name, "answer")) for pair in pairs for name in pair)
+    args = ["mtbench", "judge", "--mode", "pairwise-baseline", "--answer-file", *answers, "--judge-model", model,
+            "--output-file", str(output_path(series, None, "pairwise")),
+            *[arg for pair in pairs for arg in ("--pair", *pair)],
+            *_options(j, {"base_url": "--base-url", "parallel": "--parallel", "max_tokens": "--max-tokens",
+                          "pair_prefill": "--judge-prefill"}),
+            *_options(series.answer, {"question_dir": "--question-dir"}), *map(str, j.get("extra_args") or [])]
+    return StageCommand(align_cli(), args)
+
+
 def _report_command(series: Series, entry: str | None, **_) -> StageCommand:
-    return StageCommand(align_cli(), ["mtbench", "report", "--input-file", str(output_path(series, None, "judge")),
+    """The table from both judgment files (the pairwise one when there is one) and every entry's answers."""
+    inputs = [output_path(series, None, stage) for stage in ("judge", "pairwise")]
+    answers = [output_path(series, e.name, "answer") for e in series.models]
+    return StageCommand(align_cli(), ["mtbench", "report", "--input-file", *[str(p) for p in inputs if p.is_file()],
+                                      "--answer-file", *[str(p) for p in answers if p.is_file()],
                                       "--out-dir", str(series.output_dir), "--series", str(series.file),
                                       *_options(series.answer, {"question_dir": "--question-dir"}),
                                       *map(str, series.report.get("extra_args") or [])])
@@ -302,6 +361,11 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in [
           resumable=_always, reset=_remove_outputs("answer")),
     Stage("judge", outputs=_outputs("judge"), verify=_judgments_verified, command=_judge_command,
           resumable=_always, reset=_remove_judgments, batched=True, unfingerprinted=("--parallel",)),
+    # judge.mode pairwise: each non-scratch entry against the same-size scratch entry. No reset: the
+    # judge's cache is keyed on the whole prompts (both answers), so only changed matches are paid for.
+    Stage("pairwise", outputs=_outputs("pairwise"), verify=_pairwise_verified, command=_pairwise_command,
+          resumable=_always, given=_no_pairwise_match, batched=True, unfingerprinted=("--parallel",),
+          inputs=lambda series, entry: _baseline_answers(series, entry)),
     Stage("report", outputs=_outputs("report"), verify=_report_verified, command=_report_command, per_entry=False),
 ]}
 

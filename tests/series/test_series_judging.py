@@ -10,6 +10,7 @@ import yaml
 
 from align.errors import UserError
 from align.series import spec
+from align.series.stages import STAGES, output_path, scratch_baseline
 
 
 def _series(tmp_path, **judge):
@@ -35,43 +36,50 @@ def _series(tmp_path, **judge):
 def _answer_files(series, names):
     files = []
     for name in names:
-        path = spec.stage_output(series, name, "answer")
+        path = output_path(series, name, "answer")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}\n")
         files.append(str(path))
     return files
 
 
+def _args(series, stage, entry=None, batch=None):
+    return STAGES[stage].command(series, entry, batch=batch).args
+
+
 def test_controls_are_on_by_default_and_can_be_turned_off(tmp_path):
-    argv = spec.stage_command(_series(tmp_path), None, "judge", answer_files=["a.jsonl"]).args
+    argv = _args(_series(tmp_path), "judge", batch=["s-grown"])
     assert "--controls" in argv and argv[argv.index("--judge-prefill") + 1] == "Rating: [["
-    argv = spec.stage_command(_series(tmp_path, controls=False), None, "judge", answer_files=["a.jsonl"]).args
-    assert "--controls" not in argv
+    assert "--controls" not in _args(_series(tmp_path, controls=False), "judge", batch=["s-grown"])
 
 
 def test_pairwise_judges_each_entry_against_its_same_size_scratch(tmp_path):
     series = _series(tmp_path, mode="pairwise", pair_prefill="[[")
-    assert spec.scratch_pairs(series) == [("s-grown", "s-scratch"), ("b-grown", "b-scratch")]
-    files = _answer_files(series, ["s-scratch", "s-grown", "b-grown", "lonely"])  # b-scratch not answered yet
-    argv = spec.stage_command(series, None, "judge-pairwise", answer_files=files).args
+    assert [scratch_baseline(series, e.name) for e in series.models] == [None, "s-scratch", None, "b-scratch", None]
+    argv = _args(series, "pairwise", batch=["s-grown", "b-grown"])
     assert argv[argv.index("--mode") + 1] == "pairwise-baseline"
     pairs = [tuple(argv[i + 1:i + 3]) for i, a in enumerate(argv) if a == "--pair"]
-    assert pairs == [("s-grown", "s-scratch")]  # only pairs whose both answers exist
-    assert argv[argv.index("--output-file") + 1] == str(spec.pair_output(series))
+    assert pairs == [("s-grown", "s-scratch"), ("b-grown", "b-scratch")]
+    assert argv[argv.index("--output-file") + 1] == str(output_path(series, None, "pairwise"))
     assert "--controls" not in argv and argv[argv.index("--judge-prefill") + 1] == "[["  # not "Rating: [["
+    # entries without a match (scratch, no scratch of their size) have nothing to run
+    _answer_files(series, ["s-scratch", "lonely"])
+    pairwise = STAGES["pairwise"]
+    assert pairwise.given(series, "s-grown") is None
+    assert pairwise.inputs(series, "s-grown") == [str(output_path(series, "s-scratch", "answer"))]
+    assert pairwise.given(_series(tmp_path), "s-grown") is not None  # single mode: never a match
 
 
 def test_report_reads_both_judgment_files_and_the_answers(tmp_path):
     series = _series(tmp_path, mode="pairwise")
     files = _answer_files(series, ["s-scratch", "s-grown"])
-    argv = spec.stage_command(series, None, "report").args
+    for stage in ("judge", "pairwise"):
+        output_path(series, None, stage).parent.mkdir(parents=True, exist_ok=True)
+        output_path(series, None, stage).write_text("")
+    argv = _args(series, "report")
     assert argv[argv.index("--input-file") + 1:argv.index("--answer-file")] == \
-        [str(spec.stage_output(series, None, "judge"))]  # no pairwise file yet: not passed
+        [str(output_path(series, None, "judge")), str(output_path(series, None, "pairwise"))]
     assert argv[argv.index("--answer-file") + 1:argv.index("--out-dir")] == files
-    spec.pair_output(series).parent.mkdir(parents=True, exist_ok=True)
-    spec.pair_output(series).write_text("")
-    argv = spec.stage_command(series, None, "report").args
-    assert str(spec.pair_output(series)) in argv
 
 
 @pytest.mark.parametrize("judge, message", [
