@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,30 +61,131 @@ def atomic_directory(out: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _drop_torn_tail(fh, path: Path) -> None:
+    """If the file ends mid-record (a writer killed mid-line), cut that partial line off, so the next
+    record starts on a line of its own; a complete JSON line that only lacks its newline gets one."""
+    size = fh.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    fh.seek(size - 1)
+    if fh.read(1) == b"\n":
+        return
+    start = size - 1  # find where the last line begins (files here are JSONL, lines are short)
+    while start > 0:
+        step = min(start, 1 << 16)
+        fh.seek(start - step)
+        cut = fh.read(step).rfind(b"\n")
+        if cut >= 0:
+            start = start - step + cut + 1
+            break
+        start -= step
+    fh.seek(start)
+    tail = fh.read()
+    try:
+        json.loads(tail.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        fh.truncate(start)
+        print(f"warning: {path}: dropped a torn last line ({len(tail)} bytes, a record cut off when a writer "
+              f"was killed) before appending", file=sys.stderr, flush=True)
+        return
+    fh.seek(0, os.SEEK_END)
+    fh.write(b"\n")
+
+
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one record as one line and flush it: a kill loses at most the record in flight."""
+    """Append one record as one line and flush it: a kill loses at most the record in flight, and the
+    next append (in any later run) first drops that torn line, so records never glue together."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    with open(path, "a+b") as fh:
+        _drop_torn_tail(fh, path)
+        fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
 
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _read_text(path: Path) -> str:
+    """A UTF-8 file's text (a UTF-8 byte-order mark is tolerated); anything else is a one-line UserError."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, expected a JSONL file") from None
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        if data.startswith(UTF16_BOMS):
+            why = "it is UTF-16 (byte-order mark); re-save it as UTF-8"
+        else:
+            why = f"byte 0x{data[err.start]:02x} at offset {err.start} is not valid UTF-8 (binary or another encoding?)"
+        raise UserError(f"{path}: not UTF-8 text: {why}") from None
+
+
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    """Yield records; a torn last line (killed writer) is skipped, any other bad line is a UserError."""
+    """Yield records (JSON objects); a torn last line (killed writer) is skipped, any other bad line,
+    a non-object record or a file that is not UTF-8 is a UserError naming the file (and line)."""
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.readlines()
+    parts = _read_text(path).split("\n")  # not splitlines(): U+2028 and friends may sit inside JSON strings
+    lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError as err:
             if lineno == len(lines) and not line.endswith("\n"):
                 continue  # the record in flight when a writer was killed
             raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
+        yield record
+
+
+def name_as_file_stem(name: str, flag: str) -> str:
+    """A model or judge name as a file name inside its folder. Hub-style `org/model` becomes
+    `org--model` (one file, beside the others, so a `*.jsonl` glob finds it); a name that could
+    escape the folder or is not a name (`..`, `/abs`, `a//b`, `C:\\x`, control characters) is a UserError."""
+    parts = name.split("/")
+    bad = (not name or "\\" in name or any(not p or p in (".", "..") for p in parts)
+           or any(ord(c) < 32 or c == "\x7f" for c in name) or parts[0].startswith("."))
+    if bad:
+        raise UserError(f"{flag} {name!r}: expected a model name such as `my-model` or `org/model`, not a path "
+                        "(it names a file inside the output folder)")
+    stem = "--".join(parts)
+    if len(stem.encode("utf-8")) > 200:
+        raise UserError(f"{flag} {name!r}: too long for a file name (at most 200 bytes)")
+    return stem
+
+
+def _check_parents(path: Path, flag: str) -> None:
+    for parent in path.parents:  # the nearest existing ancestor must be a directory
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: {parent} is a file, not a directory")
+            return
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> Path:
+    """Refuse, before any work, an output file that is a directory or lies under a regular file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory, expected a file path")
+    _check_parents(path, flag)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
+    """Refuse, before any work, an output directory that is a regular file or lies under one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: is a file, expected a directory")
+    _check_parents(path, flag)
+    return path
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import append_jsonl, atomic_write_text, read_jsonl
+from align.files import append_jsonl, atomic_write_text, check_output_file, name_as_file_stem, read_jsonl
 from align.runcard import package_versions
+from judges.client import resolve_api_key
 from judges.questions import GREEDY_BELOW, load_questions
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-token", type=int, default=1024, help="max new tokens per turn (FastChat: 1024)")
     parser.add_argument("--backend", choices=tuple(BACKENDS), default="hf")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1",
-                        help="OpenAI-compatible endpoint (openai backend); key from $OPENAI_API_KEY")
+                        help="OpenAI-compatible endpoint (openai backend)")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                        help="environment variable holding the endpoint's API key (openai backend; required "
+                             "unless the endpoint is on loopback; never logged or written)")
     parser.add_argument("--parallel", type=int, default=8, help="concurrent requests (openai backend)")
     parser.add_argument("--batch-size", type=int, default=32, help="max questions per batch (hf backend)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -69,9 +73,7 @@ def select_questions(args: argparse.Namespace) -> list[dict]:
 def answered_ids(answer_file: Path) -> set[int]:
     if not answer_file.exists():
         return set()
-    text = answer_file.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):  # a killed writer's torn record: drop it before appending after it
-        atomic_write_text(answer_file, text[:text.rfind("\n") + 1])
+    # A killed writer's torn last record is skipped here; append_jsonl drops it before the next append.
     return {r["question_id"] for r in read_jsonl(answer_file) if "question_id" in r}
 
 
@@ -79,7 +81,12 @@ def check_meta(meta_file: Path, meta: dict) -> None:
     """Refuse to mix answers generated with different settings in one file."""
     if not meta_file.exists():
         return
-    old = json.loads(meta_file.read_text())
+    try:
+        old = json.loads(meta_file.read_text(encoding="utf-8"))
+        assert isinstance(old, dict)
+    except (UnicodeDecodeError, json.JSONDecodeError, AssertionError):
+        raise UserError(f"{meta_file}: not a JSON object (the settings the answers beside it were generated "
+                        "with); restore it, or delete it together with the answer file") from None
     for key in PINNED_SETTINGS:
         if key in old and old[key] != meta[key]:
             raise UserError(f"{meta_file}: existing answers were generated with {key}={old[key]!r}, this run asks "
@@ -109,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
                         ("--batch-size", args.batch_size), ("--parallel", args.parallel)):
         if value < 1:
             raise UserError(f"{flag} {value}: expected a positive integer")
-    answer_file = Path(args.answer_file or DEFAULT_ANSWER_DIR / f"{args.model_id}.jsonl")
+    if args.backend == "openai":  # a missing key is refused before anything is loaded or written
+        resolve_api_key(args.api_key_env, args.base_url)
+    answer_file = check_output_file(
+        args.answer_file or DEFAULT_ANSWER_DIR / f"{name_as_file_stem(args.model_id, '--model-id')}.jsonl",
+        "--answer-file")
     meta_file = answer_file.with_name(answer_file.name + ".meta.json")
     questions = select_questions(args)
     done = answered_ids(answer_file)

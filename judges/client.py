@@ -41,8 +41,13 @@ def is_loopback(base_url: str) -> bool:
         return False
 
 
-def resolve_api_key(api_key_env: str, base_url: str | None) -> str:
-    """The key from `api_key_env`; a custom endpoint without one gets "EMPTY" (local servers need none)."""
+_told_no_key: set[tuple[str, str]] = set()
+
+
+def resolve_api_key(api_key_env: str, base_url: str | None, flag: str = "--api-key-env") -> str:
+    """The key from `api_key_env`. Unset: an error for OpenAI itself and for any non-loopback endpoint
+    (a typo in the variable name must not send unauthenticated calls to a paid service); a loopback
+    server gets the placeholder "EMPTY" (local servers take none), said once."""
     key = os.environ.get(api_key_env, "").strip()
     if key:
         return key
@@ -50,7 +55,12 @@ def resolve_api_key(api_key_env: str, base_url: str | None) -> str:
         raise UserError(f"no API key: set the environment variable {api_key_env} "
                         "(or pass --base-url for a server that needs none)")
     if not is_loopback(base_url):
-        log.warning("%s is not set; calling %s without an API key", api_key_env, base_url)
+        raise UserError(f"{flag} {api_key_env}: that environment variable is not set, and {base_url} is not a "
+                        f"loopback server; export {api_key_env}=... (or {api_key_env}=EMPTY for a server "
+                        "that takes no key)")
+    if (api_key_env, base_url) not in _told_no_key:
+        _told_no_key.add((api_key_env, base_url))
+        log.info("%s is not set: no API key is sent to %s (a loopback server)", api_key_env, base_url)
     return "EMPTY"
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import append_jsonl, read_jsonl
+from align.files import append_jsonl, atomic_write_text, check_output_file, name_as_file_stem, read_jsonl
 from align.runcard import write_run_card
 from judges.questions import NEED_REFERENCE, REFERENCE_SETS, load_judge_prompts, load_questions, load_reference_answers
 
@@ -240,13 +240,14 @@ def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
 
     from judges.client import JudgeCallError, run_bounded
 
+    failures: list[dict] = []  # the failed list is rewritten once, at the end (no duplicates, no stale rows)
     for first, replies, err in run_bounded(call, [group[0] for group in todo.values()], parallel):
         group = todo[first.cache_key]
         if err is not None:
             if not isinstance(err, JudgeCallError):
                 raise err
             for m in group:
-                append_jsonl(failed_path, failure_record(m, judge, str(err)))
+                failures.append(failure_record(m, judge, str(err)))
             counts["failed"] += len(group)
             continue
         for m in group:
@@ -254,7 +255,26 @@ def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
             append_jsonl(output, rec)
             counts["judged"] += 1
             counts["invalid"] += is_invalid(rec)
+    latest = read_existing(output)[1]
+    rewrite_failed_list(failed_path, {m.slot for m in matches if latest.get(m.slot) == m.cache_key}, failures)
     return counts
+
+
+def rewrite_failed_list(failed_path: Path, judged: set[tuple], failures: list[dict]) -> None:
+    """`<output>.failed.jsonl` := exactly what is still missing: this run's failures, plus earlier
+    entries whose slot (model(s), question, turn) is still not judged; no duplicates. Written
+    atomically; removed when nothing is missing."""
+    kept = {}
+    if failed_path.is_file():
+        for rec in read_jsonl(failed_path):
+            if record_slot(rec) not in judged:
+                kept[record_slot(rec)] = rec
+    for rec in failures:
+        kept[record_slot(rec)] = rec
+    if kept:
+        atomic_write_text(failed_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept.values()))
+    elif failed_path.exists():
+        failed_path.unlink()
 
 
 def build_matches(args: argparse.Namespace, judge: str, questions: list[dict], answers: dict,
@@ -332,6 +352,13 @@ def _judge_label(judge_model: str) -> tuple[str, bool]:
     return judge_model, False
 
 
+def default_output(judge: str, local: bool, suffix: str = "single") -> Path:
+    """FastChat's `model_judgment/<judge>_single.jsonl`: a local judge by its directory's name,
+    a served one by its model name as one file name (`Qwen/Qwen2.5-72B` -> `Qwen--Qwen2.5-72B`)."""
+    stem = (Path(judge).name or "judge") if local else name_as_file_stem(judge, "--judge-model")
+    return Path(f"outputs/mtbench/model_judgment/{stem}_{suffix}.jsonl")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpx2"):  # one line per request drowns the progress bar; retries still show
@@ -352,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
     if pairwise and args.controls:
         raise UserError("--controls is a single-mode check; pairwise judging has no controls")
     suffix = "pair" if pairwise else "single"
-    output = Path(args.output_file or f"outputs/mtbench/model_judgment/{Path(judge).name}_{suffix}.jsonl")
+    output = check_output_file(args.output_file or default_output(judge, local, suffix), "--output-file")
     questions = load_questions(args.question_dir)
     if args.first_n:
         questions = questions[:args.first_n]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import atomic_write_json, atomic_write_text, read_jsonl, read_yaml_mapping
+from align.files import atomic_write_json, atomic_write_text, check_output_dir, read_jsonl, read_yaml_mapping
 from align.runcard import write_run_card
 from judges.check import check_lines, check_warning, judge_check, words_per_turn
 from judges.controls import is_control
@@ -90,7 +90,10 @@ def load_judgments(paths: list[str]) -> tuple[dict[tuple[str, int, int], dict], 
                 latest[slot] = (*key, rec)
         sidecar = Path(str(path) + ".failed.jsonl")
         if sidecar.is_file():
-            failed |= {(str(r["model"]), int(r["question_id"]), int(r["turn"])) for r in read_jsonl(sidecar)}
+            try:
+                failed |= {(str(r["model"]), int(r["question_id"]), int(r["turn"])) for r in read_jsonl(sidecar)}
+            except (KeyError, TypeError, ValueError):
+                raise UserError(f"{sidecar}: expected model, question_id and turn in every row") from None
     if len(judges) > 1:
         raise UserError(f"judgments from different judges ({', '.join(sorted(judges))}): report one judge at a time")
     judged = {slot: rec for slot, (_, _, rec) in latest.items()}
@@ -294,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
     if args.min_ci_questions < 1:
         raise UserError(f"--min-ci-questions must be at least 1, got {args.min_ci_questions}")
     started = time.time()
+    check_output_dir(args.out_dir, "--out-dir")
     study = build_study(args)
     out = Path(args.out_dir)
     md = ""

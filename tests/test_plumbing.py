@@ -5,7 +5,16 @@ import pytest
 from align.accounting import count_config_parameters
 from align.cli import main
 from align.errors import UserError
-from align.files import append_jsonl, atomic_directory, atomic_write_json, read_jsonl, read_yaml_mapping
+from align.files import (
+    append_jsonl,
+    atomic_directory,
+    atomic_write_json,
+    check_output_dir,
+    check_output_file,
+    name_as_file_stem,
+    read_jsonl,
+    read_yaml_mapping,
+)
 from align.redact import redact, redact_argv
 from judges.questions import load_judge_prompts, load_questions, load_reference_answers, temperature_for
 
@@ -116,3 +125,75 @@ def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
     with atomic_directory(out) as tmp:
         (tmp / "c.txt").write_text("3")
     assert [p.name for p in out.iterdir()] == ["c.txt"]
+
+
+def test_append_drops_a_torn_last_line_exactly_once(tmp_path, capsys):
+    path = tmp_path / "judgments.jsonl"
+    path.write_text('{"n": 1}\n{"n": 2, "judgment": "cut off mid-wri')  # a writer killed mid-record
+    append_jsonl(path, {"n": 3})
+    assert "dropped a torn last line" in capsys.readouterr().err
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"n": 1}, {"n": 3}]
+    append_jsonl(path, {"n": 4})
+    assert capsys.readouterr().err == ""  # said once: nothing torn any more
+    assert [r["n"] for r in read_jsonl(path)] == [1, 3, 4]
+
+
+def test_append_keeps_a_complete_last_record_without_newline(tmp_path, capsys):
+    path = tmp_path / "answers.jsonl"
+    path.write_text('{"n": 1}\n{"n": 2}')  # written by another tool without the final newline: not torn
+    append_jsonl(path, {"n": 3})
+    assert capsys.readouterr().err == ""
+    assert [r["n"] for r in read_jsonl(path)] == [1, 2, 3]
+
+
+def test_jsonl_keeps_line_separators_inside_strings(tmp_path):
+    path = tmp_path / "a.jsonl"
+    append_jsonl(path, {"text": "one\u2028two\x85three"})
+    assert list(read_jsonl(path)) == [{"text": "one\u2028two\x85three"}]
+
+
+@pytest.mark.parametrize("data, message", [
+    ('{"n": 1}\n'.encode("utf-16"), "UTF-16"),
+    (b'{"n": 1}\n\x89PNG\r\n\x1a\n\x00\xff', "0x89 at offset 9 is not valid UTF-8"),
+])
+def test_non_utf8_file_is_one_line_naming_it(tmp_path, data, message):
+    path = tmp_path / "answers.jsonl"
+    path.write_bytes(data)
+    with pytest.raises(UserError, match=message) as err:
+        list(read_jsonl(path))
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_utf8_bom_and_non_object_lines(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"n": 1}\n')  # what some Windows editors save
+    assert list(read_jsonl(path)) == [{"n": 1}]
+    path.write_text('{"n": 1}\n[1, 2]\n')
+    with pytest.raises(UserError, match=r"bom.jsonl:2: expected a JSON object"):
+        list(read_jsonl(path))
+
+
+@pytest.mark.parametrize("name, stem", [("smollm2-dpo", "smollm2-dpo"), ("Qwen/Qwen2.5-72B", "Qwen--Qwen2.5-72B"),
+                                        ("gpt-4", "gpt-4"), ("a b.c_d", "a b.c_d")])
+def test_model_names_become_one_file_name(name, stem):
+    assert name_as_file_stem(name, "--model-id") == stem
+
+
+@pytest.mark.parametrize("name", ["../../x", "..", "/etc/passwd", "org//model", "org/", "a/../../b", ".hidden",
+                                  "a\\..\\b", "tab\there", ""])
+def test_names_that_could_escape_the_folder_are_refused(name):
+    with pytest.raises(UserError, match="--model-id"):
+        name_as_file_stem(name, "--model-id")
+
+
+def test_output_paths_that_cannot_be_written_are_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(UserError, match="is a directory"):
+        check_output_file(tmp_path / "dir", "--output-file")
+    with pytest.raises(UserError, match="is a file, not a directory"):
+        check_output_file(tmp_path / "file" / "sub" / "out.jsonl", "--output-file")
+    with pytest.raises(UserError, match="is a file, expected a directory"):
+        check_output_dir(tmp_path / "file", "--out-dir")
+    assert check_output_file(tmp_path / "new" / "out.jsonl", "--output-file") == tmp_path / "new" / "out.jsonl"
+    assert check_output_dir(tmp_path / "dir", "--out-dir") == tmp_path / "dir"

@@ -23,7 +23,7 @@ from align.runcard import utc_timestamp
 from align.series.estimate import estimate_rows
 from align.series.manifest import SERIES_KEY, Manifest, RunLock, fingerprint
 from align.series.process import run_logged, say, tail_lines
-from align.series.spec import Series, load_series, parse_models
+from align.series.spec import PACKAGED_PREFIX, Series, load_series, parse_models
 from align.series.stages import (
     STAGES,
     Stage,
@@ -33,6 +33,7 @@ from align.series.stages import (
     prepare_stage,
     selected_stages,
 )
+from judges.client import resolve_api_key
 
 
 def add_arguments(parser) -> None:
@@ -64,6 +65,8 @@ def run(args, commands: CommandFactory = build_command) -> int:
         from align.series.preflight import report_recipe_problems  # loads TRL: only for a dry run
 
         return 2 if report_recipe_problems(series, names) else 0
+    if "judge" in only:
+        check_judge_key(series)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` / scancel: stop the stage cleanly too
     with RunLock(series.output_dir) as lock:
         try:
@@ -72,6 +75,14 @@ def run(args, commands: CommandFactory = build_command) -> int:
             print(f"interrupted: re-run the same command to resume (manifest: {series.output_dir / 'manifest.json'})",
                   file=sys.stderr, flush=True)
             return 130
+
+
+def check_judge_key(series: Series) -> None:
+    """A served judge's key is checked before days of training, not when the judge stage starts."""
+    model = str(series.judge["model"])
+    if model.startswith(PACKAGED_PREFIX) or Path(model).expanduser().is_dir():
+        return  # a local judge: served on loopback, no key
+    resolve_api_key("OPENAI_API_KEY", series.judge.get("base_url"), flag=f"{series.file}: judge:")
 
 
 def _interrupt(signum, frame):

@@ -1,7 +1,7 @@
 """`--backend openai`: any OpenAI-compatible server (vLLM, SGLang, `transformers serve`), in parallel.
 
 Requests go through judges/client.py: the one OpenAI client path (retries, timeouts, API key from
-$OPENAI_API_KEY) and its bounded thread pool.
+the variable --api-key-env names, $OPENAI_API_KEY by default) and its bounded thread pool.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ OPENAI_MAX_RETRIES = 5  # per request; the client backs off between them (see ju
 
 def answers(args: argparse.Namespace, questions: list[dict]) -> Iterator[tuple[dict, list[dict]]]:
     """Each question is one worker: its turns go in order, questions run `--parallel` at a time."""
-    client = ChatClient(args.model_path, base_url=args.base_url, max_retries=OPENAI_MAX_RETRIES,
-                        timeout=ANSWER_TIMEOUT_S)
+    client = ChatClient(args.model_path, base_url=args.base_url, api_key_env=args.api_key_env,
+                        max_retries=OPENAI_MAX_RETRIES, timeout=ANSWER_TIMEOUT_S)
 
     def answer(question: dict) -> list[dict]:
         choices = []
