@@ -40,7 +40,7 @@ NOT_RUNNABLE = {
     "--output_dir outputs/2b-expanded/dpo":
         "the study's recipe: bf16 on GPUs with DeepSpeed ZeRO-3, UltraFeedback from the hub",
     "align mtbench answer --model-path CKPT --model-id NAME --backend vllm": "vLLM needs a GPU (not installed here)",
-    "align series FILE [--only prepare,grow,sft,dpo,answer,judge,report] [--models NAME,...] [--dry-run]":
+    "align series FILE [--only prepare,grow,sft,dpo,answer,judge,pairwise,report] [--models NAME,...] [--dry-run]":
         "a usage synopsis ([optional] flags), not one command; its real forms above and below run",
     "OPENAI_API_KEY=... align series recipes/series/growth-vs-scratch.yaml":
         "the study itself: 2B-8B models trained on an 8-GPU node, judged by GPT-4 (paid API)",
