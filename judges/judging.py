@@ -1,0 +1,128 @@
+"""The judging engine shared by every judge mode: what is already judged (the output file doubles
+as a cache), asking the judge for the rest in parallel, appending results as they arrive, and
+`<output>.failed.jsonl` listing exactly what is still missing.
+
+A "match" is anything with question_id, turn, prompt_name, slot, cache_key, requests(), names()
+and record(judge, replies): judges.judge.Match (single grading) and judges.pairwise.PairMatch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from align.files import append_jsonl, atomic_write_text, read_jsonl
+from judges.client import JudgeCallError, run_bounded
+
+log = logging.getLogger("judges.judge")
+
+JUDGE_TEMPERATURE = 0.0  # FastChat judges greedily
+
+
+def failure_record(m, judge: str, error: str) -> dict:
+    """A line of `<output>.failed.jsonl`: what to judge again (a Match or a PairMatch) and why it failed."""
+    return {"question_id": m.question_id, **m.names(), "turn": m.turn, "judge": [judge, m.prompt_name],
+            "error": error, "cache_key": m.cache_key, "tstamp": time.time()}
+
+
+def record_slot(rec: dict) -> tuple:
+    """The judged thing a record is about: (model, question, turn), or (model_1, model_2, question, turn)."""
+    if "model_1" in rec:
+        return rec.get("model_1"), rec.get("model_2"), rec.get("question_id"), rec.get("turn")
+    return rec.get("model"), rec.get("question_id"), rec.get("turn")
+
+
+def is_invalid(rec: dict) -> bool:
+    """No usable verdict: a -1 score, or a pairwise game whose verdict could not be read."""
+    return rec.get("score") == -1 or "error" in (rec.get("g1_winner"), rec.get("g2_winner"))
+
+
+def read_existing(output: Path) -> tuple[dict[str, dict], dict[tuple, str]]:
+    """From an earlier run's output: cache_key -> judgment record, and slot -> its latest cache_key."""
+    by_key: dict[str, dict] = {}
+    latest: dict[tuple, tuple[float, str]] = {}
+    if output.is_file():
+        for rec in read_jsonl(output):
+            key = rec.get("cache_key")
+            if not key:
+                continue  # a FastChat-written row: kept in the file, not used as cache
+            by_key[key] = rec
+            slot = record_slot(rec)
+            if slot not in latest or rec.get("tstamp", 0) >= latest[slot][0]:
+                latest[slot] = (rec.get("tstamp", 0), key)
+    return by_key, {slot: key for slot, (_, key) in latest.items()}
+
+
+def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
+              max_tokens: int, prefill: str = "", render=None) -> dict[str, int]:
+    """Judge what the cache lacks, append each result as it arrives; return counts.
+
+    `matches` are Match or pairwise.PairMatch: anything with question_id, turn, prompt_name, slot,
+    cache_key, requests(), names() and record(judge, replies)."""
+    by_key, latest = read_existing(output)
+    failed_path = output.with_name(output.name + ".failed.jsonl")
+    counts = {"total": len(matches), "cached": 0, "copied": 0, "judged": 0, "failed": 0, "invalid": 0}
+    todo: dict[str, list] = {}  # cache_key -> matches sharing that exact prompt
+    for m in matches:
+        if latest.get(m.slot) == m.cache_key:
+            counts["cached"] += 1
+            counts["invalid"] += is_invalid(by_key[m.cache_key])
+        elif m.cache_key in by_key:  # same prompt already judged (another model, or an older answer)
+            rec = dict(by_key[m.cache_key], **m.names(), tstamp=time.time())
+            append_jsonl(output, rec)
+            counts["copied"] += 1
+            counts["invalid"] += is_invalid(rec)
+        else:
+            todo.setdefault(m.cache_key, []).append(m)
+    if counts["cached"] + counts["copied"]:
+        log.info("%d judgment(s) already in %s, %d copied from identical prompts", counts["cached"], output,
+                 counts["copied"])
+
+    def ask(system_prompt: str, user_prompt: str) -> str:
+        messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": user_prompt}]
+        if not prefill:
+            return client.chat(messages, temperature=JUDGE_TEMPERATURE, max_tokens=max_tokens)
+        # The reply is started with the prefill; the judgment is the whole reply.
+        return prefill + client.complete(render(messages) + prefill, temperature=JUDGE_TEMPERATURE,
+                                         max_tokens=max_tokens)
+
+    def call(m) -> list[str]:
+        return [ask(system_prompt, user_prompt) for system_prompt, user_prompt in m.requests()]
+
+    failures: list[dict] = []  # the failed list is rewritten once, at the end (no duplicates, no stale rows)
+    for first, replies, err in run_bounded(call, [group[0] for group in todo.values()], parallel):
+        group = todo[first.cache_key]
+        if err is not None:
+            if not isinstance(err, JudgeCallError):
+                raise err
+            for m in group:
+                failures.append(failure_record(m, judge, str(err)))
+            counts["failed"] += len(group)
+            continue
+        for m in group:
+            rec = m.record(judge, replies)
+            append_jsonl(output, rec)
+            counts["judged"] += 1
+            counts["invalid"] += is_invalid(rec)
+    latest = read_existing(output)[1]
+    rewrite_failed_list(failed_path, {m.slot for m in matches if latest.get(m.slot) == m.cache_key}, failures)
+    return counts
+
+
+def rewrite_failed_list(failed_path: Path, judged: set[tuple], failures: list[dict]) -> None:
+    """`<output>.failed.jsonl` := exactly what is still missing: this run's failures, plus earlier
+    entries whose slot (model(s), question, turn) is still not judged; no duplicates. Written
+    atomically; removed when nothing is missing."""
+    kept = {}
+    if failed_path.is_file():
+        for rec in read_jsonl(failed_path):
+            if record_slot(rec) not in judged:
+                kept[record_slot(rec)] = rec
+    for rec in failures:
+        kept[record_slot(rec)] = rec
+    if kept:
+        atomic_write_text(failed_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept.values()))
+    elif failed_path.exists():
+        failed_path.unlink()
