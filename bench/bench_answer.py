@@ -122,6 +122,35 @@ def compare(ours: Path, theirs: Path, questions: list[dict]) -> dict:
     return out
 
 
+# Whole processes, timed one after the other: FastChat's batch-1 loop (the baseline), transformers' own
+# continuous batching (`generate_batch`, through our hf backend's --hf-engine generate_batch), and ours.
+SIDES = ("fastchat-batch1", "generate_batch", "align-hf")
+
+
+def side_command(side: str, args: argparse.Namespace, model: str, question_dir: Path, question_file: Path,
+                 answers: Path) -> list[str]:
+    if side == "fastchat-batch1":
+        return [sys.executable, __file__, "--fastchat-worker", "--model-path", model, "--question-file",
+                str(question_file), "--answer-file", str(answers), "--max-new-token", str(args.max_new_token)]
+    engine = {"generate_batch": "generate_batch", "align-hf": "align"}[side]
+    return [sys.executable, "-m", "align.cli", "mtbench", "answer", "--model-path", model, "--model-id", side,
+            "--answer-file", str(answers), "--question-dir", str(question_dir), "--max-new-token",
+            str(args.max_new_token), "--batch-size", str(args.batch_size), "--hf-engine", engine]
+
+
+def length_record(answers: Path) -> dict:
+    """Answer lengths in tokens per turn (SmolLM2's tokenizer), whoever wrote the file."""
+    from transformers import AutoTokenizer
+
+    from align.packaged import export_smollm2
+    from judges.lengths import length_summary
+
+    tok = AutoTokenizer.from_pretrained(export_smollm2(tokenizer_only=True))
+    rows = [json.loads(line) for line in answers.read_text().splitlines() if line.strip()]
+    lengths = [len(tok(turn, add_special_tokens=False)["input_ids"]) for r in rows for turn in r["choices"][0]["turns"]]
+    return {"answer_tokens_retokenized": length_summary(lengths, None)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--per-category", type=int, default=10,
@@ -131,6 +160,9 @@ def main() -> None:
                         help="OMP_NUM_THREADS for both processes (on a shared 2-core machine 1 avoids spin-waiting)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out-dir", default="outputs/bench/answer")
+    parser.add_argument("--sides", default=",".join(SIDES),
+                        help=f"which processes to time, in order (comma-separated subset of {','.join(SIDES)}); "
+                             "results merge into --out-dir/summary.json when the settings match")
     parser.add_argument("--fastchat-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-path", help=argparse.SUPPRESS)
     parser.add_argument("--question-file", help=argparse.SUPPRESS)
@@ -147,33 +179,38 @@ def main() -> None:
     check_template(model)
     out = (REPO / args.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    ours, theirs = out / "align-hf.jsonl", out / "fastchat-batch1.jsonl"
-    for path in (ours, theirs, ours.with_name(ours.name + ".meta.json")):
-        path.unlink(missing_ok=True)
-    # The chosen questions as a FastChat data/mt_bench directory: both sides read the same file.
+    # The chosen questions as a FastChat data/mt_bench directory: every side reads the same file.
     questions = subset(load_questions(), args.per_category)
     question_dir = out / "mt_bench"
     question_dir.mkdir(exist_ok=True)
     question_file = question_dir / "question.jsonl"
     question_file.write_text("".join(json.dumps(q) + "\n" for q in questions))
-
-    t_ours = timed([sys.executable, "-m", "align.cli", "mtbench", "answer", "--model-path", model,
-                    "--model-id", "align-hf", "--answer-file", str(ours), "--question-dir", str(question_dir),
-                    "--max-new-token", str(args.max_new_token), "--batch-size", str(args.batch_size)],
-                   out / "align-hf.log", args.threads)
-    print(f"align hf backend: {t_ours:.1f} s", flush=True)
-    t_theirs = timed([sys.executable, __file__, "--fastchat-worker", "--model-path", model, "--question-file",
-                      str(question_file), "--answer-file", str(theirs), "--max-new-token", str(args.max_new_token)],
-                     out / "fastchat-batch1.log", args.threads)
-    print(f"FastChat batch-1 loop: {t_theirs:.1f} s", flush=True)
-
-    summary = {"questions": len(questions), "per_category": args.per_category, "max_new_token": args.max_new_token,
-               "batch_size": args.batch_size, "threads": args.threads, "nproc": len(os.sched_getaffinity(0)),
-               "load_average_after": round(os.getloadavg()[0], 1), "align_hf_s": round(t_ours, 1),
-               "fastchat_batch1_s": round(t_theirs, 1),
-               "speedup": round(t_theirs / t_ours, 2),
-               **compare(ours, theirs, questions)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary_file = out / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    settings = {"questions": len(questions), "per_category": args.per_category, "max_new_token": args.max_new_token,
+                "batch_size": args.batch_size, "threads": args.threads}
+    if any(summary.get(k) != v for k, v in settings.items()):
+        summary = {}  # another configuration's results: start over
+    summary.update(settings, nproc=len(os.sched_getaffinity(0)))
+    for side in args.sides.split(","):
+        answers = out / f"{side}.jsonl"
+        for path in (answers, answers.with_name(answers.name + ".meta.json")):
+            path.unlink(missing_ok=True)
+        load_before = os.getloadavg()[0]
+        started = time.strftime("%H:%M:%S")
+        seconds = timed(side_command(side, args, model, question_dir, question_file, answers), out / f"{side}.log",
+                        args.threads)
+        print(f"{side}: {seconds:.1f} s", flush=True)
+        summary[side] = {"seconds": round(seconds, 1), "started": started, "load_average_before": round(load_before, 1),
+                         "load_average_after": round(os.getloadavg()[0], 1), **length_record(answers)}
+        summary_file.write_text(json.dumps(summary, indent=2) + "\n")
+    base = out / "fastchat-batch1.jsonl"
+    for side in SIDES[1:]:
+        if side in summary and "fastchat-batch1" in summary and base.exists() and (out / f"{side}.jsonl").exists():
+            ratio = summary["fastchat-batch1"]["seconds"] / summary[side]["seconds"]
+            summary[side]["speedup_vs_fastchat"] = round(ratio, 2)
+            summary[side].update(compare(out / f"{side}.jsonl", base, questions))
+    summary_file.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 
 

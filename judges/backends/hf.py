@@ -1,16 +1,16 @@
-"""In-process batched generation with transformers (the `hf` answer backend).
+"""In-process generation with transformers (the `hf` answer backend), three engines:
 
-Questions are grouped by sampling temperature (greedy and sampled never share a batch), sorted
-by prompt length, and cut into batches. Each batch runs turn 1, then turn 2 (turn 1's
-conversation + the model's answer + the second user turn, re-rendered with the checkpoint's own
-chat template), and is handed back as soon as both turns are done.
-
-Prompts are encoded one at a time, without padding, each into its own KV cache; the caches are
-merged into one left-padded batch cache (zeros the attention mask hides) and only decoding runs
-batched. Turn 2 continues from turn 1's cache over the longest token prefix the two share (all of
-turn 1's prompt and answer when the template renders the answer back to the same tokens, less when
-it does not) and encodes only the rest. Models whose cache is not plain full attention per layer
-(sliding windows, recurrent state) use one padded `model.generate` per batch instead.
+- `align` (default where the model's cache allows it): continuous batching over unpadded prompts
+  (judges/backends/hf_rows.py). Every prompt is encoded alone into its own KV cache and joins a shared
+  batch cache for decoding; an answer leaves the batch the step it ends and a waiting prompt takes its
+  row. Turn 2 continues turn 1's cache over the longest token prefix the two renderings share (turn 1's
+  prompt and answer when the template renders the answer back to the same tokens), so only the new user
+  turn is encoded; a finished turn 1 queues its turn 2 ahead of new questions. Sliding-window models
+  (Gemma 2/3, Mistral, Qwen2 with a window) run here too: the model's own masks apply the window.
+- `generate_batch`: transformers' own continuous batching (paged attention), turn by turn; every turn
+  re-encodes its whole conversation.
+- padded: one left-padded `model.generate` per batch of similar-length questions, for models whose cache
+  cannot be cut and merged (recurrent state, chunked attention), or with `Settings.cache_reuse=False`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ class Settings:
     num_choices: int = 1
     dtype: str = "auto"
     cache_reuse: bool = True  # False: the plain padded path (kept for models whose cache cannot be cut and merged)
+    engine: str = "auto"  # auto | align | generate_batch (see the module docstring and ENGINE_AUTO)
+
+
+ENGINES = ("auto", "align", "generate_batch")
 
 
 def load_tokenizer(model_path: str):
@@ -110,132 +114,16 @@ def answer_text(tok, row: list[int], stop_ids: list[int]) -> tuple[str, int]:
     return tok.decode(row[:cut], skip_special_tokens=True).strip(), cut
 
 
-def generate_batch(model, tok, prompts: list[str], temperature: float, max_new_token: int,
-                   stop_ids: list[int], seed: int) -> list[str]:
-    """One padded batch through `model.generate`; returns the decoded answers in prompt order."""
+def generate_padded(model, tok, prompts: list[str], temperature: float, max_new_token: int,
+                    stop_ids: list[int], seed: int) -> list[tuple[str, int]]:
+    """One padded batch through `model.generate`; returns (answer, generated tokens) in prompt order."""
     import torch
 
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     kwargs = generation_kwargs(tok, temperature, max_new_token, stop_ids, seed)
     with torch.inference_mode():
         out = model.generate(**enc, **kwargs)
-    return [answer_text(tok, row, stop_ids)[0] for row in out[:, enc["input_ids"].shape[1]:].tolist()]
-
-
-def cache_reuse_supported(model) -> bool:
-    """Row caches can be merged and cut only when every layer is a plain growing DynamicLayer
-    (no sliding windows, no recurrent state)."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    try:
-        layers = DynamicCache(config=model.config).layers
-    except (ValueError, TypeError, AttributeError, NotImplementedError):
-        return False
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def prefill_row(model, ids: list[int], prior):
-    """One prompt's cache over ids[:-1] (the last token is left for `generate`), without padding.
-
-    prior: (token ids, per-layer (keys, values)) an earlier turn left for this question, or None. Its
-    cache is reused up to the longest prefix its tokens share with `ids`; only the rest is encoded.
-    """
-    import inspect
-
-    import torch
-    from transformers import DynamicCache
-
-    done, cache = 0, DynamicCache()
-    if prior is not None:
-        seen, kv = prior
-        done = min(common_prefix(seen, ids), len(ids) - 1, kv[0][0].shape[-2])
-        if done:
-            cache = DynamicCache([(k[..., :done, :], v[..., :done, :]) for k, v in kv])
-    if done < len(ids) - 1:
-        extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-        with torch.inference_mode():
-            model(input_ids=torch.tensor([ids[done:-1]], device=model.device), past_key_values=cache,
-                  use_cache=True, **extra)
-    return cache, done
-
-
-def roomy_layer_class():
-    import torch
-    from transformers.cache_utils import DynamicLayer
-
-    class RoomyLayer(DynamicLayer):
-        """One layer of the merged batch cache: the rows' caches left-padded with zeros (hidden by the
-        attention mask) into a buffer with room for the new tokens. New tokens are written into the room;
-        DynamicLayer concatenates instead, which copies the whole cache at every token (measured: about
-        30% of batched decoding time on CPU)."""
-
-        def __init__(self, rows: list, pads: list[int], capacity: int):
-            super().__init__()
-            first = rows[0].keys
-            self.lazy_initialization(first, rows[0].values)
-            shape = (len(rows), first.shape[1], capacity, first.shape[-1])
-            self.room_k, self.room_v = first.new_zeros(shape), first.new_zeros(shape)
-            width = max(row.keys.shape[-2] + pad for row, pad in zip(rows, pads))
-            for i, (row, pad) in enumerate(zip(rows, pads)):
-                self.room_k[i, :, pad:width] = row.keys[0]
-                self.room_v[i, :, pad:width] = row.values[0]
-            self.keys, self.values = self.room_k[..., :width, :], self.room_v[..., :width, :]
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            n, m = self.keys.shape[-2], key_states.shape[-2]
-            if n + m > self.room_k.shape[-2]:  # out of room (not expected): grow
-                grow = (*self.room_k.shape[:-2], n + m, self.room_k.shape[-1])
-                self.room_k = torch.cat([self.keys, self.keys.new_zeros(grow)[..., n:, :]], dim=-2)
-                self.room_v = torch.cat([self.values, self.values.new_zeros(grow)[..., n:, :]], dim=-2)
-            self.room_k[..., n:n + m, :] = key_states
-            self.room_v[..., n:n + m, :] = value_states
-            self.keys, self.values = self.room_k[..., :n + m, :], self.room_v[..., :n + m, :]
-            return self.keys, self.values
-
-    return RoomyLayer
-
-
-def generate_cached(model, tok, prompts: list[list[int]], priors: list, temperature: float, max_new_token: int,
-                    stop_ids: list[int], seed: int) -> tuple[list[str], list]:
-    """Like `generate_batch`, but each prompt is encoded alone (no padding), reusing its `prior` cache
-    where the tokens match; the row caches are merged, left-padded with zeros that the attention mask
-    hides, and only decoding runs batched. Returns the answers and each row's state for the next turn."""
-    import torch
-    from transformers import DynamicCache
-
-    RoomyLayer = roomy_layer_class()
-    rows = [prefill_row(model, ids, prior)[0] for ids, prior in zip(prompts, priors)]
-    priors.clear()  # the caller keeps no other reference: the earlier turn's cache is freed before decoding
-    width = max(len(ids) for ids in prompts)
-    pads = [width - len(ids) for ids in prompts]
-    merged = DynamicCache()
-    merged.layers = [RoomyLayer([row.layers[n] for row in rows], pads, width - 1 + max_new_token)
-                     for n in range(len(rows[0].layers))]
-    del rows
-    input_ids = torch.tensor([[tok.pad_token_id] * pad + ids for ids, pad in zip(prompts, pads)], device=model.device)
-    mask = torch.tensor([[0] * pad + [1] * len(ids) for ids, pad in zip(prompts, pads)], device=model.device)
-    kwargs = generation_kwargs(tok, temperature, max_new_token, stop_ids, seed)
-    with torch.inference_mode():
-        out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=merged, **kwargs)
-    answers, states = [], []
-    for i, (ids, pad) in enumerate(zip(prompts, pads)):
-        row = out[i, width:].tolist()
-        text, cut = answer_text(tok, row, stop_ids)
-        answers.append(text)
-        # The tokens this row's cache holds, in order (its stop token included, when it has one).
-        states.append((ids + row[:cut + 1], [(layer.keys[i:i + 1, :, pad:], layer.values[i:i + 1, :, pad:])
-                                             for layer in merged.layers]))
-    return answers, states
+    return [answer_text(tok, row, stop_ids) for row in out[:, enc["input_ids"].shape[1]:].tolist()]
 
 
 def plan_batches(questions: list[dict], tok, batch_size: int) -> list[tuple[float, list[dict]]]:
@@ -253,25 +141,55 @@ def plan_batches(questions: list[dict], tok, batch_size: int) -> list[tuple[floa
     return batches
 
 
+def choose_engine(model, settings: Settings) -> tuple[str, str]:
+    """(engine, why): the one decision, logged once per run."""
+    from judges.backends.hf_rows import cache_reuse_check
+
+    reusable, why = cache_reuse_check(model)
+    if settings.engine == "generate_batch":
+        return "generate_batch", "asked for (--hf-engine generate_batch)"
+    if not settings.cache_reuse:
+        return "padded", "cache reuse switched off"
+    if not reusable:
+        if settings.engine == "align":
+            raise UserError(f"--hf-engine align: this model cannot use it: {why}")
+        return "padded", why
+    return "align", why
+
+
 def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> Iterator[tuple[dict, list[dict]]]:
-    """Yield (question, choices) per question, batch by batch, as each batch's last turn finishes."""
+    """Yield (question, choices) per question as its last turn finishes. Each choice carries
+    `turn_tokens` (generated tokens per turn, stop token excluded) for the length record."""
     if not Path(model_path).exists():
         raise UserError(f"--model-path {model_path}: no such checkpoint directory")
     tok = load_tokenizer(model_path)
     model = load_model(model_path, settings.dtype)
     stop_ids = stop_token_ids(model, tok)
-    reuse = settings.cache_reuse and cache_reuse_supported(model)
+    engine, why = choose_engine(model, settings)
+    log.info("%d questions on %s (%s attention): %s engine, %s", len(questions), model.device,
+             model.config._attn_implementation, engine, why)
+    if engine == "align":
+        from judges.backends.hf_rows import rows_answers
+
+        yield from rows_answers(model, tok, questions, settings, stop_ids)
+    elif engine == "generate_batch":
+        from judges.backends.hf_cb import cb_answers
+
+        yield from cb_answers(model, tok, questions, settings, stop_ids)
+    else:
+        yield from padded_answers(model, tok, questions, settings, stop_ids)
+
+
+def padded_answers(model, tok, questions: list[dict], settings: Settings, stop_ids: list[int]):
+    """One left-padded `model.generate` per batch and turn; turn 2 re-encodes the whole conversation."""
     batches = plan_batches(questions, tok, settings.batch_size)
-    log.info("%d questions in %d batches (batch size <= %d) on %s, %s", len(questions), len(batches),
-             settings.batch_size, model.device, "prompts encoded unpadded, turn 2 continuing turn 1's cache"
-             if reuse else "padded prompts")
     for temperature, batch in batches:
         ids = [q["question_id"] for q in batch]
         per_choice = []
         for choice in range(settings.num_choices):
             conversations: list[list[dict]] = [[] for _ in batch]
             answers: list[list[str]] = [[] for _ in batch]
-            states: list = [None for _ in batch]
+            lengths: list[list[int]] = [[] for _ in batch]
             for turn in range(max(len(q["turns"]) for q in batch)):
                 # Questions with fewer turns sit out the later ones.
                 active = [i for i, q in enumerate(batch) if turn < len(q["turns"])]
@@ -280,27 +198,21 @@ def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> It
                 prompts = [render(tok, conversations[i]) for i in active]
                 seed = batch_seed(settings.seed, choice, turn, ids)
                 started = time.perf_counter()
-                if reuse:
-                    prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-                    priors, states = [states[i] for i in active], [None for _ in batch]
-                    outs, new_states = generate_cached(model, tok, prompt_ids, priors, temperature,
-                                                       settings.max_new_token, stop_ids, seed)
-                    for i, state in zip(active, new_states):
-                        states[i] = state
-                else:
-                    outs = generate_batch(model, tok, prompts, temperature, settings.max_new_token, stop_ids, seed)
+                outs = generate_padded(model, tok, prompts, temperature, settings.max_new_token, stop_ids, seed)
                 log.info("batch of %d (temperature %g), turn %d: %.1f s", len(prompts), temperature, turn + 1,
                          time.perf_counter() - started)
-                for i, text in zip(active, outs):
+                for i, (text, n) in zip(active, outs):
                     conversations[i].append({"role": "assistant", "content": text})
                     answers[i].append(text)
-            per_choice.append(answers)
+                    lengths[i].append(n)
+            per_choice.append((answers, lengths))
         for i, q in enumerate(batch):
-            yield q, [{"index": c, "turns": per_choice[c][i]} for c in range(settings.num_choices)]
+            yield q, [{"index": c, "turns": per_choice[c][0][i], "turn_tokens": per_choice[c][1][i]}
+                      for c in range(settings.num_choices)]
 
 
 def answers(args, questions: list[dict]) -> Iterator[tuple[dict, list[dict]]]:
     """`--backend hf`: the answer command's arguments -> `hf_answers`."""
     return hf_answers(args.model_path, questions, Settings(
         max_new_token=args.max_new_token, batch_size=args.batch_size, seed=args.seed,
-        num_choices=args.num_choices, dtype=args.dtype))
+        num_choices=args.num_choices, dtype=args.dtype, engine=getattr(args, "hf_engine", "auto")))

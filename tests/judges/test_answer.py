@@ -63,23 +63,31 @@ def records(path: Path) -> list[dict]:
 
 
 def greedy_answers(model_dir, monkeypatch=None, **settings) -> tuple[dict, list[tuple[int, int]]]:
-    """Greedy answers by question id, and (cached tokens reused, prompt tokens) for each prompt encoded."""
+    """Greedy answers by question id, and (cached tokens reused, prompt tokens) for each prompt encoded:
+    the first turns in question order, then the second turns in the same order."""
     import judges.backends.hf as generate
+    import judges.backends.hf_rows as rows
 
-    reused = []
+    encoded = []
     if monkeypatch is not None:
         def spy(model, ids, prior):
             cache, done = prefill_row(model, ids, prior)
-            reused.append((done, len(ids)))
+            encoded.append((ids, done))
             return cache, done
 
-        prefill_row = generate.prefill_row
-        monkeypatch.setattr(generate, "prefill_row", spy)
+        prefill_row = rows.prefill_row
+        monkeypatch.setattr(rows, "prefill_row", spy)
     greedy = [q for q in QUESTIONS if q["question_id"] in GREEDY_IDS]
     out = {q["question_id"]: c for q, c in generate.hf_answers(str(model_dir), greedy,
                                                                 generate.Settings(max_new_token=12, **settings))}
     if monkeypatch is not None:
         monkeypatch.undo()
+    # A second turn's prompt starts with its first turn's (the conversation so far): pair them up that way.
+    firsts = [(ids, done) for ids, done in encoded if not any(len(o) < len(ids) and ids[:len(o)] == o
+                                                             for o, _ in encoded)]
+    seconds = [next((ids, done) for ids, done in encoded if len(ids) > len(f) and ids[:len(f)] == f)
+               for f, _ in firsts]
+    reused = [(done, len(ids)) for ids, done in firsts + seconds] if encoded else []
     return out, reused
 
 
@@ -142,6 +150,9 @@ def test_records_resume_and_sidecar(chatty_llama_dir, question_dir, tmp_path):
         assert [c["index"] for c in r["choices"]] == [0] and len(r["choices"][0]["turns"]) == 2
     meta = json.loads((tmp_path / "answers" / "tiny.jsonl.meta.json").read_text())
     assert meta["max_new_token"] == 10 and meta["backend"] == "hf"
+    lengths = meta["answer_tokens_this_run"]  # generated tokens per turn; records keep FastChat's shape
+    assert lengths["turns"] == 2 * len(QUESTIONS) and 0 <= lengths["median"] <= lengths["p90"] <= lengths["max"] <= 10
+    assert 0 <= lengths["at_cap"] <= lengths["turns"]
 
     # A killed run: two records kept, the one in flight torn. The re-run answers only the rest.
     lines = out.read_text().splitlines()

@@ -1,0 +1,145 @@
+"""The hf backend's continuous batching on every attention family it claims: greedy text identical to one
+question at a time through `model.generate`, on both turns, with rows leaving and joining mid-decode."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+QUESTIONS = [
+    {"question_id": 1, "category": "math", "turns": ["What is 2+2?", "And 3+3?"]},
+    {"question_id": 2, "category": "coding",
+     "turns": ["Write a Python function that reverses a list, and explain each line of it in detail.", "Now in C."]},
+    {"question_id": 3, "category": "reasoning", "turns": ["Why?", "Are you sure? Think again step by step."]},
+    {"question_id": 4, "category": "extraction",
+     "turns": ["Extract every name from: Alice met Bob and Carol in Paris, then Dave joined them for dinner.",
+               "Sort them."]},
+    {"question_id": 5, "category": "math", "turns": ["Is 7 prime?", "And 9?"]},
+]
+WINDOW = 16  # well below every prompt here (the shortest renders to about 30 tokens)
+
+
+def tiny_config(family: str, tok):
+    """A random config of `family` at test size; sliding windows shorter than the prompts."""
+    from transformers import Gemma2Config, GemmaConfig, LlamaConfig, Qwen2Config
+
+    shape = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    if family == "llama":
+        return LlamaConfig(**shape, tie_word_embeddings=True)
+    if family == "gemma":
+        return GemmaConfig(**shape, head_dim=8)
+    if family == "gemma2":  # one sliding, one full layer; Gemma 2's softcapping on attention and logits
+        return Gemma2Config(**shape, head_dim=8, sliding_window=WINDOW, query_pre_attn_scalar=8,
+                            attn_logit_softcapping=50.0, final_logit_softcapping=30.0)
+    if family == "qwen2":  # Qwen2 with its sliding window switched on for every layer
+        return Qwen2Config(**shape, use_sliding_window=True, sliding_window=WINDOW, max_window_layers=0)
+    raise ValueError(family)
+
+
+def make_tiny(family: str, out_dir: Path, tokenizer_dir: Path) -> Path:
+    """Like conftest's make_tiny_llama, for any family, with weights large enough to say varied things (the
+    default small init repeats the last prompt token, which would make text comparisons vacuous)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(tiny_config(family, tok))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim == 2 and "embed" not in name:
+                param.normal_(0.0, 0.3)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+def greedy(model_dir: Path, **settings) -> dict:
+    import judges.backends.hf as hf
+
+    return {q["question_id"]: c[0]["turns"] for q, c in hf.hf_answers(
+        str(model_dir), QUESTIONS, hf.Settings(max_new_token=14, **settings))}
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma", "gemma2", "qwen2"])
+def test_continuous_batching_equals_batch_one(family, tmp_path, smollm2_tokenizer_dir, caplog, monkeypatch):
+    """Two rows for five conversations: answers leave the batch as they end, waiting prompts and second
+    turns (continuing their first turn's cache) join mid-decode, the cache is re-laid out for longer
+    prompts; every turn is the text of batch-1 `generate` (which, for the sliding families, keeps a
+    window-sized sliding cache of its own)."""
+    import judges.backends.hf_rows as rows
+
+    model_dir = make_tiny(family, tmp_path / family, smollm2_tokenizer_dir)
+    single = greedy(model_dir, batch_size=1, cache_reuse=False)
+    relayouts = []
+    relayout = rows.RowBatch.relayout
+    monkeypatch.setattr(rows.RowBatch, "relayout", lambda self, *a, **k: (relayouts.append(a), relayout(self, *a, **k)))
+    with caplog.at_level(logging.INFO, logger="judges.backends.hf"):
+        batched = greedy(model_dir, batch_size=2)
+    assert "align engine" in caplog.text
+    if family in ("gemma2", "qwen2"):
+        assert "sliding-window (16)" in caplog.text
+    assert relayouts  # the layout changed under running rows at least once
+    assert batched == single
+    texts = [t for turns in single.values() for t in turns]
+    assert len(texts) == 10 and sum(bool(t.strip()) for t in texts) >= 7  # real text was compared
+
+
+def test_sampled_rows_do_not_depend_on_their_batch(tmp_path, smollm2_tokenizer_dir):
+    """Each sampled conversation has its own seeded sampler: the same text alone or with company."""
+    model_dir = make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir)
+    sampled = [dict(q, category="writing") for q in QUESTIONS[:3]]
+    import judges.backends.hf as hf
+
+    def run(batch_size: int, seed: int = 0) -> dict:
+        return {q["question_id"]: c[0]["turns"] for q, c in hf.hf_answers(
+            str(model_dir), sampled, hf.Settings(max_new_token=10, batch_size=batch_size, seed=seed))}
+
+    alone, together = run(1), run(3)
+    assert alone == together
+    assert run(3, seed=1) != together
+
+
+def test_length_summary():
+    from judges.lengths import length_summary
+
+    assert length_summary([5, 1, 9, 3, 9, 7, 2, 8, 4, 6], 9) == {"turns": 10, "median": 5.5, "p90": 9, "max": 9,
+                                                                 "at_cap": 2}
+    assert length_summary([], 4) == {"turns": 0}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny matrices: a second thread only spin-waits on this shared machine (measured 4x slower under load)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_which_models_can_reuse_caches():
+    """Full and sliding attention run on the fast path; recurrent state and chunked attention fall back,
+    with the reason that goes to the log."""
+    from types import SimpleNamespace
+
+    from transformers import Gemma2Config, Llama4TextConfig, LlamaConfig, MambaConfig, Qwen2Config
+
+    from judges.backends.hf_rows import cache_reuse_check
+
+    def check(config):
+        return cache_reuse_check(SimpleNamespace(config=config))
+
+    assert check(LlamaConfig(num_hidden_layers=2)) == (True, "full attention")
+    ok, why = check(Gemma2Config(num_hidden_layers=4, sliding_window=16))
+    assert ok and why.startswith("2 of 4 layers sliding-window (16)")
+    assert check(Qwen2Config(num_hidden_layers=2, use_sliding_window=True, sliding_window=16))[0]
+    ok, why = check(MambaConfig(num_hidden_layers=2))
+    assert not ok and "LinearAttentionLayer" in why
+    ok, why = check(Llama4TextConfig(num_hidden_layers=4, attention_chunk_size=8))
+    assert not ok and "chunked_attention" in why
