@@ -58,7 +58,7 @@ def cache_reuse_check(model) -> tuple[bool, str]:
         return False, f"layer types {sorted(kinds)} include attention whose mask depends on padding"
     sliding = sum(type(layer) is DynamicSlidingWindowLayer for layer in layers)
     what = (f"{sliding} of {len(layers)} layers sliding-window ({getattr(config, 'sliding_window', None)}), "
-            "kept whole, window applied by the model's mask") if sliding else "full attention"
+            "kept whole; the model's mask applies the window") if sliding else "full attention"
     return True, what
 
 
@@ -121,11 +121,14 @@ class Row:
 
 class BatchLayer(DynamicLayer):
     """The model's view of layer `index` of the batch cache: writes the step's keys and values at column
-    `end` of every live row and returns columns [lo, end] (lo: the leftmost live row's start)."""
+    `end` of every live row and returns columns [lo, end] (lo: the leftmost live row's start). A sliding
+    layer returns only the columns its window can reach, and tells the mask so (like transformers'
+    DynamicSlidingWindowLayer); the mask's window condition still decides which of those a query sees."""
 
-    def __init__(self, batch: RowBatch, index: int):
+    def __init__(self, batch: RowBatch, index: int, window: int | None):
         super().__init__()
-        self.batch, self.index = batch, index
+        self.batch, self.index, self.window = batch, index, window
+        self.is_sliding = window is not None
         self.is_initialized = True
 
     def update(self, key_states, value_states, *args, **kwargs):
@@ -134,13 +137,16 @@ class BatchLayer(DynamicLayer):
         keys, values = b.keys[self.index], b.values[self.index]
         keys[:n, :, end:end + m] = key_states
         values[:n, :, end:end + m] = value_states
-        return keys[:n, :, b.lo:end + m], values[:n, :, b.lo:end + m]
+        first = b.lo + self.get_mask_sizes(m)[1]
+        return keys[:n, :, first:end + m], values[:n, :, first:end + m]
 
     def get_seq_length(self) -> int:
         return self.batch.end - self.batch.lo
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
-        return self.get_seq_length() + query_length, 0
+        seen = self.get_seq_length()
+        offset = max(seen - self.window + 1, 0) if self.window else 0
+        return seen + query_length - offset, offset
 
 
 class RowBatch:
@@ -210,8 +216,9 @@ class RowBatch:
             self.keys.append(layer.keys.new_zeros(shape))
             self.values.append(layer.values.new_zeros(shape))
         self.end = self.lo = cached
+        windows = [getattr(layer, "sliding_window", None) for layer in DynamicCache(config=self.model.config).layers]
         self.cache = DynamicCache()
-        self.cache.layers = [BatchLayer(self, n) for n in range(len(self.keys))]
+        self.cache.layers = [BatchLayer(self, n, windows[n]) for n in range(len(self.keys))]
 
     def relayout(self, width: int, room: int) -> None:
         """Copy the live columns [lo, end) into new buffers so they end at column `width` (>= end - lo), with
