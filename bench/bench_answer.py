@@ -1,7 +1,11 @@
-"""Benchmark: `align mtbench answer` (hf backend, batched) vs FastChat's batch-1 answer loop.
+"""Benchmark: `align mtbench answer` (hf backend) vs transformers' generate_batch vs FastChat's batch-1 loop.
 
-Same model (the packaged SmolLM2-135M-Instruct), same questions, same --max-new-token, both timed
-as whole processes (start-up and model loading included), one after the other in one run.
+Same model (the packaged SmolLM2-135M-Instruct), same questions, same --max-new-token, every side timed
+as a whole process (start-up and model loading included), one after the other in one run:
+- `align-hf`: `align mtbench answer --hf-engine align` (continuous batching, turn-2 cache reuse);
+- `generate_batch`: the same command with `--hf-engine generate_batch` (transformers' continuous
+  batching, paged attention);
+- `fastchat-batch1`: FastChat's own answer loop, one question at a time.
 
 The baseline is FastChat's own `get_model_answers` from `fastchat.llm_judge.gen_model_answer`
 (fschat 0.2.36), run with the changes it needs on this machine, and nothing else:
@@ -13,9 +17,11 @@ The baseline is FastChat's own `get_model_answers` from `fastchat.llm_judge.gen_
   it is given a FastChat ChatML `Conversation` with SmolLM2's system prompt, which renders exactly
   the checkpoint's chat template (checked below before timing).
 
-    python bench/bench_answer.py --per-category 2 --max-new-token 48 --threads 1
+    python bench/bench_answer.py --per-category 3 --max-new-token 256 --threads 1 --out-dir outputs/bench/answer-256
 
-Prints a JSON summary (and writes it to --out-dir/summary.json).
+Prints a JSON summary (and writes it to --out-dir/summary.json): each side's seconds, the load average
+around it, the answer lengths (re-tokenized from the answer files, so all sides count alike), and for
+the two batched sides the ratio to FastChat and how many greedy turns are identical to its text.
 """
 
 from __future__ import annotations
@@ -96,17 +102,22 @@ def subset(questions: list[dict], per_category: int) -> list[dict]:
     return chosen
 
 
-def timed(cmd: list[str], log_path: Path, threads: int | None) -> float:
+def start(cmd: list[str], log_path: Path, threads: int | None) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    start = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-    elapsed = time.perf_counter() - start
+        return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def finish(proc: subprocess.Popen, started: float, log_path: Path) -> dict:
+    """Wall seconds and the process's own CPU seconds (user + system). With one thread per side, CPU time
+    is the work done; other users of a shared machine stretch the wall clock far more than it."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:4]} failed with status {proc.returncode}: see {log_path}")
-    return elapsed
+        raise SystemExit(f"{proc.args[:4]} failed with status {proc.returncode}: see {log_path}")
+    return {"wall": time.perf_counter() - started, "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def compare(ours: Path, theirs: Path, questions: list[dict]) -> dict:
@@ -151,6 +162,13 @@ def length_record(answers: Path) -> dict:
     return {"answer_tokens_retokenized": length_summary(lengths, None)}
 
 
+def side_result(side: str, proc: subprocess.Popen, started: float, out: Path) -> dict:
+    seconds = finish(proc, started, out / f"{side}.log")
+    print(f"{side}: {seconds['wall']:.1f} s wall, {seconds['cpu']:.1f} s CPU", flush=True)
+    return {"wall_s": round(seconds["wall"], 1), "cpu_s": round(seconds["cpu"], 1),
+            "load_average_after": round(os.getloadavg()[0], 1), **length_record(out / f"{side}.jsonl")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--per-category", type=int, default=10,
@@ -163,6 +181,8 @@ def main() -> None:
     parser.add_argument("--sides", default=",".join(SIDES),
                         help=f"which processes to time, in order (comma-separated subset of {','.join(SIDES)}); "
                              "results merge into --out-dir/summary.json when the settings match")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="start every side at once (compare CPU seconds then, not wall time)")
     parser.add_argument("--fastchat-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-path", help=argparse.SUPPRESS)
     parser.add_argument("--question-file", help=argparse.SUPPRESS)
@@ -188,27 +208,31 @@ def main() -> None:
     summary_file = out / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     settings = {"questions": len(questions), "per_category": args.per_category, "max_new_token": args.max_new_token,
-                "batch_size": args.batch_size, "threads": args.threads}
+                "batch_size": args.batch_size, "threads": args.threads, "concurrent": args.concurrent}
     if any(summary.get(k) != v for k, v in settings.items()):
         summary = {}  # another configuration's results: start over
     summary.update(settings, nproc=len(os.sched_getaffinity(0)))
-    for side in args.sides.split(","):
+    sides = args.sides.split(",")
+    running = {}
+    for side in sides:
         answers = out / f"{side}.jsonl"
         for path in (answers, answers.with_name(answers.name + ".meta.json")):
             path.unlink(missing_ok=True)
-        load_before = os.getloadavg()[0]
-        started = time.strftime("%H:%M:%S")
-        seconds = timed(side_command(side, args, model, question_dir, question_file, answers), out / f"{side}.log",
-                        args.threads)
-        print(f"{side}: {seconds:.1f} s", flush=True)
-        summary[side] = {"seconds": round(seconds, 1), "started": started, "load_average_before": round(load_before, 1),
-                         "load_average_after": round(os.getloadavg()[0], 1), **length_record(answers)}
+        summary[side] = {"started": time.strftime("%H:%M:%S"), "load_average_before": round(os.getloadavg()[0], 1)}
+        cmd = side_command(side, args, model, question_dir, question_file, answers)
+        running[side] = (start(cmd, out / f"{side}.log", args.threads), time.perf_counter())
+        if not args.concurrent:  # one after the other: wait for this side before starting the next
+            summary[side].update(side_result(side, *running.pop(side), out))
+            summary_file.write_text(json.dumps(summary, indent=2) + "\n")
+    for side, (proc, started) in running.items():
+        summary[side].update(side_result(side, proc, started, out))
         summary_file.write_text(json.dumps(summary, indent=2) + "\n")
     base = out / "fastchat-batch1.jsonl"
     for side in SIDES[1:]:
         if side in summary and "fastchat-batch1" in summary and base.exists() and (out / f"{side}.jsonl").exists():
-            ratio = summary["fastchat-batch1"]["seconds"] / summary[side]["seconds"]
-            summary[side]["speedup_vs_fastchat"] = round(ratio, 2)
+            for clock in ("wall", "cpu"):
+                ratio = summary["fastchat-batch1"][f"{clock}_s"] / summary[side][f"{clock}_s"]
+                summary[side][f"speedup_vs_fastchat_{clock}"] = round(ratio, 2)
             summary[side].update(compare(out / f"{side}.jsonl", base, questions))
     summary_file.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
