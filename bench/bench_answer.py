@@ -110,10 +110,9 @@ def start(cmd: list[str], log_path: Path, threads: int | None) -> subprocess.Pop
         return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def finish(proc: subprocess.Popen, started: float, log_path: Path) -> dict:
+def finish(proc: subprocess.Popen, started: float, log_path: Path, status: int, usage) -> dict:
     """Wall seconds and the process's own CPU seconds (user + system). With one thread per side, CPU time
     is the work done; other users of a shared machine stretch the wall clock far more than it."""
-    _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{proc.args[:4]} failed with status {proc.returncode}: see {log_path}")
@@ -162,8 +161,8 @@ def length_record(answers: Path) -> dict:
     return {"answer_tokens_retokenized": length_summary(lengths, None)}
 
 
-def side_result(side: str, proc: subprocess.Popen, started: float, out: Path) -> dict:
-    seconds = finish(proc, started, out / f"{side}.log")
+def side_result(side: str, proc: subprocess.Popen, started: float, out: Path, status: int, usage) -> dict:
+    seconds = finish(proc, started, out / f"{side}.log", status, usage)
     print(f"{side}: {seconds['wall']:.1f} s wall, {seconds['cpu']:.1f} s CPU", flush=True)
     return {"wall_s": round(seconds["wall"], 1), "cpu_s": round(seconds["cpu"], 1),
             "load_average_after": round(os.getloadavg()[0], 1), **length_record(out / f"{side}.jsonl")}
@@ -221,12 +220,12 @@ def main() -> None:
         summary[side] = {"started": time.strftime("%H:%M:%S"), "load_average_before": round(os.getloadavg()[0], 1)}
         cmd = side_command(side, args, model, question_dir, question_file, answers)
         running[side] = (start(cmd, out / f"{side}.log", args.threads), time.perf_counter())
-        if not args.concurrent:  # one after the other: wait for this side before starting the next
-            summary[side].update(side_result(side, *running.pop(side), out))
+        while running and (not args.concurrent or side == sides[-1]):  # sequential: wait before the next side
+            pid, status, usage = os.wait4(-1, 0)  # whichever side ends first
+            done = next(name for name, (proc, _) in running.items() if proc.pid == pid)
+            proc, started = running.pop(done)
+            summary[done].update(side_result(done, proc, started, out, status, usage))
             summary_file.write_text(json.dumps(summary, indent=2) + "\n")
-    for side, (proc, started) in running.items():
-        summary[side].update(side_result(side, proc, started, out))
-        summary_file.write_text(json.dumps(summary, indent=2) + "\n")
     base = out / "fastchat-batch1.jsonl"
     for side in SIDES[1:]:
         if side in summary and "fastchat-batch1" in summary and base.exists() and (out / f"{side}.jsonl").exists():

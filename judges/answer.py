@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="environment variable holding the endpoint's API key (openai backend; required "
                              "unless the endpoint is on loopback; never logged or written)")
     parser.add_argument("--parallel", type=int, default=8, help="concurrent requests (openai backend)")
-    parser.add_argument("--batch-size", type=int, default=32, help="max questions per batch (hf backend)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="hf backend: conversations decoding together (padded engine: questions per batch)")
     parser.add_argument("--hf-engine", choices=("auto", "align", "generate_batch"), default="auto",
                         help="hf backend: auto (align's continuous batching, or padded batches for models whose "
                              "cache cannot be merged), align, or transformers' generate_batch; see README")
