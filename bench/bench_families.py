@@ -79,7 +79,7 @@ def run_side(model_dir: Path, questions: list[dict], max_new_token: int, batch_1
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--max-new-token", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared 2-core machine)")
     parser.add_argument("--families", default=",".join(FAMILIES))
