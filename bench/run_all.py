@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = {
     "sft": ["bench/bench_sft_throughput.py"],
     "answer": ["bench/bench_answer.py", "--per-category", "3", "--max-new-token", "256", "--threads", "1",
-               "--out-dir", "outputs/bench/answer-256"],
+               "--concurrent", "--out-dir", "outputs/bench/answer-256-24q"],
     "families": ["bench/bench_families.py", "--max-new-token", "48", "--threads", "1"],
     "judge": ["bench/bench_judge.py"],
     "grow": ["bench/bench_grow.py"],
