@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,11 +166,60 @@ def _disk_backed(rows: list[dict], name: str):
     return datasets.Dataset.from_file(str(path))
 
 
+def _explicit_prompt(row: dict) -> dict:
+    """TRL's explicit-prompt preference rows (prompt + answer-only chosen/rejected) -> full conversations."""
+    prompt = row.pop("prompt", None)
+    if isinstance(prompt, list):
+        for key in ("chosen", "rejected"):
+            answer = row.get(key)
+            if isinstance(answer, list) and answer and isinstance(answer[0], dict) \
+                    and answer[0].get("role") == "assistant":
+                row[key] = prompt + answer
+    return row
+
+
+def _checked_row(row: Any, kind: str) -> tuple[str | None, dict | None]:
+    """(problem, None) for a row that cannot be trained on, else (None, its training columns cleaned)."""
+    if isinstance(row, InvalidJSON):
+        return row.problem, None
+    row = _explicit_prompt(dict(row)) if kind == "preference" else dict(row)
+    problem = conversation_problem(row.get("messages")) if kind == "chat" else preference_problem(row)
+    extra = row.get("chat_template_kwargs")
+    if not problem and extra is not None and not isinstance(extra, dict):
+        problem = "chat_template_kwargs must be a mapping"
+    if problem:
+        return problem, None
+    clean = {c: _clean(row[c]) for c in (CHAT_COLUMNS if kind == "chat" else PREFERENCE_COLUMNS)}
+    if extra is not None:
+        clean["chat_template_kwargs"] = extra
+    return None, clean
+
+
+def check_rows(labelled: Iterable[tuple[str, Any]], kind: str,
+               invalid_rows: str) -> tuple[list[dict], int, list[str], int]:
+    """The one row check of every loader: (label, row) pairs -> (clean rows, skipped, first problems, read).
+
+    A bad row stops the run naming its label, or with `invalid_rows: skip` is left out and counted."""
+    from tqdm.auto import tqdm
+
+    kept, skipped, examples, read = [], 0, [], 0
+    for label, row in tqdm(labelled, desc=f"checking {kind} rows", unit="row", mininterval=2):
+        read += 1
+        problem, clean = _checked_row(row, kind)
+        if problem:
+            if invalid_rows != "skip":
+                raise UserError(f"{label}: {problem}")
+            skipped += 1
+            if len(examples) < 5:
+                examples.append(f"{label}: {problem}")
+            continue
+        kept.append(clean)
+    return kept, skipped, examples, read
+
+
 def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "train",
               max_rows: int | None = None, invalid_rows: str = "error"):
     """Load, cap, check and clean a chat ('chat') or preference ('preference') dataset -> LoadedData."""
-    from tqdm.auto import tqdm
-
     columns = CHAT_COLUMNS if kind == "chat" else PREFERENCE_COLUMNS
     path = Path(name)
     if path.is_file() and path.suffix not in LOCAL_FORMATS:
@@ -194,22 +244,7 @@ def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "
     if max_rows is not None and isinstance(labelled, list):
         labelled = labelled[:max_rows]
 
-    check = conversation_problem if kind == "chat" else None
-    kept, skipped, examples, read = [], 0, [], 0
-    for label, row in tqdm(labelled, desc=f"checking {kind} rows", unit="row", mininterval=2):
-        read += 1
-        if isinstance(row, InvalidJSON):
-            problem = row.problem
-        else:
-            problem = check(row.get("messages")) if check else preference_problem(row)
-        if problem:
-            if invalid_rows != "skip":
-                raise UserError(f"{label}: {problem}")
-            skipped += 1
-            if len(examples) < 5:
-                examples.append(f"{label}: {problem}")
-            continue
-        kept.append({c: _clean(row[c]) for c in columns})
+    kept, skipped, examples, read = check_rows(labelled, kind, invalid_rows)
     if skipped:
         log.warning("skipped %d invalid %s rows of %d (first: %s)", skipped, kind, read, examples[0])
     if not kept:

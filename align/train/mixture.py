@@ -177,41 +177,11 @@ def describe(mixture: Mixture) -> dict:
 
 # ---------------------------------------------------------------------- checked rows -> datasets
 
-def _explicit_prompt(row: dict) -> dict:
-    """TRL's explicit-prompt preference rows (prompt + answer-only chosen/rejected) -> full conversations."""
-    prompt = row.pop("prompt", None)
-    if isinstance(prompt, list):
-        for key in ("chosen", "rejected"):
-            answer = row.get(key)
-            if isinstance(answer, list) and answer and isinstance(answer[0], dict) \
-                    and answer[0].get("role") == "assistant":
-                row[key] = prompt + answer
-    return row
-
-
 def check_pairs(pairs: list, kind: str, invalid_rows: str, where: str) -> tuple[list[dict], int, list[str]]:
     """Row checks of a single dataset, applied to (label, row) pairs -> (clean rows, skipped, examples)."""
-    from align.train.data import _clean, conversation_problem, preference_problem
+    from align.train.data import check_rows
 
-    required, _ = KEEP_COLUMNS[kind]
-    kept, skipped, examples = [], 0, []
-    for label, row in pairs:
-        row = _explicit_prompt(dict(row)) if kind == "preference" else dict(row)
-        problem = conversation_problem(row.get("messages")) if kind == "chat" else preference_problem(row)
-        extra = row.get("chat_template_kwargs")
-        if not problem and extra is not None and not isinstance(extra, dict):
-            problem = "chat_template_kwargs must be a mapping"
-        if problem:
-            if invalid_rows != "skip":
-                raise UserError(f"{label}: {problem}")
-            skipped += 1
-            if len(examples) < 5:
-                examples.append(f"{label}: {problem}")
-            continue
-        clean = {c: _clean(row[c]) for c in required}
-        if extra is not None:
-            clean["chat_template_kwargs"] = extra
-        kept.append(clean)
+    kept, skipped, examples, _ = check_rows(pairs, kind, invalid_rows)
     if not kept and pairs:
         raise UserError(f"{where}: no valid {kind} rows (read {len(pairs)}, skipped {skipped})")
     return kept, skipped, examples
