@@ -22,12 +22,24 @@ from align.errors import UserError
 from align.redact import redact
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# tempfile creates private files (0600) and folders (0700); outputs get the modes a plain open() or
+# mkdir() would give, so a shared group can read tables, reports and checkpoints.
+_UMASK = _process_umask()
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write via a temp file in the same directory + rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -52,6 +64,7 @@ def atomic_directory(out: str | os.PathLike) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
         yield tmp
         if out.exists():
             shutil.rmtree(out)

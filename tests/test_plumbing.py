@@ -197,3 +197,18 @@ def test_output_paths_that_cannot_be_written_are_refused(tmp_path):
         check_output_dir(tmp_path / "file", "--out-dir")
     assert check_output_file(tmp_path / "new" / "out.jsonl", "--output-file") == tmp_path / "new" / "out.jsonl"
     assert check_output_dir(tmp_path / "dir", "--out-dir") == tmp_path / "dir"
+
+
+def test_atomic_outputs_get_ordinary_modes(tmp_path):
+    """Tables, reports and checkpoint folders are as readable as open()/mkdir() would make them."""
+    import stat
+
+    from align import files
+
+    mask = files._UMASK
+    files.atomic_write_text(tmp_path / "table.md", "x\n")
+    with files.atomic_directory(tmp_path / "ckpt") as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert stat.S_IMODE((tmp_path / "table.md").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE((tmp_path / "ckpt").stat().st_mode) == 0o777 & ~mask
+    assert 0o666 & ~mask != 0o600  # the test means something only under a umask that shares files
