@@ -69,6 +69,7 @@ class _Parser(TrlParser):
     def __init__(self, classes, recipe_path: str | None = None, recipe: dict | None = None,
                  cli: list[str] | None = None):
         super().__init__(classes, allow_abbrev=False)
+        self.prog = f"align {'dpo' if any(c.__name__.startswith('DPO') for c in classes) else 'sft'}"
         self.recipe_path, self.recipe, self.cli = recipe_path, recipe or {}, cli or []
 
     def error(self, message: str) -> typing.NoReturn:  # argparse hook
