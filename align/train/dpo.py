@@ -20,15 +20,9 @@ from align.errors import exit_on_user_error
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    from align.train.compat import apply_recipe_env
+    from align.train.launch import run_recipe_command
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    apply_recipe_env(argv)  # the recipe's env: block, before torch / transformers are imported
-    from align.train.launch import launch_if_asked
-    from align.train.stage import run_training
-
-    launched = launch_if_asked("dpo", argv)  # --accelerate_config / accelerate's flags: `accelerate launch`
-    return launched if launched is not None else run_training("dpo", argv)
+    return run_recipe_command("dpo", argv)
 
 
 if __name__ == "__main__":

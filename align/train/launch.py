@@ -111,3 +111,16 @@ def launch_if_asked(stage: str, argv: list[str]) -> int | None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", f"align.{stage}", *recipe_argv]
     print("align: " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
     return subprocess.call(cmd)
+
+
+def run_recipe_command(stage: str, argv: list[str] | None) -> int:
+    """`align sft|dpo ARGS`: the recipe's env: block first (before torch / transformers are imported),
+    then `accelerate launch` when launcher flags are given, else the run in this process."""
+    from align.train.compat import apply_recipe_env
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    apply_recipe_env(argv)
+    from align.train.stage import run_training
+
+    launched = launch_if_asked(stage, argv)  # --accelerate_config / accelerate's flags: `accelerate launch`
+    return launched if launched is not None else run_training(stage, argv)
