@@ -33,7 +33,14 @@ from align.errors import UserError
 from align.files import check_output_file, name_as_file_stem, read_jsonl
 from align.runcard import write_run_card
 from judges.judging import JUDGE_TEMPERATURE, judge_all
-from judges.questions import NEED_REFERENCE, REFERENCE_SETS, load_judge_prompts, load_questions, load_reference_answers
+from judges.questions import (
+    NEED_REFERENCE,
+    REFERENCE_SETS,
+    load_judge_prompts,
+    load_questions,
+    load_reference_answers,
+    reference_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +92,7 @@ class Match:
 def build_prompt(template: dict, question: dict, answer_turns: list[str], reference: list[str] | None,
                  turn: int) -> str:
     """FastChat's run_judge_single prompt: turn 2 shows the whole conversation; references if given."""
-    kwargs = {}
-    if reference is not None:
-        kwargs["ref_answer_1"] = reference[0]
-        if turn == 2:
-            kwargs["ref_answer_2"] = reference[1]
+    kwargs = reference_fields(reference, turn)
     if turn == 2:
         return template["prompt_template"].format(
             question_1=question["turns"][0], question_2=question["turns"][1],

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from align.errors import UserError
 from judges.judge import cache_key
-from judges.questions import NEED_REFERENCE
+from judges.questions import NEED_REFERENCE, reference_fields
 
 PAIR_PROMPTS = ("pair-v2", "pair-math-v1", "pair-v2-multi-turn", "pair-math-v1-multi-turn")
 # What a game's A / B verdict means for the match: game 2 shows model_2 as A.
@@ -34,11 +34,7 @@ def parse_verdict(judgment: str) -> str:
 def build_pair_prompt(template: dict, question: dict, turns_a: list[str], turns_b: list[str],
                       reference: list[str] | None, turn: int) -> str:
     """FastChat's run_judge_pair prompt: turn 2 shows both whole conversations; references if given."""
-    kwargs = {}
-    if reference is not None:
-        kwargs["ref_answer_1"] = reference[0]
-        if turn == 2:
-            kwargs["ref_answer_2"] = reference[1]
+    kwargs = reference_fields(reference, turn)
     if turn == 2:
         return template["prompt_template"].format(
             question_1=question["turns"][0], question_2=question["turns"][1], answer_a_1=turns_a[0],

@@ -79,3 +79,11 @@ def api_temperature(question: dict) -> float:
     """FastChat's category temperature; servers take 0 as greedy."""
     temperature = temperature_for(question.get("category", ""))
     return 0.0 if temperature < GREEDY_BELOW else temperature
+
+
+def reference_fields(reference: list[str] | None, turn: int) -> dict[str, str]:
+    """The reference-answer fields of FastChat's judge prompts (single and pairwise): turn 1's answer,
+    and turn 2's too when judging turn 2; none without a reference."""
+    if reference is None:
+        return {}
+    return {"ref_answer_1": reference[0], **({"ref_answer_2": reference[1]} if turn == 2 else {})}
