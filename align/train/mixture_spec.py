@@ -15,6 +15,7 @@ align.train.mixture reads them (one loader for all three).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +115,20 @@ def _test_size(value: Any, where: str) -> float | int | None:
     return size
 
 
+def _source_items(items: list, label: str, article: str, need: str,
+                  allowed: set[str]) -> Iterator[tuple[str, dict]]:
+    """(where, item) for each listed dataset, after the checks both mixture formats share: a mapping
+    naming its dataset under `need`, with no key outside `allowed`."""
+    for i, item in enumerate(items):
+        where = f"{label}[{i}]"
+        if not isinstance(item, dict) or not item.get(need):
+            raise UserError(f"{where} needs {article} '{need}' (hub id, local file or directory)")
+        extra = set(item) - allowed
+        if extra:
+            raise UserError(f"{where} has unknown key(s) {sorted(extra)} (expected {sorted(allowed)})")
+        yield where, item
+
+
 def _handbook(spec: Any, source: str) -> Mixture:
     if not isinstance(spec, dict) or not isinstance(spec.get("datasets"), list) or not spec["datasets"]:
         raise UserError(f"{source}: key 'dataset_mixture' expects {{datasets: [{{id, config, split, columns, "
@@ -123,13 +138,8 @@ def _handbook(spec: Any, source: str) -> Mixture:
         raise UserError(f"{source}: dataset_mixture has unknown key(s) {sorted(unknown)} "
                         "(expected datasets, test_split_size, seed)")
     sources = []
-    for i, item in enumerate(spec["datasets"]):
-        where = f"{source}: dataset_mixture.datasets[{i}]"
-        if not isinstance(item, dict) or not item.get("id"):
-            raise UserError(f"{where} needs an 'id' (hub id, local file or directory)")
-        extra = set(item) - HANDBOOK_SOURCE_KEYS
-        if extra:
-            raise UserError(f"{where} has unknown key(s) {sorted(extra)} (expected {sorted(HANDBOOK_SOURCE_KEYS)})")
+    for where, item in _source_items(spec["datasets"], f"{source}: dataset_mixture.datasets", "an", "id",
+                                     HANDBOOK_SOURCE_KEYS):
         weight = item.get("weight", 1.0)
         sources.append(Source(path=str(item["id"]), name=item.get("config"), split=str(item.get("split", "train")),
                               columns=_columns(item.get("columns"), where),
@@ -146,13 +156,7 @@ def _trl(items: Any, source: str, streaming: bool, test_split_size: Any, seed: i
         raise UserError(f"{source}: key 'datasets' expects a list of {{path, name, data_dir, data_files, split, "
                         "columns, fraction}")
     sources = []
-    for i, item in enumerate(items):
-        where = f"{source}: datasets[{i}]"
-        if not isinstance(item, dict) or not item.get("path"):
-            raise UserError(f"{where} needs a 'path' (hub id, local file or directory)")
-        extra = set(item) - TRL_SOURCE_KEYS
-        if extra:
-            raise UserError(f"{where} has unknown key(s) {sorted(extra)} (expected {sorted(TRL_SOURCE_KEYS)})")
+    for where, item in _source_items(items, f"{source}: datasets", "a", "path", TRL_SOURCE_KEYS):
         fraction = item.get("fraction")
         sources.append(Source(path=str(item["path"]), name=item.get("name"), data_dir=item.get("data_dir"),
                               data_files=item.get("data_files"), split=str(item.get("split", "train")),
