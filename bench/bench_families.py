@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # fakes.tiny_models: the same tiny checkpoints as the tests
 FAMILIES = ("llama", "gemma", "gemma2", "smollm2")
 SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=4096)
@@ -46,24 +47,15 @@ def tiny_config(family: str, tok):
 
 def checkpoint(family: str, out: Path) -> Path:
     """SmolLM2's packaged weights, or a tiny random checkpoint with SmolLM2's tokenizer and template."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from fakes.tiny_models import save_random_model
+    from transformers import AutoTokenizer
 
     from align.packaged import export_smollm2
 
     if family == "smollm2":
         return export_smollm2()
-    path = out / f"tiny-{family}"
     tok = AutoTokenizer.from_pretrained(export_smollm2(tokenizer_only=True))
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config(family, tok))
-    with torch.no_grad():  # larger than the default init, so answers vary (and stop) like a model's would
-        for name, param in model.named_parameters():
-            if param.ndim == 2 and "embed" not in name:
-                param.normal_(0.0, 0.3)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return save_random_model(tiny_config(family, tok), tok, out / f"tiny-{family}")
 
 
 def run_side(model_dir: Path, questions: list[dict], max_new_token: int, batch_1: bool) -> tuple[dict, dict, list]:

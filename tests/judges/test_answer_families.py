@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from fakes.tiny_models import save_random_model
 
 QUESTIONS = [
     {"question_id": 1, "category": "math", "turns": ["What is 2+2?", "And 3+3?"]},
@@ -41,21 +42,11 @@ def tiny_config(family: str, tok):
 
 
 def make_tiny(family: str, out_dir: Path, tokenizer_dir: Path) -> Path:
-    """Like conftest's make_tiny_llama, for any family, with weights large enough to say varied things (the
-    default small init repeats the last prompt token, which would make text comparisons vacuous)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Like conftest's make_tiny_llama, for any family (weights large enough to say varied things)."""
+    from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config(family, tok))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.ndim == 2 and "embed" not in name:
-                param.normal_(0.0, 0.3)
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    return out_dir
+    return save_random_model(tiny_config(family, tok), tok, out_dir)
 
 
 def greedy(model_dir: Path, **settings) -> dict:
