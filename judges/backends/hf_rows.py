@@ -34,6 +34,8 @@ from transformers.generation.logits_process import (
 )
 
 from judges.backends.hf import answer_text, batch_seed, render
+from judges.backends.hf_attention import plan_groups, use_row_groups
+from judges.backends.hf_head import slice_output_head
 from judges.questions import GREEDY_BELOW, temperature_for
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 # Cache layer kinds the batch cache can stand in for: plain attention, and sliding-window attention (its
 # window is the mask's business). Anything else (recurrent state, chunked attention, ...) cannot.
 REUSABLE_LAYERS = (DynamicLayer, DynamicSlidingWindowLayer)
+
+# What one more attention call per layer costs, in key/value columns read for one row (measured on CPU:
+# a call's fixed cost is about what reading a few hundred rows' columns costs).
+GROUP_CALL_COST = 256
 
 
 def cache_reuse_check(model) -> tuple[bool, str]:
@@ -90,6 +96,18 @@ def prefill_row(model, ids: list[int], prior):
             model(input_ids=torch.tensor([ids[done:-1]], device=model.device), cache=cache, use_cache=True,
                   **extra)
     return cache, done
+
+
+def sample_tokens(scores: torch.Tensor, generators: list[torch.Generator]) -> list[int]:
+    """One draw per row from softmax(scores), each with its row's own generator, by inverting the
+    cumulative distribution at one uniform number. torch.multinomial draws an exponential number for
+    every vocabulary entry (about 1 ms per row-step for a 49k vocabulary on a CPU, a tenth of a decoding
+    step's time with 20 sampled rows); this draws one. Entries of probability 0 (set to -inf by top-k or
+    top-p) are never drawn: the first cumulative value above the draw belongs to a kept entry."""
+    cdf = torch.softmax(scores, dim=-1).cumsum(dim=-1)
+    draws = torch.stack([torch.rand((), generator=g, device=scores.device) for g in generators])
+    picked = torch.searchsorted(cdf, (draws * cdf[:, -1])[:, None], right=True)
+    return picked.clamp(max=scores.shape[-1] - 1).squeeze(1).tolist()
 
 
 @dataclass
@@ -154,6 +172,7 @@ class RowBatch:
 
     def __init__(self, model, max_rows: int, max_new_token: int, stop_ids: list[int]):
         self.model, self.max_rows, self.max_new_token = model, max_rows, max_new_token
+        slice_output_head(model)
         self.stop_ids = set(stop_ids)
         self.pending: deque[Job] = deque()
         self.rows: list[Row] = []
@@ -163,6 +182,8 @@ class RowBatch:
         self.cache = None
         self.warpers: dict[float, LogitsProcessorList] = {}
         self.reused: list[tuple[object, int, int]] = []  # (job key, cached tokens reused, prompt tokens)
+        self.grouped = model.device.type == "cpu" and use_row_groups(model)
+        self.groups: list[tuple[int, int, int]] | None = None  # attention row groups; None: plan anew
 
     def submit(self, job: Job, first: bool = False) -> None:
         """Queue a job; `first` puts it ahead of the others (a later turn holds its earlier turn's cache)."""
@@ -198,7 +219,9 @@ class RowBatch:
         if not self.keys:
             self.allocate(row_cache, cached)
         elif cached > self.end:
-            self.relayout(cached, room=max(64, min(cached, self.max_new_token)))
+            # Slack on the left too: the next, slightly longer conversation then fits without another copy
+            # (columns left of every row's start are never read, so slack costs memory, not time).
+            self.relayout(cached + max(64, cached // 4), room=max(64, min(cached, self.max_new_token)))
         i, start = len(self.rows), self.end - cached
         self.lo = min(self.lo, start)
         for n, layer in enumerate(row_cache.layers):
@@ -208,6 +231,7 @@ class RowBatch:
         if job.temperature >= GREEDY_BELOW:  # its own seeded sampler: the text does not depend on batch company
             generator = torch.Generator(device=self.model.device).manual_seed(job.seed)
         self.rows.append(Row(job, start, job.prompt[-1], generator))
+        self.groups = None
 
     def allocate(self, row_cache, cached: int) -> None:
         columns = cached + max(64, min(cached, self.max_new_token))
@@ -222,18 +246,23 @@ class RowBatch:
 
     def relayout(self, width: int, room: int) -> None:
         """Copy the live columns [lo, end) into new buffers so they end at column `width` (>= end - lo), with
-        `room` free columns after it: makes room on the left for a longer prompt, or on the right to decode."""
+        `room` free columns after it: makes room on the left for a longer prompt, or on the right to decode.
+        The copy also sorts the rows longest conversation first, so attention groups neighbours well."""
+        order = sorted(range(len(self.rows)), key=lambda i: self.rows[i].start)
+        self.rows = [self.rows[i] for i in order]
         self.lo = min((row.start for row in self.rows), default=self.end)
         n, live = len(self.rows), self.end - self.lo
         shift = width - self.end
+        rows = torch.tensor(order, dtype=torch.long, device=self.model.device)
         for buffers in (self.keys, self.values):
             for i, old in enumerate(buffers):
                 new = old.new_zeros((*old.shape[:2], width + room, old.shape[-1]))
-                new[:n, :, width - live:width] = old[:n, :, self.lo:self.end]
+                new[:n, :, width - live:width] = old[:, :, self.lo:self.end].index_select(0, rows)
                 buffers[i] = new
         for row in self.rows:
             row.start += shift
         self.end, self.lo = width, width - live
+        self.groups = None
 
     def decode(self) -> list[int]:
         device = self.model.device
@@ -243,16 +272,27 @@ class RowBatch:
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([[row.next_token] for row in self.rows], device=device),
                              position_ids=(self.end - starts)[:, None], attention_mask=mask, cache=self.cache,
-                             use_cache=True, logits_to_keep=1)
+                             use_cache=True, logits_to_keep=1, **self.attention_groups())
         self.end += 1
         logits = out.logits[:, -1, :].float()
         tokens = logits.argmax(dim=-1).tolist()
+        sampled: dict[float, list[int]] = {}
         for i, row in enumerate(self.rows):
             if row.generator is not None:
-                scores = self.warper(row.job.temperature)(None, logits[i:i + 1])
-                probs = torch.softmax(scores, dim=-1)
-                tokens[i] = int(torch.multinomial(probs, 1, generator=row.generator))
+                sampled.setdefault(row.job.temperature, []).append(i)
+        for temperature, rows in sampled.items():  # the warpers run once per temperature, over all its rows
+            draws = sample_tokens(self.warper(temperature)(None, logits[rows]), [self.rows[i].generator for i in rows])
+            for i, token in zip(rows, draws):
+                tokens[i] = token
         return tokens
+
+    def attention_groups(self) -> dict:
+        """`row_groups` for the grouped attention (judges/backends/hf_attention.py), planned when rows change."""
+        if not self.grouped:
+            return {}
+        if self.groups is None:
+            self.groups = plan_groups([row.start for row in self.rows], self.end + 1, GROUP_CALL_COST)
+        return {"row_groups": [(first, last, self.end + 1 - lowest) for first, last, lowest in self.groups]}
 
     def warper(self, temperature: float) -> LogitsProcessorList:
         """What `generate` applies when sampling: the temperature, then the checkpoint's top_k/top_p/min_p."""
@@ -284,6 +324,7 @@ class RowBatch:
                     buffer[i, :, moved.start:self.end] = buffer[last, :, moved.start:self.end]
             self.rows[i] = moved
         self.rows.pop()
+        self.groups = None
         return Finished(row.job, row.generated, state)
 
 
