@@ -148,17 +148,21 @@ def side_command(side: str, args: argparse.Namespace, model: str, question_dir: 
             str(args.max_new_token), "--batch-size", str(args.batch_size), "--hf-engine", engine]
 
 
-def length_record(answers: Path) -> dict:
+def turn_lengths(answers: Path) -> list[int]:
     """Answer lengths in tokens per turn (SmolLM2's tokenizer), whoever wrote the file."""
     from transformers import AutoTokenizer
 
     from align.packaged import export_smollm2
-    from judges.lengths import length_summary
 
     tok = AutoTokenizer.from_pretrained(export_smollm2(tokenizer_only=True))
     rows = [json.loads(line) for line in answers.read_text().splitlines() if line.strip()]
-    lengths = [len(tok(turn, add_special_tokens=False)["input_ids"]) for r in rows for turn in r["choices"][0]["turns"]]
-    return {"answer_tokens_retokenized": length_summary(lengths, None)}
+    return [len(tok(turn, add_special_tokens=False)["input_ids"]) for r in rows for turn in r["choices"][0]["turns"]]
+
+
+def length_record(answers: Path) -> dict:
+    from judges.lengths import length_summary
+
+    return {"answer_tokens_retokenized": length_summary(turn_lengths(answers), None)}
 
 
 def side_result(side: str, proc: subprocess.Popen, started: float, out: Path, status: int, usage) -> dict:
@@ -166,6 +170,36 @@ def side_result(side: str, proc: subprocess.Popen, started: float, out: Path, st
     print(f"{side}: {seconds['wall']:.1f} s wall, {seconds['cpu']:.1f} s CPU", flush=True)
     return {"wall_s": round(seconds["wall"], 1), "cpu_s": round(seconds["cpu"], 1),
             "load_average_after": round(os.getloadavg()[0], 1), **length_record(out / f"{side}.jsonl")}
+
+
+def plot(summary: dict, out: Path) -> Path:
+    """answer_speed.png: CPU seconds per side (ratio to FastChat's loop on each bar), and the distribution
+    of our answers' lengths per turn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sides = [side for side in SIDES if "cpu_s" in summary.get(side, {})]
+    fig, (speed, lengths) = plt.subplots(1, 2, figsize=(11, 3.6))
+    bars = speed.barh(sides[::-1], [summary[side]["cpu_s"] for side in sides[::-1]], color="tab:blue")
+    base = summary.get("fastchat-batch1", {}).get("cpu_s")
+    if base:
+        speed.bar_label(bars, [f"{base / summary[side]['cpu_s']:.2f}x" for side in sides[::-1]], padding=3)
+    speed.set_xlabel("CPU seconds (whole process)")
+    speed.set_title(f"{summary['questions']} MT-Bench questions, {summary['max_new_token']} new tokens")
+    ours = out / "align-hf.jsonl"
+    counts = turn_lengths(ours) if ours.exists() else None
+    if counts:
+        lengths.hist(counts, bins=32, color="tab:green")
+        lengths.set_xlabel("answer tokens per turn, re-tokenized (align engine)")
+        lengths.set_ylabel("turns")
+        lengths.set_title(f"{sum(c >= summary['max_new_token'] for c in counts)} of {len(counts)} turns at the cap")
+    else:
+        lengths.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(out / "answer_speed.png", dpi=100)
+    plt.close(fig)
+    return out / "answer_speed.png"
 
 
 def main() -> None:
@@ -235,6 +269,7 @@ def main() -> None:
             summary[side].update(compare(out / f"{side}.jsonl", base, questions))
     summary_file.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
+    print(f"plot: {plot(summary, out)}")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 # window is the mask's business). Anything else (recurrent state, chunked attention, ...) cannot.
 REUSABLE_LAYERS = (DynamicLayer, DynamicSlidingWindowLayer)
 
-# What one more attention call per layer costs, in key/value columns read for one row (measured on CPU:
-# a call's fixed cost is about what reading a few hundred rows' columns costs).
+# What one more attention call per layer costs, in key/value columns read for one row. Measured with sdpa
+# on a 2-core CPU (SmolLM2's 3 KV heads of 64): about 50 us per call, 0.2 us per row-column.
 GROUP_CALL_COST = 256
 
 
