@@ -193,7 +193,10 @@ def plot(summary: dict, out: Path) -> Path:
         lengths.hist(counts, bins=32, color="tab:green")
         lengths.set_xlabel("answer tokens per turn, re-tokenized (align engine)")
         lengths.set_ylabel("turns")
-        lengths.set_title(f"{sum(c >= summary['max_new_token'] for c in counts)} of {len(counts)} turns at the cap")
+        meta = out / "align-hf.jsonl.meta.json"  # the exact count of generated tokens, when the run wrote it
+        exact = json.loads(meta.read_text()).get("answer_tokens_this_run", {}) if meta.exists() else {}
+        at_cap = exact.get("at_cap", sum(c >= summary["max_new_token"] for c in counts))
+        lengths.set_title(f"{at_cap} of {len(counts)} turns hit --max-new-token")
     else:
         lengths.set_axis_off()
     fig.tight_layout()

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 # name -> arguments, as in BENCHMARKS.md (keep the two in step).
 BENCHMARKS = {
     "sft": ["bench/bench_sft_throughput.py"],
-    "answer": ["bench/bench_answer.py", "--per-category", "3", "--max-new-token", "256", "--threads", "1",
-               "--concurrent", "--out-dir", "outputs/bench/answer-256-24q"],
+    "answer": ["bench/bench_answer.py", "--per-category", "10", "--max-new-token", "256", "--threads", "1",
+               "--batch-size", "80", "--concurrent", "--out-dir", "outputs/bench/answer-256-80q"],
     "families": ["bench/bench_families.py", "--max-new-token", "48", "--threads", "1"],
     "judge": ["bench/bench_judge.py"],
     "grow": ["bench/bench_grow.py"],
