@@ -17,7 +17,8 @@ The baseline is FastChat's own `get_model_answers` from `fastchat.llm_judge.gen_
   it is given a FastChat ChatML `Conversation` with SmolLM2's system prompt, which renders exactly
   the checkpoint's chat template (checked below before timing).
 
-    python bench/bench_answer.py --per-category 3 --max-new-token 256 --threads 1 --out-dir outputs/bench/answer-256
+    python bench/bench_answer.py --per-category 10 --max-new-token 256 --threads 1 --batch-size 80 --concurrent \
+        --out-dir outputs/bench/answer-256-80q
 
 Prints a JSON summary (and writes it to --out-dir/summary.json): each side's seconds, the load average
 around it, the answer lengths (re-tokenized from the answer files, so all sides count alike), and for
