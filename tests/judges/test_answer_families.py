@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 from fakes.tiny_models import save_random_model
+from test_answer import QUESTIONS as ANSWER_QUESTIONS
 
-QUESTIONS = [
-    {"question_id": 1, "category": "math", "turns": ["What is 2+2?", "And 3+3?"]},
-    {"question_id": 2, "category": "coding",
-     "turns": ["Write a Python function that reverses a list, and explain each line of it in detail.", "Now in C."]},
-    {"question_id": 3, "category": "reasoning", "turns": ["Why?", "Are you sure? Think again step by step."]},
-    {"question_id": 4, "category": "extraction",
-     "turns": ["Extract every name from: Alice met Bob and Carol in Paris, then Dave joined them for dinner.",
-               "Sort them."]},
-    {"question_id": 5, "category": "math", "turns": ["Is 7 prime?", "And 9?"]},
-]
+# test_answer's four greedy questions, and a fifth (short) math one so rows leave and join mid-decode.
+QUESTIONS = [*ANSWER_QUESTIONS[:4], {"question_id": 5, "category": "math", "turns": ["Is 7 prime?", "And 9?"]}]
 WINDOW = 16  # well below every prompt here (the shortest renders to about 30 tokens)
 
 

@@ -8,15 +8,7 @@ import random
 
 import pytest
 import torch
-from test_answer_families import greedy, make_tiny
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from test_answer_families import greedy, make_tiny, one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma2", "qwen2"])

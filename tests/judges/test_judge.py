@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import pytest
 from conftest import run_cli, write_jsonl
+from fakes.fastchat_judge import capture_fastchat_judge
 from fakes.judge_server import FakeJudgeServer, rating_for
 
 from align.cli import main
@@ -43,16 +42,7 @@ def _answers(model: str, suffix: str = "") -> list[dict]:
 
 def test_prompts_match_fastchat(monkeypatch):
     """Build every prompt with FastChat's own run_judge_single and compare (its judge call is intercepted)."""
-    monkeypatch.setitem(sys.modules, "anthropic", types.ModuleType("anthropic"))  # imported, unused here
-    from fastchat.llm_judge import common
-
-    sent = []
-
-    def fake_completion(model, conv, temperature, max_tokens, api_dict=None):
-        sent.append((conv.to_openai_api_messages(), temperature, max_tokens))
-        return "Fine. Rating: [[6]]"
-
-    monkeypatch.setattr(common, "chat_completion_openai", fake_completion)
+    common, sent = capture_fastchat_judge(monkeypatch, "Fine. Rating: [[6]]")
     questions = {q["question_id"]: q for q in load_questions() if q["question_id"] in QIDS}
     prompts, refs = load_judge_prompts(), load_reference_answers()
     answers = {"m": {r["question_id"]: r for r in _answers("m")}}

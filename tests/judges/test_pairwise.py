@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import types
 
 import pytest
 from conftest import run_cli, write_jsonl
+from fakes.fastchat_judge import capture_fastchat_judge
 from fakes.judge_server import FakeJudgeServer
 
 from align.cli import main
@@ -39,16 +38,7 @@ def test_parse_verdict(text, verdict):
 
 def test_pair_prompts_match_fastchat(monkeypatch):
     """Every game's prompt and message list equals what FastChat's run_judge_pair sends."""
-    monkeypatch.setitem(sys.modules, "anthropic", types.ModuleType("anthropic"))  # imported, unused here
-    from fastchat.llm_judge import common
-
-    sent = []
-
-    def fake_completion(model, conv, temperature, max_tokens, api_dict=None):
-        sent.append((conv.to_openai_api_messages(), temperature, max_tokens))
-        return "[[A]]"
-
-    monkeypatch.setattr(common, "chat_completion_openai", fake_completion)
+    common, sent = capture_fastchat_judge(monkeypatch, "[[A]]")
     questions = {q["question_id"]: q for q in load_questions() if q["question_id"] in QIDS}
     prompts, refs = load_judge_prompts(), load_reference_answers()
     answers = {m: {r["question_id"]: r for r in _answers(m)} for m in ("x", "y")}

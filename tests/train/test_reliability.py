@@ -110,21 +110,25 @@ def test_nonsense_values_are_refused(flag, value, expected, tiny_llama_dir, chat
     assert not out.exists()
 
 
-def test_nonsense_value_in_a_recipe_names_file_and_key(tiny_llama_dir, chat_jsonl, tmp_path, capsys):
+def sft_with_edited_recipe(old: str, new: str, tiny_llama_dir, chat_jsonl, tmp_path, capsys):
+    """(recipe path, exit code, stderr) of `align sft` on the test SFT recipe with `old` replaced by `new`."""
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(Path(SFT_RECIPE).read_text().replace("max_steps: 4", "max_steps: -3"))
+    recipe.write_text(Path(SFT_RECIPE).read_text().replace(old, new))
     code, err = in_process("align.sft", ["--config", str(recipe), "--model_name_or_path", str(tiny_llama_dir),
                                          "--dataset_name", str(chat_jsonl), "--output_dir", str(tmp_path / "o")],
                            capsys)
+    return recipe, code, err
+
+
+def test_nonsense_value_in_a_recipe_names_file_and_key(tiny_llama_dir, chat_jsonl, tmp_path, capsys):
+    recipe, code, err = sft_with_edited_recipe("max_steps: 4", "max_steps: -3", tiny_llama_dir, chat_jsonl,
+                                               tmp_path, capsys)
     assert code == 2 and f"{recipe}: key 'max_steps' must be" in err, err
 
 
 def test_library_refusal_of_a_recipe_value_names_file_and_key(tiny_llama_dir, chat_jsonl, tmp_path, capsys):
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(Path(SFT_RECIPE).read_text().replace("lr_scheduler_type: cosine", "lr_scheduler_type: cosin"))
-    code, err = in_process("align.sft", ["--config", str(recipe), "--model_name_or_path", str(tiny_llama_dir),
-                                         "--dataset_name", str(chat_jsonl), "--output_dir", str(tmp_path / "o")],
-                           capsys)
+    recipe, code, err = sft_with_edited_recipe("lr_scheduler_type: cosine", "lr_scheduler_type: cosin",
+                                               tiny_llama_dir, chat_jsonl, tmp_path, capsys)
     assert code == 2 and f"{recipe}: key 'lr_scheduler_type'" in err and "command line" not in err, err
 
 
