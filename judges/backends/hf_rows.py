@@ -1,12 +1,14 @@
 """Continuous batching for the `hf` answer backend: rows join and leave one shared KV cache.
 
 Each prompt is encoded alone, without padding, into its own cache (continuing an earlier turn's cache
-over the longest token prefix the two share), then copied into a free row of one batch cache and decoded
-with the others. The batch cache is a buffer per layer, [rows, kv heads, columns, head dim]; every row's
-tokens end at the same column (`end`, where the next step writes), so a row that started later sits
-further right and the columns left of its `start` are hidden by the attention mask. A row leaves as
-soon as its answer ends (stop token or the token limit): the last row moves into its place, and a
-waiting prompt takes the free row before the next step. Only decoding runs batched.
+over the longest token prefix the two share; a first turn continues the cache of the tokens every first
+turn starts with, such as a chat template's system prompt, encoded once), then copied into a free row of
+one batch cache and decoded with the others. The batch cache is a buffer per layer, [rows, kv heads,
+columns, head dim]; every row's tokens end at the same column (`end`, where the next step writes), so a
+row that started later sits further right and the columns left of its `start` are hidden by the
+attention mask. A row leaves as soon as its answer ends (stop token or the token limit): the last row
+moves into its place, and a waiting prompt takes the free row before the next step. Only decoding runs
+batched.
 
 The model's own forward builds the attention masks (causal, sliding window, softcapping are its
 business): the cache reports full lengths, so a sliding layer sees its window exactly as in plain
@@ -35,7 +37,7 @@ from transformers.generation.logits_process import (
 
 from judges.backends.hf import answer_text, batch_seed, render
 from judges.backends.hf_attention import plan_groups, use_row_groups
-from judges.backends.hf_head import slice_output_head
+from judges.backends.hf_linear import pack_linear_layers
 from judges.questions import GREEDY_BELOW, temperature_for
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,8 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 def prefill_row(model, ids: list[int], prior):
     """One prompt's cache over ids[:-1] (the last token is fed by the first decoding step), without padding.
 
-    prior: (token ids, per-layer (keys, values)) an earlier turn left for this conversation, or None. Its
+    prior: (token ids, per-layer (keys, values)) an earlier turn left for this conversation (or the shared
+    first-turn prefix), or None. Its
     cache is reused up to the longest prefix its tokens share with `ids`; only the rest is encoded.
     Returns (cache, how many tokens were reused).
     """
@@ -96,6 +99,18 @@ def prefill_row(model, ids: list[int], prior):
             model(input_ids=torch.tensor([ids[done:-1]], device=model.device), cache=cache, use_cache=True,
                   **extra)
     return cache, done
+
+
+def shared_prefix(model, prompts: list[list[int]]):
+    """(tokens, per-layer (keys, values)) for the tokens every prompt starts with (a chat template's
+    system prompt), encoded once for all of them; None when fewer than two prompts share a token."""
+    if len(prompts) < 2:
+        return None
+    shared = min(min(common_prefix(prompts[0], p) for p in prompts[1:]), min(map(len, prompts)) - 1)
+    if shared < 1:
+        return None
+    cache, _ = prefill_row(model, prompts[0][:shared + 1], None)  # encodes all but the last id given
+    return prompts[0][:shared], [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def sample_tokens(scores: torch.Tensor, generators: list[torch.Generator]) -> list[int]:
@@ -115,7 +130,7 @@ class Job:
     """One turn of one conversation to answer."""
     key: object
     prompt: list[int]
-    prior: tuple | None  # (token ids, per-layer (keys, values)) from the conversation's earlier turn
+    prior: tuple | None  # (token ids, per-layer (keys, values)): the earlier turn's, or the shared prefix
     temperature: float
     seed: int
     keep_state: bool  # a later turn continues from this one's cache
@@ -172,7 +187,7 @@ class RowBatch:
 
     def __init__(self, model, max_rows: int, max_new_token: int, stop_ids: list[int]):
         self.model, self.max_rows, self.max_new_token = model, max_rows, max_new_token
-        slice_output_head(model)
+        self.packed_layers = pack_linear_layers(model, max_rows)
         self.stop_ids = set(stop_ids)
         self.pending: deque[Job] = deque()
         self.rows: list[Row] = []
@@ -350,7 +365,9 @@ def rows_answers(model, tok, questions: list[dict], settings, stop_ids: list[int
             conversations[qi, choice] = []
             results[qi, choice] = {"index": choice, "turns": [], "turn_tokens": []}
             first_turns.append(job(qi, choice, None))
+    system = shared_prefix(model, [j.prompt for j in first_turns])
     for j in sorted(first_turns, key=lambda j: (len(j.prompt), j.key)):
+        j.prior = system  # continued like an earlier turn's cache
         batch.submit(j)
     started, steps = time.perf_counter(), 0
     while batch.busy():
@@ -371,6 +388,6 @@ def rows_answers(model, tok, questions: list[dict], settings, stop_ids: list[int
             if not open_choices[qi]:
                 yield questions[qi], [results[qi, c] for c in range(settings.num_choices)]
     reused = sum(done for _, done, _ in batch.reused)
-    log.info("%d decoding steps in %.1f s; %d prompts encoded, %d of their %d tokens taken from an earlier "
-             "turn's cache", steps, time.perf_counter() - started, len(batch.reused), reused,
-             sum(n for _, _, n in batch.reused))
+    log.info("%d decoding steps in %.1f s; %d prompts encoded, %d of their %d tokens taken from a cache (an "
+             "earlier turn's, or the %d tokens every first turn starts with)", steps, time.perf_counter() - started,
+             len(batch.reused), reused, sum(n for _, _, n in batch.reused), len(system[0]) if system else 0)

@@ -75,8 +75,15 @@ def greedy_answers(model_dir, monkeypatch=None, **settings) -> tuple[dict, list[
             encoded.append((ids, done))
             return cache, done
 
-        prefill_row = rows.prefill_row
+        def spy_shared(model, prompts):
+            before = len(encoded)
+            out = shared_prefix(model, prompts)
+            del encoded[before:]  # the shared prefix's own encoding is not a prompt's
+            return out
+
+        prefill_row, shared_prefix = rows.prefill_row, rows.shared_prefix
         monkeypatch.setattr(rows, "prefill_row", spy)
+        monkeypatch.setattr(rows, "shared_prefix", spy_shared)
     greedy = [q for q in QUESTIONS if q["question_id"] in GREEDY_IDS]
     out = {q["question_id"]: c for q, c in generate.hf_answers(str(model_dir), greedy,
                                                                 generate.Settings(max_new_token=12, **settings))}
@@ -92,8 +99,9 @@ def greedy_answers(model_dir, monkeypatch=None, **settings) -> tuple[dict, list[
 
 
 def test_batched_greedy_equals_batch_one(chatty_llama_dir, monkeypatch):
-    """Unpadded prompts merged into one cache, turn 2 continuing turn 1's cache, and the plain padded batch
-    all give exactly the text of one prompt at a time through `model.generate` (FastChat's loop)."""
+    """Unpadded prompts merged into one cache, first turns continuing their shared prefix's cache, turn 2
+    continuing turn 1's cache, and the plain padded batch all give exactly the text of one prompt at a
+    time through `model.generate` (FastChat's loop)."""
     single, _ = greedy_answers(chatty_llama_dir, batch_size=1, cache_reuse=False)
     padded, _ = greedy_answers(chatty_llama_dir, batch_size=8, cache_reuse=False)
     cached, reused = greedy_answers(chatty_llama_dir, monkeypatch, batch_size=8)
@@ -102,7 +110,9 @@ def test_batched_greedy_equals_batch_one(chatty_llama_dir, monkeypatch):
     texts = [t for c in single.values() for t in c[0]["turns"]]
     assert len(texts) == 8 and sum(bool(t) for t in texts) >= 6  # real text was compared, not empty strings
     turn1, turn2 = reused[:4], reused[4:]
-    assert all(done == 0 for done, _ in turn1) and len(turn2) == 4
+    # Every first turn continues the one cache of the tokens all first turns start with (the system prompt).
+    shared = turn1[0][0]
+    assert 0 < shared < min(n for _, n in turn1) and all(done == shared for done, _ in turn1) and len(turn2) == 4
     # Turn 2 takes turn 1's prompt from the cache, and its answer too where the answer's text re-encodes to the
     # generated tokens (random weights also emit stray byte tokens, which decode to U+FFFD and do not).
     assert all(done >= n1 for (done, _), (_, n1) in zip(turn2, turn1))

@@ -1,4 +1,4 @@
-"""The align engine's CPU speedups change time, never text: grouped attention, the sliced output head,
+"""The align engine's CPU speedups change time, never text: grouped attention, packed linear layers,
 and sampling by the inverse cumulative distribution."""
 
 from __future__ import annotations
@@ -77,24 +77,66 @@ def test_sampling_draws_the_distribution():
     assert all(abs(c - p) < 0.03 for c, p in zip(counts, expected))
 
 
-def test_sliced_head_gives_the_same_logits(tmp_path, smollm2_tokenizer_dir):
-    """Slices of the vocabulary give the same logits up to the last bit's rounding (with a bias, and
-    through a real tiny model whose head is tied to its embeddings), and the same greedy tokens."""
+def test_packed_linear_layers_give_the_same_logits(tmp_path, smollm2_tokenizer_dir):
+    """Packed layers give the plain layer's outputs up to the last bit's rounding, for row counts other
+    than the one packed for (one row, prompts longer than the batch), with a bias, and through real tiny
+    models (Gemma's head tied to its embeddings): same logits within 1e-5, same greedy tokens."""
     from transformers import AutoModelForCausalLM
 
-    from judges.backends.hf_head import VOCAB_SLICE, SlicedHead, slice_output_head
+    from judges.backends.hf_linear import PackedLinear, pack_linear_layers
 
-    head = torch.nn.Linear(16, 3 * VOCAB_SLICE + 5)
-    hidden = torch.randn(6, 1, 16)
+    plain = torch.nn.Linear(48, 1000)
+    packed = PackedLinear(plain, rows_hint=8)
     with torch.no_grad():
-        torch.testing.assert_close(SlicedHead(head)(hidden), head(hidden), rtol=0, atol=1e-5)
+        for shape in [(1, 48), (8, 48), (3, 37, 48)]:
+            hidden = torch.randn(shape)
+            torch.testing.assert_close(packed(hidden), plain(hidden), rtol=0, atol=1e-5)
 
-    model = AutoModelForCausalLM.from_pretrained(make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir)).eval()
-    ids = torch.randint(0, model.config.vocab_size, (4, 9))
-    with torch.inference_mode():
-        before = model(input_ids=ids).logits
-        assert slice_output_head(model) and isinstance(model.get_output_embeddings(), SlicedHead)
-        assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
-        after = model(input_ids=ids).logits
-    torch.testing.assert_close(after, before, rtol=0, atol=1e-5)
-    assert torch.equal(after.argmax(-1), before.argmax(-1))
+    for family in ("llama", "gemma"):
+        model = AutoModelForCausalLM.from_pretrained(make_tiny(family, tmp_path / family, smollm2_tokenizer_dir)).eval()
+        linears = sum(type(m) is torch.nn.Linear for m in model.modules())
+        ids = torch.randint(0, model.config.vocab_size, (4, 9))
+        with torch.inference_mode():
+            before = model(input_ids=ids).logits
+            assert pack_linear_layers(model, rows_hint=4) == linears > 0
+            assert not any(type(m) is torch.nn.Linear for m in model.modules())
+            assert pack_linear_layers(model, rows_hint=4) == linears  # once: packed layers stay as they are
+            head = model.get_output_embeddings()
+            assert isinstance(head, PackedLinear)
+            if model.config.tie_word_embeddings:
+                assert head.weight is model.get_input_embeddings().weight
+            after = model(input_ids=ids).logits
+        torch.testing.assert_close(after, before, rtol=0, atol=1e-5)
+        assert torch.equal(after.argmax(-1), before.argmax(-1))
+
+
+def test_only_float32_cpu_models_are_packed(tmp_path, smollm2_tokenizer_dir):
+    """A bfloat16 model keeps its plain layers (packing was measured, and is exact enough, for float32)."""
+    from transformers import AutoModelForCausalLM
+
+    from judges.backends.hf_linear import pack_linear_layers
+
+    model = AutoModelForCausalLM.from_pretrained(make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir),
+                                                 dtype=torch.bfloat16)
+    assert pack_linear_layers(model, rows_hint=4) == 0
+    assert any(type(m) is torch.nn.Linear for m in model.modules())
+
+
+def test_shared_prefix_is_encoded_once(tmp_path, smollm2_tokenizer_dir):
+    """The tokens every first turn starts with are encoded once, as they would be alone; nothing is shared
+    by one prompt alone or by prompts that differ from their first token; at most all but a prompt's last
+    token (which the first decoding step feeds)."""
+    from transformers import AutoModelForCausalLM
+
+    from judges.backends.hf_rows import prefill_row, shared_prefix
+
+    model = AutoModelForCausalLM.from_pretrained(make_tiny("qwen2", tmp_path / "qwen2", smollm2_tokenizer_dir)).eval()
+    tokens, kv = shared_prefix(model, [[5, 6, 7, 8, 9], [5, 6, 7, 1], [5, 6, 7, 8]])
+    alone, _ = prefill_row(model, [5, 6, 7, 0], None)
+    assert tokens == [5, 6, 7] and len(kv) == len(alone.layers) and kv[0][0].shape[-2] == 3
+    for (keys, values), layer in zip(kv, alone.layers):
+        torch.testing.assert_close(keys, layer.keys, rtol=0, atol=1e-6)
+        torch.testing.assert_close(values, layer.values, rtol=0, atol=1e-6)
+    assert shared_prefix(model, [[5, 6, 7]]) is None
+    assert shared_prefix(model, [[5, 6, 7], [6, 6, 7]]) is None
+    assert shared_prefix(model, [[5, 6, 7], [5, 6, 7]])[0] == [5, 6]
