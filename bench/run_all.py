@@ -1,6 +1,6 @@
 """Run every benchmark of BENCHMARKS.md, one after the other, with the commands recorded there.
 
-    python bench/run_all.py [--only sft,answer,families,judge,grow,demo] [--list]
+    python bench/run_all.py [--only sft,answer,linear,families,judge,grow,demo] [--list]
 
 Each benchmark compares against its own baseline inside its own run (this machine is shared and
 noisy: ratios from one run are what counts). Results land under outputs/bench*/; this script
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "sft": ["bench/bench_sft_throughput.py"],
     "answer": ["bench/bench_answer.py", "--per-category", "10", "--max-new-token", "256", "--threads", "1",
                "--batch-size", "80", "--concurrent", "--out-dir", "outputs/bench/answer-256-80q"],
+    "linear": ["bench/bench_linear.py"],
     "families": ["bench/bench_families.py", "--max-new-token", "48", "--threads", "1"],
     "judge": ["bench/bench_judge.py"],
     "grow": ["bench/bench_grow.py"],

@@ -12,6 +12,7 @@ config would refuse to be built (bf16 on a machine without a GPU).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import warnings
@@ -193,6 +194,39 @@ def model_problem(model: str | None) -> str | None:
     return None
 
 
+# attn_implementation -> the class flag transformers reads before it refuses an architecture
+ATTENTION_FLAGS = {"sdpa": "_supports_sdpa", "flash_attention_2": "_supports_flash_attn",
+                   "flash_attention_3": "_supports_flash_attn", "flex_attention": "_supports_flex_attn"}
+
+
+def attention_problem(model: str | None, attn: str | None) -> str | None:
+    """An attn_implementation the checkpoint's architecture refuses (Gemma 2 has no sdpa: it cannot
+    softcap), found from config.json before the model loads; hub ids not cached here are left to load."""
+    if not model or attn not in ATTENTION_FLAGS:
+        return None
+    config_file = Path(model) / "config.json"
+    if not config_file.is_file():
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "config.json") if not Path(model).exists() else None
+        if not isinstance(cached, str):
+            return None
+        config_file = Path(cached)
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None  # an unreadable config is transformers' to report, with its own words
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
+    architecture = getattr(transformers, name, None) if isinstance(name, str) else None
+    if architecture is None or getattr(architecture, ATTENTION_FLAGS[attn], True):
+        return None
+    return (f"attn_implementation: {attn}: {name} ({model}) does not support it: "
+            "set attn_implementation: eager (or another it supports)")
+
+
 def template_problem(data_args, training_args) -> str | None:
     path = getattr(training_args, "chat_template_path", None)
     if data_args.chat_template and path:
@@ -228,8 +262,10 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
         return None, [*problems, str(err)], raw
     data_args, training_args, model_args, _, _ = parsed
     where = config or "command line"
-    for problem in (template_problem(data_args, training_args),
-                    model_problem(model_args.model_name_or_path) if check_model else None):
+    model_checks = (model_problem(model_args.model_name_or_path),
+                    attention_problem(model_args.model_name_or_path, model_args.attn_implementation)
+                    ) if check_model else ()
+    for problem in (template_problem(data_args, training_args), *model_checks):
         if problem:
             problems.append(problem)
     try:

@@ -3,10 +3,10 @@
 Every decoding step multiplies a few dozen rows by every weight of the model: SmolLM2-135M's 540 MB
 of float32 weights stream from memory each step. A plain `nn.functional.linear` hands the weight to
 the matrix library, which re-packs it into its blocked layout on every call; at decoding's row counts
-that repacking of a weight fresh from memory costs as much as a fifth of the product (measured on a
-2-core CPU over the model's 30 layers of weights, cold: 78 GFLOPS plain, 97 GFLOPS packed at 74 rows;
-51 vs 73 at 20 rows; the 49k-entry output head 71 ms -> 42 ms at 74 rows). Packing once, when the model
-is loaded for answering, removes it. The packed copy takes as much memory as the weights themselves.
+that repacking of a weight fresh from memory costs a fifth to a third of the product (bench/bench_linear.py,
+SmolLM2's 211 layers in the model's order, one thread: 73 GFLOPS plain vs 95 packed at 74 rows, 45 vs 67
+at 20). Packing once, when the model is loaded for answering, removes it. The packed copy takes as much
+memory as the weights themselves.
 
 The products are the same dot products summed in another order, so the last bit of a logit can differ
 from the plain layer's (as it already does between one row and many): tested within 1e-5, and the
@@ -61,4 +61,7 @@ def pack_linear_layers(model, rows_hint: int) -> int:
         return 0
     for (parent, name, _), layer in zip(targets, packed):
         setattr(parent, name, layer)
+    if packed:
+        log.info("%d linear layers packed for oneDNN (float32 on CPU; the packed copies take as much memory as "
+                 "the weights)", len(packed))
     return sum(isinstance(m, PackedLinear) for m in model.modules())

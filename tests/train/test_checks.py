@@ -118,6 +118,54 @@ def test_a_real_run_checks_first_and_touches_nothing(tiny_llama_dir, chat_jsonl,
     assert (out / "model.safetensors").read_text() == "earlier weights"  # refused before anything was deleted
 
 
+def tiny_config_dir(family: str, out_dir):
+    """A checkpoint directory with only a config.json (the checks read no weights)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(family, vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, num_key_value_heads=1, head_dim=8)
+    config.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.mark.parametrize("family, attn", [("gemma2", "sdpa"), ("gemma2", "eager"), ("gemma2", None),
+                                          ("llama", "sdpa"), ("qwen2", "sdpa"), ("gemma", "sdpa")])
+def test_attention_the_architecture_refuses(tmp_path, family, attn):
+    """Refused exactly where transformers itself would refuse to build the model with that attention."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model_dir = tiny_config_dir(family, tmp_path / family)
+    problem = checks.attention_problem(str(model_dir), attn)
+    try:
+        AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir), attn_implementation=attn)
+        refused = False
+    except ValueError:
+        refused = True
+    assert refused == (family == "gemma2" and attn == "sdpa")
+    if refused:
+        assert problem == (f"attn_implementation: sdpa: Gemma2ForCausalLM ({model_dir}) does not support it: "
+                           "set attn_implementation: eager (or another it supports)")
+    else:
+        assert problem is None
+
+
+def test_dry_run_refuses_sdpa_for_gemma_2(tmp_path, capsys, machine):
+    """The study recipes ask for sdpa; with a Gemma 2 checkpoint that is one line and exit 2 before anything
+    loads, and eager passes."""
+    machine(False, set())
+    model_dir = tiny_config_dir("gemma2", tmp_path / "gemma2")
+    data = write_jsonl(tmp_path / "chat.jsonl", [{"messages": [{"role": "user", "content": "hi"},
+                                                               {"role": "assistant", "content": "yo"}]}])
+    argv = ["--config", str(REPO / "recipes/sft/cpu-demo.yaml"), "--model_name_or_path", str(model_dir),
+            "--dataset_name", str(data), "--output_dir", str(tmp_path / "o"), "--dry_run", "true"]
+    code, _, err = sft([*argv, "--attn_implementation", "sdpa"], capsys)
+    assert code == 2 and err.strip() == (f"error: attn_implementation: sdpa: Gemma2ForCausalLM ({model_dir}) does "
+                                         "not support it: set attn_implementation: eager (or another it supports)")
+    code, out, _ = sft([*argv, "--attn_implementation", "eager"], capsys)
+    assert code == 0 and "sft recipe ok" in out
+    assert not (tmp_path / "o").exists()
+
+
 def test_series_dry_run_checks_every_recipe(tmp_path):
     import yaml
 
