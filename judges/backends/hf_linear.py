@@ -3,14 +3,14 @@
 Every decoding step multiplies a few dozen rows by every weight of the model: SmolLM2-135M's 540 MB
 of float32 weights stream from memory each step. A plain `nn.functional.linear` hands the weight to
 the matrix library, which re-packs it into its blocked layout on every call; at decoding's row counts
-that repacking of a weight fresh from memory costs a fifth to a third of the product (bench/bench_linear.py,
-SmolLM2's 211 layers in the model's order, one thread: 73 GFLOPS plain vs 95 packed at 74 rows, 45 vs 67
-at 20). Packing once, when the model is loaded for answering, removes it. The packed copy takes as much
-memory as the weights themselves.
+that repacking of a weight fresh from memory costs a quarter to nearly half of the product's time
+(bench/bench_linear.py, SmolLM2's 211 layers in the model's order, one thread: 73 GFLOPS plain vs 96
+packed at 74 rows, 45 vs 66 at 20, 26 vs 45 at 8). Packing once, when the model is loaded for
+answering, removes it. The packed copy takes as much memory as the weights themselves.
 
 The products are the same dot products summed in another order, so the last bit of a logit can differ
 from the plain layer's (as it already does between one row and many): tested within 1e-5, and the
-MT-Bench greedy answers were compared with FastChat's batch-1 text on all 40 greedy questions
+MT-Bench greedy answers were identical to FastChat's batch-1 text on all 40 greedy questions, both turns
 (bench/bench_answer.py; BENCHMARKS.md). Other dtypes and devices keep the plain layer.
 """
 
