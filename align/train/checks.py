@@ -208,7 +208,10 @@ def attention_problem(model: str | None, attn: str | None) -> str | None:
     if not config_file.is_file():
         from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(model, "config.json") if not Path(model).exists() else None
+        try:
+            cached = try_to_load_from_cache(model, "config.json") if not Path(model).exists() else None
+        except ValueError:  # not a valid hub id: model_problem's business
+            return None
         if not isinstance(cached, str):
             return None
         config_file = Path(cached)

@@ -83,8 +83,8 @@ def prefill_row(model, ids: list[int], prior):
     """One prompt's cache over ids[:-1] (the last token is fed by the first decoding step), without padding.
 
     prior: (token ids, per-layer (keys, values)) an earlier turn left for this conversation (or the shared
-    first-turn prefix), or None. Its
-    cache is reused up to the longest prefix its tokens share with `ids`; only the rest is encoded.
+    first-turn prefix), or None. Its cache is reused up to the longest prefix its tokens share with
+    `ids`; only the rest is encoded.
     Returns (cache, how many tokens were reused).
     """
     done, cache = 0, DynamicCache()  # plain full-history layers, also for sliding ones: the mask applies windows
@@ -187,7 +187,7 @@ class RowBatch:
 
     def __init__(self, model, max_rows: int, max_new_token: int, stop_ids: list[int]):
         self.model, self.max_rows, self.max_new_token = model, max_rows, max_new_token
-        self.packed_layers = pack_linear_layers(model, max_rows)
+        pack_linear_layers(model, max_rows)
         self.stop_ids = set(stop_ids)
         self.pending: deque[Job] = deque()
         self.rows: list[Row] = []
