@@ -178,19 +178,28 @@ def data_sources(data_args, source: str, seed: int) -> list[Source]:
     return [Source(path=data_args.dataset_name, name=data_args.dataset_config, split=data_args.dataset_train_split)]
 
 
+def config_file(model: str) -> Path | None:
+    """The checkpoint's config.json: in its directory, or a hub id's copy in the local cache; None when
+    neither is here. An invalid hub id raises huggingface_hub's ValueError."""
+    path = Path(model)
+    if path.exists():
+        return path / "config.json" if (path / "config.json").is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(model, "config.json")
+    return Path(cached) if isinstance(cached, str) else None
+
+
 def model_problem(model: str | None) -> str | None:
     if not model:
         return None
     path = Path(model)
     if path.exists():
-        return None if (path / "config.json").is_file() else f"model_name_or_path {model}: no config.json in it"
+        return None if config_file(model) else f"model_name_or_path {model}: no config.json in it"
     if model.startswith(("/", ".", "~")) or model.count("/") > 1:
         return f"model_name_or_path {model}: not found"
-    if _offline():
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
-            return f"model_name_or_path {model}: a hub model that needs hub access (HF_HUB_OFFLINE=1, not cached)"
+    if _offline() and config_file(model) is None:
+        return f"model_name_or_path {model}: a hub model that needs hub access (HF_HUB_OFFLINE=1, not cached)"
     return None
 
 
@@ -204,19 +213,14 @@ def attention_problem(model: str | None, attn: str | None) -> str | None:
     softcap), found from config.json before the model loads; hub ids not cached here are left to load."""
     if not model or attn not in ATTENTION_FLAGS:
         return None
-    config_file = Path(model) / "config.json"
-    if not config_file.is_file():
-        from huggingface_hub import try_to_load_from_cache
-
-        try:
-            cached = try_to_load_from_cache(model, "config.json") if not Path(model).exists() else None
-        except ValueError:  # not a valid hub id: model_problem's business
-            return None
-        if not isinstance(cached, str):
-            return None
-        config_file = Path(cached)
+    try:  # a missing config or an invalid hub id is model_problem's business
+        found = config_file(model)
+    except ValueError:
+        return None
+    if found is None:
+        return None
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+        model_type = json.loads(found.read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError, AttributeError):
         return None  # an unreadable config is transformers' to report, with its own words
     import transformers
