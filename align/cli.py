@@ -19,6 +19,7 @@ import argparse
 import importlib
 import sys
 
+from align.argtypes import OneLineParser
 from align.errors import exit_on_user_error
 
 # verb -> (module, one-line help). Modules with add_arguments/run.
@@ -40,9 +41,9 @@ MTBENCH_COMMANDS = {
 }
 
 
-def make_parser(module: str, prog: str, help_text: str) -> argparse.ArgumentParser:
+def make_parser(module: str, prog: str, help_text: str) -> OneLineParser:
     """The parser of one verb, built by its module's `add_arguments` (for `python -m` entry points too)."""
-    parser = argparse.ArgumentParser(prog=prog, description=help_text, allow_abbrev=False)
+    parser = OneLineParser(prog=prog, description=help_text, allow_abbrev=False)
     mod = importlib.import_module(module)
     mod.add_arguments(parser)
     parser.set_defaults(_run=mod.run)
@@ -57,11 +58,11 @@ def _add(sub: argparse._SubParsersAction, name: str, module: str, help_text: str
         parser.set_defaults(_run=mod.run)
 
 
-def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> OneLineParser:
     words = [a for a in argv if not a.startswith("-")]
     chosen = words[0] if words else None
     step = words[1] if len(words) > 1 and chosen == "mtbench" else None
-    parser = argparse.ArgumentParser(prog="align", description="Post-training alignment workbench.",
+    parser = OneLineParser(prog="align", description="Post-training alignment workbench.",
                                      allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in RECIPE_COMMANDS.items():

@@ -19,6 +19,7 @@ import logging
 import time
 from pathlib import Path
 
+from align.argtypes import non_negative_int, positive_int
 from align.errors import UserError
 from align.files import append_jsonl, atomic_write_text, check_output_file, name_as_file_stem, read_jsonl
 from align.runcard import package_versions
@@ -40,24 +41,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint directory (hf, vllm), or the model name the server knows (openai)")
     parser.add_argument("--model-id", required=True, help="a name for the model; names the default answer file")
     parser.add_argument("--answer-file", help="output JSONL (default: outputs/mtbench/model_answer/<model-id>.jsonl)")
-    parser.add_argument("--question-begin", type=int, help="first question index (0-based, like FastChat)")
-    parser.add_argument("--question-end", type=int, help="end question index (exclusive)")
-    parser.add_argument("--max-new-token", type=int, default=1024, help="max new tokens per turn (FastChat: 1024)")
+    parser.add_argument("--question-begin", type=non_negative_int, help="first question index (0-based, like FastChat)")
+    parser.add_argument("--question-end", type=non_negative_int, help="end question index (exclusive)")
+    parser.add_argument("--max-new-token", type=positive_int, default=1024,
+                        help="max new tokens per turn (FastChat: 1024)")
     parser.add_argument("--backend", choices=tuple(BACKENDS), default="hf")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1",
                         help="OpenAI-compatible endpoint (openai backend)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY",
                         help="environment variable holding the endpoint's API key (openai backend; required "
                              "unless the endpoint is on loopback; never logged or written)")
-    parser.add_argument("--parallel", type=int, default=8, help="concurrent requests (openai backend)")
-    parser.add_argument("--batch-size", type=int, default=32,
+    parser.add_argument("--parallel", type=positive_int, default=8, help="concurrent requests (openai backend)")
+    parser.add_argument("--batch-size", type=positive_int, default=32,
                         help="hf backend: conversations decoding together (padded engine: questions per batch)")
     parser.add_argument("--hf-engine", choices=("auto", "align", "generate_batch"), default="auto",
                         help="hf backend: auto (align's continuous batching, or padded batches for models whose "
                              "cache cannot be merged), align, or transformers' generate_batch; see README")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed")
     parser.add_argument("--question-dir", help="FastChat data/mt_bench-style directory (default: packaged data)")
-    parser.add_argument("--num-choices", type=int, default=1, help="answers per question")
+    parser.add_argument("--num-choices", type=positive_int, default=1, help="answers per question")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="auto: float32 on CPU, the checkpoint's dtype on GPU")
 
@@ -125,10 +127,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for flag, value in (("--max-new-token", args.max_new_token), ("--num-choices", args.num_choices),
-                        ("--batch-size", args.batch_size), ("--parallel", args.parallel)):
-        if value < 1:
-            raise UserError(f"{flag} {value}: expected a positive integer")
     if args.backend == "openai":  # a missing key is refused before anything is loaded or written
         resolve_api_key(args.api_key_env, args.base_url)
     answer_file = check_output_file(

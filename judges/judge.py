@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from align.argtypes import non_negative_int, positive_float, positive_int
 from align.errors import UserError
 from align.files import check_output_file, name_as_file_stem, read_jsonl
 from align.runcard import write_run_card
@@ -210,7 +211,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (default: OpenAI)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY",
                         help="environment variable holding the API key (never logged or written)")
-    parser.add_argument("--parallel", type=int, default=1, help="judge calls in flight at once")
+    parser.add_argument("--parallel", type=positive_int, default=1, help="judge calls in flight at once")
     parser.add_argument("--output-file", default=None,
                         help="default: outputs/mtbench/model_judgment/<judge>_single.jsonl")
     parser.add_argument("--question-dir", default=None,
@@ -218,11 +219,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", choices=REFERENCE_SETS, default="gpt-4",
                         help="reference answers: FastChat's original gpt-4 (comparable with published "
                              "numbers) or the corrected gpt-4-0125-preview")
-    parser.add_argument("--max-tokens", type=int, default=2048, help="judge output limit (FastChat: 2048)")
-    parser.add_argument("--first-n", type=int, default=None, help="only the first N questions (debugging)")
-    parser.add_argument("--max-retries", type=int, default=None,
+    parser.add_argument("--max-tokens", type=positive_int, default=2048, help="judge output limit (FastChat: 2048)")
+    parser.add_argument("--first-n", type=positive_int, default=None, help="only the first N questions (debugging)")
+    parser.add_argument("--max-retries", type=non_negative_int, default=None,
                         help="retries per call on 429/5xx/timeouts (exponential backoff, Retry-After honoured)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per request before it is retried")
+    parser.add_argument("--timeout", type=positive_float, default=None, help="seconds per request before it is retried")
     parser.add_argument("--judge-prefill", default="",
                         help="start the local judge's reply with this text, e.g. 'Rating: [[' for a judge too "
                              "small to follow the format (not FastChat's method: scores are not comparable)")
@@ -260,8 +261,6 @@ def run(args: argparse.Namespace) -> int:
     from judges.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, ChatClient
 
     started = time.time()
-    if args.parallel < 1 or args.max_tokens < 1:
-        raise UserError("--parallel and --max-tokens must be at least 1")
     judge, local = _judge_label(args.judge_model)
     if local and args.base_url:
         raise UserError("--judge-model is a local directory: it is served locally, so leave out --base-url")
@@ -275,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
     suffix = "pair" if pairwise else "single"
     output = check_output_file(args.output_file or default_output(judge, local, suffix), "--output-file")
     questions = load_questions(args.question_dir)
-    if args.first_n:
+    if args.first_n is not None:
         questions = questions[:args.first_n]
     prompts = load_judge_prompts(args.question_dir)
     references = load_reference_answers(args.question_dir, args.reference)
@@ -289,7 +288,8 @@ def run(args: argparse.Namespace) -> int:
              output)
 
     client_kwargs = dict(max_retries=DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries,
-                         timeout=args.timeout or DEFAULT_TIMEOUT_S, api_key_env=args.api_key_env)
+                         timeout=DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout,
+                         api_key_env=args.api_key_env)
     if local:
         from judges.serve import local_server, served_model_name
 

