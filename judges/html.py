@@ -49,7 +49,15 @@ applyFilters();
 
 
 def _e(text) -> str:
+    """Every value that goes into the page goes through here (text and attribute values alike)."""
     return html.escape(str(text), quote=True)
+
+
+def _script_json(obj) -> str:
+    """JSON for a <script> element: with no `<`, `>` or `&` left, no value can end the element early
+    (`</script>`) or switch the parser into a comment state (`<!--`) that swallows the page's own script."""
+    text = json.dumps(obj)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _table(header: list[str], rows: list[list[str]], table_id: str) -> str:
@@ -88,7 +96,7 @@ def _answer_cell(study: Study, model: str, qid: int, turn: int) -> str:
 
 
 def _pair_cell(rec: dict) -> str:
-    games = "".join(f"<details><summary>game {g} ({'A=' + (rec['model_1'] if g == 1 else rec['model_2'])}): "
+    games = "".join(f"<details><summary>game {g} (A={_e(rec['model_1'] if g == 1 else rec['model_2'])}): "
                     f"{_e(rec[f'g{g}_winner'])}</summary><pre>{_e(rec.get(f'g{g}_judgment', ''))}</pre></details>"
                     for g in (1, 2))
     return (f'<div class="answer pair" data-model="{_e(rec["model_1"])}"><b>{_e(rec["model_1"])} vs '
@@ -104,7 +112,7 @@ def _questions_html(study: Study, models: list[str]) -> str:
         if qid not in judged_ids | answered:
             continue
         block = [f'<div class="question" data-category="{_e(q.get("category", "unknown"))}">',
-                 f"<h3>Question {qid} · {_e(q.get('category', 'unknown'))}</h3>"]
+                 f"<h3>Question {_e(qid)} · {_e(q.get('category', 'unknown'))}</h3>"]
         for turn, text in enumerate(q["turns"], start=1):
             block.append(f'<div class="turnq"><b>Turn {turn}:</b> {_e(text)}</div><div class="answers">')
             block += [_answer_cell(study, m, qid, turn) for m in models]
@@ -129,7 +137,6 @@ def page(study: Study, summary: dict, png: Path) -> str:
     options = "".join(f'<option value="{_e(c)}">{_e(c)}</option>' for c in categories)
     toggles = "".join(f'<label><input type="checkbox" class="model-toggle" value="{_e(m)}" checked> {_e(m)}</label> '
                       for m in models)
-    summary_json = json.dumps(summary).replace("</", "<\\/")  # cannot end the script element early
     pieces = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>MT-Bench report</title>"
               f"<style>{STYLE}</style></head><body>"]
     if study.warning:
@@ -151,7 +158,7 @@ def page(study: Study, summary: dict, png: Path) -> str:
     pieces += ['<h2>Questions</h2><div id="filters">Category: <select id="category"><option value="all">all'
                f"</option>{options}</select> Models: {toggles} · <span id=\"shown\"></span> question(s) shown</div>",
                _questions_html(study, models),
-               f'<script type="application/json" id="summary">{summary_json}</script>',
+               f'<script type="application/json" id="summary">{_script_json(summary)}</script>',
                f"<script>{SCRIPT}</script></body></html>"]
     return "\n".join(pieces)
 

@@ -1,0 +1,107 @@
+"""report.html with hostile text everywhere a value lands in the page (model names, answers, categories,
+question text, judge names and explanations, pairwise records): opened in headless Chromium, no injected
+handler runs, no dialog fires, and the hostile text is shown as text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import write_jsonl
+from playwright.sync_api import sync_playwright
+from test_html import CHROMIUM, CHROMIUM_ARGS
+
+from align.cli import main
+
+
+def hostile(tag: str) -> str:
+    """One string that tries every way out: an element with a handler, closing the script element,
+    leaving an attribute (both quote kinds), and an HTML comment that would swallow the page's script."""
+    return (f"{tag}<img src=x onerror=\"window.__pwned='{tag}';alert(1)\">"
+            f"</script><script>window.__pwned='{tag}-script'</script>"
+            f"\"'><svg onload=\"window.__pwned='{tag}-attr'\"><!--<script>")
+
+
+MODEL_A, MODEL_B = hostile("modelA"), hostile("modelB")
+CATEGORY = hostile("category")
+JUDGE = hostile("judge")
+
+
+def _questions(tmp_path: Path) -> Path:
+    qdir = tmp_path / "questions"
+    write_jsonl(qdir / "question.jsonl", [
+        {"question_id": 1, "category": CATEGORY, "turns": [hostile("question1"), hostile("question1turn2")]},
+        {"question_id": 2, "category": "writing", "turns": ["plain question", "plain follow-up"]}])
+    return qdir
+
+
+def _answers(model: str) -> list[dict]:
+    return [{"question_id": qid, "answer_id": f"a{qid}", "model_id": model,
+             "choices": [{"index": 0, "turns": [hostile(f"answer{qid}"), hostile(f"answer{qid}t2")]}], "tstamp": 0}
+            for qid in (1, 2)]
+
+
+def _single(model: str, qid: int, turn: int) -> dict:
+    return {"question_id": qid, "model": model, "judge": [JUDGE, "single-v1"], "user_prompt": "p",
+            "judgment": hostile("explanation") + " Rating: [[5]]", "score": 5, "turn": turn, "tstamp": 1}
+
+
+def _pair(qid: int, turn: int) -> dict:
+    return {"question_id": qid, "model_1": MODEL_A, "model_2": MODEL_B, "judge": [JUDGE, "pair-v2"],
+            "g1_winner": "model_1", "g2_winner": "model_1", "g1_judgment": hostile("game1") + " [[A]]",
+            "g2_judgment": hostile("game2") + " [[B]]", "turn": turn, "tstamp": 1}
+
+
+@pytest.fixture
+def hostile_report(tmp_path) -> Path:
+    singles = write_jsonl(tmp_path / "j_single.jsonl",
+                          [_single(m, q, t) for m in (MODEL_A, MODEL_B) for q in (1, 2) for t in (1, 2)])
+    pairs = write_jsonl(tmp_path / "j_pair.jsonl", [_pair(q, t) for q in (1, 2) for t in (1, 2)])
+    answers = write_jsonl(tmp_path / "answers.jsonl", _answers(MODEL_A) + _answers(MODEL_B))
+    out = tmp_path / "report"
+    assert main(["mtbench", "report", "--input-file", str(singles), str(pairs), "--answer-file", str(answers),
+                 "--question-dir", str(_questions(tmp_path)), "--out-dir", str(out), "--bootstrap", "100"]) == 0
+    return out / "report.html"
+
+
+def test_embedded_json_cannot_end_or_comment_out_its_script(hostile_report):
+    text = hostile_report.read_text()
+    start = text.index('<script type="application/json" id="summary">') + len(
+        '<script type="application/json" id="summary">')
+    embedded = text[start:text.index("</script>", start)]
+    assert "<" not in embedded and ">" not in embedded  # no `</script`, no `<!--`
+    assert json.loads(embedded)["judge"] == JUDGE
+
+
+def test_hostile_text_is_shown_as_text_and_never_runs(hostile_report):
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs it (apt-get install -y chromium); "
+                    "this test needs a real browser")
+    dialogs, errors = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(hostile_report.as_uri())
+            page.wait_for_load_state("load")
+            page.wait_for_timeout(300)  # give an onerror/onload handler time to fire
+            assert page.evaluate("window.__pwned") is None
+            assert page.locator("img:not(#category-chart), svg").count() == 0  # no injected element at all
+            body = page.locator("body").inner_text()
+            for shown in (MODEL_A, MODEL_B, CATEGORY, hostile("question1"), hostile("answer1"),
+                          hostile("explanation"), hostile("game1"), f"A={MODEL_A}", JUDGE):
+                page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
+                body = page.locator("body").inner_text()
+                assert shown in body, shown[:20]
+            assert page.locator("#summary").count() == 1
+            assert json.loads(page.locator("#summary").text_content())["judge"] == JUDGE
+            # the page's own script still ran: the filter counts the two questions
+            assert page.locator("#shown").inner_text() == "2"
+            page.select_option("#category", CATEGORY)
+            assert page.locator("#shown").inner_text() == "1"
+        finally:
+            browser.close()
+    assert dialogs == [] and errors == []
