@@ -22,7 +22,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from align.argtypes import int_at_least, non_negative_int, positive_int
 from align.errors import UserError
@@ -202,8 +202,15 @@ class Study:
 
 
 def _judge_name(records) -> str:
+    """The judge as the report names it: a local checkpoint (recorded as its absolute path) by its
+    directory's name, so no report shows where files lie on the judging machine."""
     judges = {str(rec["judge"][0]) for rec in records if isinstance(rec.get("judge"), list) and rec["judge"]}
-    return judges.pop() if judges else "unknown"
+    if not judges:
+        return "unknown"
+    name = judges.pop()
+    if name.startswith(("/", "\\")) or PureWindowsPath(name).drive:  # a path, not a hub id like org/model
+        return PureWindowsPath(name).name or name  # PureWindowsPath splits on both / and \\
+    return name
 
 
 def single_rows(study: Study, files: list[str], series: str | None, n_boot: int, seed: int,
