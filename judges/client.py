@@ -1,8 +1,11 @@
 """OpenAI-compatible chat calls for judging: configured retries, bounded parallelism.
 
-The `openai` client already retries 408/409/429/5xx and timeouts with exponential backoff and
-jitter (0.5 s doubling up to 8 s, minus up to 25 %), and honours `Retry-After` /
-`retry-after-ms` up to 60 s; we only choose how many retries and how long a request may take.
+The `openai` client already retries 408/409/429/5xx, timeouts and broken connections with
+exponential backoff and jitter (0.5 s doubling up to 8 s, minus up to 25 %), and honours
+`Retry-After` / `retry-after-ms` up to 120 s (a longer one is not waited for: the call fails);
+we choose how many retries and how long a request may take, and its HTTP client
+(judges/reply_guard.py) turns a reply that is no completion (an HTML page, a body cut off, one
+past the size cap, one still trickling in at the time limit) into an error it retries the same way.
 The API key comes from an environment variable and lives only inside the client object.
 """
 
@@ -11,12 +14,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TypeVar
 from urllib.parse import urlparse
 
 from align.errors import UserError
+from align.redact import REDACTED
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +30,20 @@ R = TypeVar("R")
 
 DEFAULT_MAX_RETRIES = 6  # ~0.5+1+2+4+8+8 s of backoff before a judgment is given up
 DEFAULT_TIMEOUT_S = 300.0  # one judgment of up to 2048 tokens from a slow endpoint
+SERVER_TEXT_CHARS = 200  # of a server's error text, in a one-line message
+RETRYABLE_4XX = (408, 409, 429)  # what the openai client retries below 500
+CREDENTIAL = re.compile(r"(?i)\b(?:bearer\s+|sk-)[\w.-]+")  # a key the server echoes back
 
 
 class JudgeCallError(Exception):
-    """A chat call that still failed after the client's retries (message carries no secret)."""
+    """A chat call that still failed after the client's retries (message carries no secret).
+
+    `rejected`: the server refused the request itself (a 4xx it is not worth retrying, such as a
+    prompt longer than the model's positions), so every similar request will likely fail too."""
+
+    def __init__(self, message: str, rejected: bool = False):
+        super().__init__(message)
+        self.rejected = rejected
 
 
 def is_loopback(base_url: str) -> bool:
@@ -68,13 +83,18 @@ class ChatClient:
     """One shared, thread-safe OpenAI client for a judge model at an OpenAI-compatible endpoint."""
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 max_retries: int = DEFAULT_MAX_RETRIES, timeout: float = DEFAULT_TIMEOUT_S):
+                 max_retries: int = DEFAULT_MAX_RETRIES, timeout: float = DEFAULT_TIMEOUT_S,
+                 max_reply_bytes: int | None = None):
         from openai import OpenAI
+
+        from judges.reply_guard import MAX_REPLY_BYTES, GuardedHttpClient
 
         self.model = model
         self.base_url = base_url
-        self._client = OpenAI(api_key=resolve_api_key(api_key_env, base_url), base_url=base_url,
-                              max_retries=max_retries, timeout=timeout)
+        self._key = resolve_api_key(api_key_env, base_url)
+        http = GuardedHttpClient(max_reply_bytes=max_reply_bytes or MAX_REPLY_BYTES)
+        self._client = OpenAI(api_key=self._key, base_url=base_url, max_retries=max_retries, timeout=timeout,
+                              http_client=http)
 
     def chat(self, messages: list[dict], *, temperature: float = 0.0, max_tokens: int = 2048,
              seed: int | None = None) -> str:
@@ -82,8 +102,11 @@ class ChatClient:
         seeded = {} if seed is None else {"seed": seed}
         response = self._request(self._client.chat.completions.create, messages=messages,
                                  temperature=temperature, max_tokens=max_tokens, **seeded)
-        text = response.choices[0].message.content if response.choices else None
-        if text is None:
+        try:
+            text = response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError):
+            text = None
+        if not isinstance(text, str):
             raise JudgeCallError(f"empty response from {self._where()}")
         return text
 
@@ -91,23 +114,65 @@ class ChatClient:
         """Plain-text completion (`/v1/completions`) of an already rendered prompt."""
         response = self._request(self._client.completions.create, prompt=prompt,
                                  temperature=temperature, max_tokens=max_tokens)
-        text = response.choices[0].text if response.choices else None
-        if text is None:
+        try:
+            text = response.choices[0].text
+        except (AttributeError, IndexError, TypeError):
+            text = None
+        if not isinstance(text, str):
             raise JudgeCallError(f"empty response from {self._where()}")
         return text
 
     def _request(self, create, **kwargs):
-        """One API call; the errors left after the client's retries become JudgeCallError."""
+        """One API call; the errors left after the client's retries become one-line JudgeCallErrors."""
         import openai
 
         try:
             return create(model=self.model, n=1, **kwargs)
         except openai.APIStatusError as err:
-            raise JudgeCallError(f"HTTP {err.status_code} from {self._where()}") from None
+            raise self._status_error(err) from None
         except openai.APITimeoutError:
             raise JudgeCallError(f"timed out talking to {self._where()}") from None
-        except openai.APIConnectionError:
-            raise JudgeCallError(f"could not connect to {self._where()}") from None
+        except openai.APIConnectionError as err:
+            raise JudgeCallError(self._connection_problem(err.__cause__)) from None
+
+    def _status_error(self, err) -> JudgeCallError:
+        """`HTTP 400 from URL: <what the server said>`; a 4xx it is no use retrying is a rejection."""
+        code = err.status_code
+        message = f"HTTP {code} from {self._where()}: {self._server_text(err.response)}"
+        retry_after = err.response.headers.get("retry-after")
+        if code == 429 and retry_after:
+            message += f" (Retry-After {retry_after} s: longer than the client waits, or the retries ran out)"
+        return JudgeCallError(message, rejected=400 <= code < 500 and code not in RETRYABLE_4XX)
+
+    def _server_text(self, response) -> str:
+        """The server's own error text, on one line, credentials blanked, cut to SERVER_TEXT_CHARS."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        if isinstance(body, dict):  # OpenAI/vLLM: {"error": {"message"}}; FastAPI: {"detail"}
+            inner = body.get("error", body)
+            body = (inner.get("message") or inner.get("detail") or body) if isinstance(inner, dict) else inner
+        text = " ".join(str(body).split())
+        if self._key and self._key != "EMPTY":
+            text = text.replace(self._key, REDACTED)
+        text = CREDENTIAL.sub(REDACTED, text)
+        return text if len(text) <= SERVER_TEXT_CHARS else text[:SERVER_TEXT_CHARS] + "..."
+
+    def _connection_problem(self, cause: BaseException | None) -> str:
+        """What went wrong below HTTP: no connection, a reply cut off, or one that is no completion."""
+        import httpx2
+
+        from judges.reply_guard import BadReply
+
+        where = self._where()
+        if isinstance(cause, BadReply):
+            return f"{cause} from {where}"
+        if isinstance(cause, httpx2.ConnectError) or cause is None:
+            return f"could not connect to {where}"
+        if isinstance(cause, httpx2.RemoteProtocolError):
+            return f"reply from {where} cut off ({cause})"
+        return f"connection to {where} failed ({type(cause).__name__}: {cause})"
 
     def _where(self) -> str:
         return self.base_url or "the OpenAI API"
