@@ -34,6 +34,7 @@ from judges.html import write_html
 from judges.pair_report import is_pair_file, load_pair_judgments, pair_markdown, pair_summary, position_bias
 from judges.pair_report import pair_rows as pair_report_rows
 from judges.questions import load_questions
+from judges.records import checked_judgment
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
 from judges.tables import csv_text, latex, markdown, md_table, plot_categories
 
@@ -63,8 +64,10 @@ class Row:
 
 # ---------------------------------------------------------------- reading
 
-def load_judgments(paths: list[str]) -> tuple[dict[tuple[str, int, int], dict], set[tuple[str, int, int]]]:
-    """(latest judgment per (model, question, turn), slots that failed and were never judged since)."""
+def load_judgments(paths: list[str], question_turns: dict[int, int]
+                   ) -> tuple[dict[tuple[str, int, int], dict], set[tuple[str, int, int]]]:
+    """(latest judgment per (model, question, turn), slots that failed and were never judged since);
+    every record checked against the question set (question_id -> turns)."""
     latest: dict[tuple[str, int, int], tuple[float, int, dict]] = {}
     judges: set[str] = set()
     order = 0
@@ -75,14 +78,7 @@ def load_judgments(paths: list[str]) -> tuple[dict[tuple[str, int, int], dict], 
         for i, rec in enumerate(read_jsonl(path), start=1):
             if "model_1" in rec:
                 raise UserError(f"{path}:{i}: a pairwise judgment; expected single-answer grading rows")
-            try:
-                slot = (str(rec["model"]), int(rec["question_id"]), int(rec["turn"]))
-                score = float(rec["score"])
-            except (KeyError, TypeError, ValueError):
-                raise UserError(f"{path}:{i}: expected FastChat model_judgment fields model, question_id, "
-                                "turn and score (a number)") from None
-            if math.isnan(score):
-                raise UserError(f"{path}:{i}: score is NaN")
+            slot = checked_judgment(rec, f"{path}:{i}", question_turns)
             if isinstance(rec.get("judge"), list) and rec["judge"]:
                 judges.add(str(rec["judge"][0]))
             order += 1  # equal tstamps: the later line wins
@@ -215,7 +211,7 @@ def _judge_name(records) -> str:
 
 def single_rows(study: Study, files: list[str], series: str | None, n_boot: int, seed: int,
                 min_questions: int) -> None:
-    judged, failed = load_judgments(files)
+    judged, failed = load_judgments(files, {q["question_id"]: len(q["turns"]) for q in study.questions})
     if not judged and not failed:
         raise UserError(f"no judgments in {', '.join(files)}")
     models = sorted({slot[0] for slot in judged} | {slot[0] for slot in failed})
@@ -251,7 +247,8 @@ def build_study(args: argparse.Namespace) -> Study:
     if single_files:
         single_rows(study, single_files, args.series, args.bootstrap, args.seed, args.min_ci_questions)
     if pair_files:
-        study.pair_judged, failed = load_pair_judgments(pair_files)
+        study.pair_judged, failed = load_pair_judgments(pair_files, {q["question_id"]: len(q["turns"])
+                                                                     for q in study.questions})
         if not study.pair_judged and not failed:
             raise UserError(f"no judgments in {', '.join(pair_files)}")
         categories = {q["question_id"]: q.get("category", "unknown") for q in study.questions}
