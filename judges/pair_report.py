@@ -17,9 +17,9 @@ from pathlib import Path
 from align.errors import UserError
 from align.files import read_jsonl
 from judges.questions import CATEGORIES
+from judges.records import checked_judgment
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci
 
-WINNERS = ("model_1", "model_2", "tie", "error")
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 
 
@@ -54,9 +54,10 @@ def _first(records):
     return []
 
 
-def load_pair_judgments(paths: list[str]) -> tuple[dict[tuple[str, str, int, int], dict], set[tuple]]:
+def load_pair_judgments(paths: list[str], question_turns: dict[int, int]
+                        ) -> tuple[dict[tuple[str, str, int, int], dict], set[tuple]]:
     """(the latest record per (model_1, model_2, question, turn), by tstamp then file order; the slots in
-    `<file>.failed.jsonl` never judged since)."""
+    `<file>.failed.jsonl` never judged since); every record checked against the question set."""
     latest: dict[tuple, tuple[float, int, dict]] = {}
     failed: set[tuple] = set()
     order = 0
@@ -66,12 +67,7 @@ def load_pair_judgments(paths: list[str]) -> tuple[dict[tuple[str, str, int, int
             failed |= {(str(r["model_1"]), str(r["model_2"]), int(r["question_id"]), int(r["turn"]))
                        for r in read_jsonl(sidecar) if "model_1" in r}
         for i, rec in enumerate(read_jsonl(path), start=1):
-            try:
-                slot = (str(rec["model_1"]), str(rec["model_2"]), int(rec["question_id"]), int(rec["turn"]))
-                assert rec["g1_winner"] in WINNERS and rec["g2_winner"] in WINNERS
-            except (KeyError, TypeError, ValueError, AssertionError):
-                raise UserError(f"{path}:{i}: expected FastChat pairwise judgment fields model_1, model_2, "
-                                f"question_id, turn, g1_winner and g2_winner (one of {', '.join(WINNERS)})") from None
+            slot = checked_judgment(rec, f"{path}:{i}", question_turns, pairwise=True)
             order += 1
             key = (float(rec.get("tstamp") or 0.0), order)
             if slot not in latest or key > latest[slot][:2]:

@@ -91,6 +91,12 @@ class Series:
         questions = load_questions(a.get("question_dir"), a.get("question_begin"), a.get("question_end"))
         return [(q["question_id"], len(q["turns"])) for q in questions]
 
+    @cached_property
+    def question_set(self) -> dict[int, int]:
+        """question_id -> turns of every question in the question file: what a judgment may be about
+        (all of them: the report reads the whole file, and a narrowed range keeps older judgments)."""
+        return {q["question_id"]: len(q["turns"]) for q in load_questions(self.answer.get("question_dir"))}
+
 
 # ----------------------------------------------------------------------------- loading
 

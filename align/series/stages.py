@@ -25,6 +25,7 @@ from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged
 from align.train.checkpoints import newest_complete_checkpoint
 from judges.controls import control_of
+from judges.records import checked_judgment
 
 
 @dataclass
@@ -117,11 +118,20 @@ def _answers_verified(series: Series, entry: str | None) -> str | None:
     return file_sha256(path)
 
 
+def judgment_records(series: Series, path: Path, pairwise: bool = False) -> list[dict]:
+    """Every record of a judgment file, each checked as the report checks it (a bad one is a UserError)."""
+    if not path.is_file():
+        return []
+    records = list(read_jsonl(path))
+    for i, rec in enumerate(records, start=1):
+        checked_judgment(rec, f"{path}:{i}", series.question_set, pairwise)
+    return records
+
+
 def judgment_rows(series: Series, entry: str, controls: bool = False) -> list[dict]:
     """The entry's single judgments (and, with `controls`, those of its @mismatched control)."""
-    path = output_path(series, entry, "judge")
     names = {entry, control_of(entry)} if controls else {entry}
-    return [r for r in read_jsonl(path) if r.get("model") in names] if path.is_file() else []
+    return [r for r in judgment_records(series, output_path(series, entry, "judge")) if r.get("model") in names]
 
 
 def _judgments_verified(series: Series, entry: str | None) -> str | None:
@@ -143,8 +153,8 @@ def scratch_baseline(series: Series, entry: str) -> str | None:
 def _pairwise_verified(series: Series, entry: str | None) -> str | None:
     """Every match of entry vs its scratch judged; with the entry's single judgments (the report reads both)."""
     path, baseline = output_path(series, entry, "pairwise"), scratch_baseline(series, entry)
-    rows = [r for r in read_jsonl(path) if (r.get("model_1"), r.get("model_2")) == (entry, baseline)] \
-        if path.is_file() else []
+    rows = [r for r in judgment_records(series, path, pairwise=True)
+            if (r.get("model_1"), r.get("model_2")) == (entry, baseline)]
     have = {(r.get("question_id"), r.get("turn")) for r in rows}
     if any((qid, t) not in have for qid, n in series.question_turns for t in range(1, n + 1)):
         return None
