@@ -6,7 +6,9 @@
     align init --like CKPT --out DIR                  random weights in a checkpoint's shape
     align grow --from CKPT --to SPEC --out DIR        bert2BERT width/depth growth
     align series FILE                                 a whole series, resumable
-    align mtbench answer|judge|report|subset ...
+    align eval --model-path CKPT --out DIR            lm-eval on a base checkpoint (the study's Table 1)
+    align heldout --model-path CKPT --kind sft|dpo --data FILE --rows N --out DIR   held-out loss / preference accuracy
+    align mtbench answer|judge|report|subset|agreement ...
 
 Each verb's module exposes `add_arguments(parser)` and `run(args) -> int`; the training verbs take
 recipe command lines (any recipe key as a flag) and expose `main(argv)`. Only the chosen verb's
@@ -27,6 +29,8 @@ COMMANDS = {
     "init": ("align.grow.scratch", "a checkpoint of another's shape with fresh random weights"),
     "grow": ("align.grow.command", "grow a checkpoint wider/deeper (bert2BERT FPI/AKI)"),
     "series": ("align.series.runner", "run a whole series: grow -> sft -> dpo -> answer -> judge -> report"),
+    "eval": ("judges.measures.base_eval", "lm-evaluation-harness on a base checkpoint (the study's Table 1)"),
+    "heldout": ("judges.measures.heldout", "held-out SFT loss or DPO preference accuracy, per row"),
 }
 # Training verbs parse recipe command lines themselves (TRL's parser): argv goes through whole.
 RECIPE_COMMANDS = {
@@ -38,6 +42,7 @@ MTBENCH_COMMANDS = {
     "judge": ("judges.judge", "judge answers (FastChat model_judgment JSONL)"),
     "report": ("judges.report", "scores, confidence intervals, paired comparisons, table and plot"),
     "subset": ("judges.subset", "write a smaller MT-Bench (the first N questions of each category)"),
+    "agreement": ("judges.trust.command", "how often two judges agree (FastChat's definitions, with and without ties)"),
 }
 
 
@@ -69,7 +74,7 @@ def build_parser(argv: list[str]) -> OneLineParser:
         sub.add_parser(name, help=help_text, add_help=False)
     for name, (module, help_text) in COMMANDS.items():
         _add(sub, name, module, help_text, load=name == chosen)
-    mtbench = sub.add_parser("mtbench", help="MT-Bench: answer, judge, report, subset", allow_abbrev=False)
+    mtbench = sub.add_parser("mtbench", help="MT-Bench: answer, judge, report, subset, agreement", allow_abbrev=False)
     mt_sub = mtbench.add_subparsers(dest="mtbench_command", required=True, metavar="STEP")
     for name, (module, help_text) in MTBENCH_COMMANDS.items():
         _add(mt_sub, name, module, help_text, load=chosen == "mtbench" and name == step)

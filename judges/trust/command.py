@@ -1,0 +1,83 @@
+"""`align mtbench agreement A B [--out agreement.json]`: how often two judges give the same verdict.
+
+Usage:
+    align mtbench agreement outputs/mtbench/model_judgment/gpt-4_pair.jsonl human_judgments.json
+    align mtbench agreement human_judgments.json human_judgments.json --judge-prefix-a expert   # within a pool
+
+A and B: a pairwise judgment file (`<judge>_pair.jsonl`), a single-answer one (`<judge>_single.jsonl`:
+verdicts by score) or a votes file (`mt_bench_human_judgments` format). The same file twice means the
+agreement within its pool of judges (every two votes on a match). Prints the table and writes JSON:
+{"turn_1": {"with_ties": {agree, total, ratio}, "without_ties": {...}}, "turn_2": {...}, ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from align.errors import UserError
+from align.files import atomic_write_json, check_output_file
+from judges.trust.agreement import agreement, score_agreement
+from judges.trust.votes import load_source
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", metavar="A", help="judge A: _pair.jsonl, _single.jsonl or a votes JSON list")
+    parser.add_argument("b", metavar="B", help="judge B (the same file as A: agreement within its pool)")
+    parser.add_argument("--out", default=None, help="write the numbers to this JSON file")
+    parser.add_argument("--judge-prefix-a", default=None,
+                        help="keep only A's votes whose judge name starts with this (e.g. expert)")
+    parser.add_argument("--judge-prefix-b", default=None, help="the same for B")
+    parser.add_argument("--question-dir", default=None,
+                        help="the question set judgment files are checked against; default: the packaged MT-Bench")
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def compare(a_path: str, b_path: str, prefix_a: str | None = None, prefix_b: str | None = None,
+            question_dir: str | None = None) -> dict:
+    """The agreement JSON for two files (or one pool, when they are the same file and filter)."""
+    a = load_source(a_path, prefix_a, question_dir)
+    within = _same_file(a_path, b_path) and prefix_a == prefix_b
+    b = None if within else load_source(b_path, prefix_b, question_dir)
+    out = {**agreement(a, b), "mode": "within one pool" if within else "between two judges",
+           "a": {"file": a.path, "kind": a.kind, "votes": len(a.votes)}}
+    if b is not None:
+        out["b"] = {"file": b.path, "kind": b.kind, "votes": len(b.votes)}
+        if a.kind == b.kind == "single":
+            out["single"] = score_agreement(a, b)
+    return out
+
+
+def _ratio(cell: dict) -> str:
+    return "–" if cell["ratio"] is None else f"{100 * cell['ratio']:.0f}%"
+
+
+def text(result: dict) -> str:
+    lines = [f"Agreement ({result['mode']}), FastChat's definitions (S1 with ties, S2 without):"]
+    for turn in ("turn_1", "turn_2"):
+        s1, s2 = result[turn]["with_ties"], result[turn]["without_ties"]
+        lines.append(f"  {turn.replace('_', ' ')}: with ties {s1['agree']}/{s1['total']} ({_ratio(s1)}), "
+                     f"without ties {s2['agree']}/{s2['total']} ({_ratio(s2)})")
+    single = result.get("single")
+    if single:
+        def num(x):
+            return "–" if x is None else f"{x:.2f}"
+        lines.append(f"  scores: Spearman {num(single['spearman'])}, quadratic kappa {num(single['kappa_quadratic'])} "
+                     f"over {single['scores']} scores; verdict kappa {num(single['verdict_kappa'])} over "
+                     f"{single['verdicts']} matches")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        check_output_file(args.out, "--out")
+    result = compare(args.a, args.b, args.judge_prefix_a, args.judge_prefix_b, args.question_dir)
+    if all(result[t][s]["total"] == 0 for t in ("turn_1", "turn_2") for s in ("with_ties",)):
+        raise UserError(f"{args.a} and {args.b}: no match judged by both (same questions, models and turns)")
+    if args.out is not None:
+        atomic_write_json(args.out, result)
+    print(text(result), end="", flush=True)
+    return 0
