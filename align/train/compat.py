@@ -10,6 +10,8 @@ Also here: the recipe's `env:` block (TRL's CLI), applied before anything heavy 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,9 @@ RENAMED = {
     "hub_model_revision": ("hub_revision", "transformers' name for the hub branch to push to"),
     "evaluation_strategy": ("eval_strategy", "transformers renamed it"),
     "preprocessing_num_workers": ("dataset_num_proc", "the handbook's old name for TRL's dataset_num_proc"),
+    "gradient_checkpointing": ("activation_checkpointing", "transformers 5.23 renamed it; the old name goes in v6"),
+    "gradient_checkpointing_kwargs": ("activation_checkpointing_kwargs",
+                                      "transformers 5.23 renamed it; the old name goes in v6"),
 }
 
 # old key -> why it cannot be honoured today
@@ -170,8 +175,25 @@ def translate_argv(cli: list[str], source: str, stage: str) -> tuple[list[str], 
         translated, more = translate_keys({name: yaml.safe_load(value)}, source, stage)
         notes += more
         for key, val in translated.items():
-            out += [f"--{key}", str(val).lower() if isinstance(val, bool) else str(val)]
+            out += [f"--{key}", _flag_value(val)]
     return out, notes
+
+
+def _flag_value(value: Any) -> str:
+    """A translated value as a command-line word: dicts as JSON (what transformers parses), bools as true/false."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def checkpointing_default(config_class: type, recipe: dict[str, Any]) -> dict[str, Any]:
+    """TRL's configs default the deprecated `gradient_checkpointing` to True, which transformers 5.23 reads as
+    the old name and warns about on every run: a recipe that sets neither name gets that default under
+    today's name, `activation_checkpointing` (same behaviour, no warning)."""
+    if "activation_checkpointing" in recipe:
+        return {}
+    default = {f.name: f.default for f in dataclasses.fields(config_class)}.get("gradient_checkpointing")
+    return {} if default in (None, dataclasses.MISSING) else {"activation_checkpointing": default}
 
 
 # ---------------------------------------------------------------------- env: block

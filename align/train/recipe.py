@@ -23,7 +23,7 @@ from trl import ModelConfig, ScriptArguments, TrlParser
 
 from align.errors import UserError
 from align.files import read_yaml_mapping
-from align.train.compat import RunExtras, TemplateArguments, translate_argv, translate_keys
+from align.train.compat import RunExtras, TemplateArguments, checkpointing_default, translate_argv, translate_keys
 from align.train.mixture_spec import MixtureArguments, command_line_data_wins
 from align.train.values import check_values
 
@@ -203,7 +203,7 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
     recipe = load_recipe_file(config_path, known, _field_choices(classes), stage, notes) if config_path else {}
     cli, cli_notes = translate_argv(cli, "command line", stage)
     parser = _Parser(classes, config_path, recipe, cli)
-    parser.set_defaults_with_config(**recipe)
+    parser.set_defaults_with_config(**checkpointing_default(config_class, recipe), **recipe)
     try:
         data_args, training_args, model_args, run_args, extra = parser.parse_args_into_dataclasses(
             args=cli, return_remaining_strings=True)

@@ -4,6 +4,7 @@ TRL CLI's env: block; the inline chat_template."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 from trl import DPOConfig, SFTConfig
@@ -101,3 +102,38 @@ def test_inline_chat_template_is_the_tokenizers_template(tiny_llama_dir, tmp_pat
     with pytest.raises(UserError, match="chat_template and chat_template_path are both set"):
         prepare_tokenizer(AutoTokenizer.from_pretrained(tiny_llama_dir), chat_template=template,
                           chat_template_path=str(path))
+
+
+V6_WARNING = "`gradient_checkpointing` is deprecated and will be removed in v6"
+
+
+@pytest.mark.parametrize("config_cls", [SFTConfig, DPOConfig])
+@pytest.mark.parametrize("lines, cli, on, kwargs", [
+    ("gradient_checkpointing: false\n", [], False, None),
+    ("gradient_checkpointing: true\ngradient_checkpointing_kwargs: {use_reentrant: false}\n", [], True,
+     {"use_reentrant": False}),
+    ("", [], True, None),  # neither set: TRL's default (true), under today's name
+    ("gradient_checkpointing: true\n", ["--gradient_checkpointing", "false",
+                                        "--gradient_checkpointing_kwargs", '{"use_reentrant": true}'], False,
+     {"use_reentrant": True}),
+])
+def test_gradient_checkpointing_is_activation_checkpointing_without_the_v6_warning(tmp_path, config_cls, lines, cli,
+                                                                                    on, kwargs):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model_name_or_path: m\ndataset_name: d\nbf16: false\n{lines}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, args, _, _, resolved = parse_recipe(config_cls, ["--config", str(recipe), "--output_dir",
+                                                            str(tmp_path / "o"), *cli])
+    assert not [w for w in caught if "will be removed in v6" in str(w.message)]
+    assert args.activation_checkpointing is on and args.gradient_checkpointing is on  # transformers mirrors the alias
+    assert args.activation_checkpointing_kwargs == kwargs
+    if lines:
+        assert any(n.startswith("gradient_checkpointing: ") and "-> activation_checkpointing: " in n
+                   for n in resolved["translated_keys"])
+
+
+def test_trl_still_defaults_gradient_checkpointing_under_the_old_name():
+    # why a recipe that sets neither key gets activation_checkpointing: TRL's default, else the v6 warning
+    with pytest.warns(FutureWarning, match=V6_WARNING):
+        assert SFTConfig(output_dir="/tmp/unused", bf16=False, report_to="none").activation_checkpointing is True
