@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 
 from align.errors import UserError
+from align.redact import redact_url
 from judges.client import ChatClient, JudgeCallError, run_bounded
 from judges.questions import api_temperature
 
@@ -48,5 +49,5 @@ def answers(args: argparse.Namespace, questions: list[dict]) -> Iterator[tuple[d
         failures.append(question["question_id"])
         log.warning("question %s failed: %s", question["question_id"], str(err).splitlines()[0][:200])
     if failures:
-        raise UserError(f"{len(failures)} question(s) got no answer from {args.base_url} "
+        raise UserError(f"{len(failures)} question(s) got no answer from {redact_url(args.base_url)} "
                         f"(ids {sorted(failures)}); re-run to answer only those")
