@@ -228,7 +228,15 @@ def attention_problem(model: str | None, attn: str | None) -> str | None:
 
     name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
     architecture = getattr(transformers, name, None) if isinstance(name, str) else None
-    if architecture is None or getattr(architecture, ATTENTION_FLAGS[attn], True):
+    if architecture is None:
+        return None
+    # A private flag: a transformers that renamed it must not turn this refusal into a silent pass.
+    supported = getattr(architecture, ATTENTION_FLAGS[attn], None)
+    if not isinstance(supported, bool):
+        return (f"attn_implementation: {attn}: cannot check that {name} ({model}) supports it: transformers "
+                f"{transformers.__version__} has no `{ATTENTION_FLAGS[attn]}` class flag (align/train/checks.py "
+                "ATTENTION_FLAGS reads it): set attn_implementation: eager, or update that table")
+    if supported:
         return None
     return (f"attn_implementation: {attn}: {name} ({model}) does not support it: "
             "set attn_implementation: eager (or another it supports)")
