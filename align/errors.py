@@ -1,4 +1,4 @@
-"""User errors: one line on stderr, exit status 2, no traceback."""
+"""User errors: one line on stderr, exit status 2, no traceback. Interrupts: one line, exit 130."""
 
 from __future__ import annotations
 
@@ -18,14 +18,19 @@ class UserError(Exception):
 
 
 def exit_on_user_error(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate an entry point: UserError -> `error: ...` on stderr, exit 2."""
+    """Decorate an entry point: UserError -> `error: ...` on stderr, exit 2; Ctrl-C or SIGTERM ->
+    the cleanup of every `finally`/`with` on the way out, one `interrupted: ...` line, exit 130."""
+    from align.interrupt import exit_interrupted, sigterm_as_interrupt
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return fn(*args, **kwargs)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             sys.exit(USER_ERROR_EXIT)
+        except KeyboardInterrupt:
+            exit_interrupted()
 
     return wrapper

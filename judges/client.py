@@ -21,7 +21,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from align.errors import UserError
-from align.redact import REDACTED
+from align.redact import REDACTED, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,12 @@ def resolve_api_key(api_key_env: str, base_url: str | None, flag: str = "--api-k
         raise UserError(f"no API key: set the environment variable {api_key_env} "
                         "(or pass --base-url for a server that needs none)")
     if not is_loopback(base_url):
-        raise UserError(f"{flag} {api_key_env}: that environment variable is not set, and {base_url} is not a "
-                        f"loopback server; export {api_key_env}=... (or {api_key_env}=EMPTY for a server "
+        raise UserError(f"{flag} {api_key_env}: that environment variable is not set, and {redact_url(base_url)} is "
+                        f"not a loopback server; export {api_key_env}=... (or {api_key_env}=EMPTY for a server "
                         "that takes no key)")
     if (api_key_env, base_url) not in _told_no_key:
         _told_no_key.add((api_key_env, base_url))
-        log.info("%s is not set: no API key is sent to %s (a loopback server)", api_key_env, base_url)
+        log.info("%s is not set: no API key is sent to %s (a loopback server)", api_key_env, redact_url(base_url))
     return "EMPTY"
 
 
@@ -175,25 +175,31 @@ class ChatClient:
         return f"connection to {where} failed ({type(cause).__name__}: {cause})"
 
     def _where(self) -> str:
-        return self.base_url or "the OpenAI API"
+        """The endpoint as messages, logs and failed lists name it: credentials in the URL blanked."""
+        return redact_url(self.base_url) if self.base_url else "the OpenAI API"
 
 
 def run_bounded(fn: Callable[[T], R], items: Iterable[T], parallel: int,
                 desc: str = "judging") -> Iterator[tuple[T, R | None, Exception | None]]:
     """Run `fn` over `items` with at most `parallel` calls in flight; yield (item, result, error)
-    as each finishes, in the caller's thread (so the caller can append results one by one)."""
+    as each finishes, in the caller's thread (so the caller can append results one by one).
+
+    When the caller stops early (Ctrl-C, SIGTERM, or a `break`), nothing more is started and the
+    calls in flight are not waited for: their results are dropped, and a re-run redoes them."""
     from tqdm.auto import tqdm
 
     items = list(items)
     if parallel < 1:
         raise UserError(f"--parallel must be >= 1, got {parallel}")
-    with ThreadPoolExecutor(max_workers=parallel) as pool, tqdm(total=len(items), desc=desc) as bar:
-        futures = {pool.submit(fn, item): item for item in items}
-        try:
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    finished = False
+    try:
+        with tqdm(total=len(items), desc=desc) as bar:
+            futures = {pool.submit(fn, item): item for item in items}
             for future in as_completed(futures):
                 bar.update(1)
                 err = future.exception()
                 yield futures[future], (None if err else future.result()), err
-        finally:  # on Ctrl-C, don't start what has not started yet
-            for future in futures:
-                future.cancel()
+        finished = True
+    finally:
+        pool.shutdown(wait=finished, cancel_futures=True)

@@ -3,12 +3,18 @@
 Used for the local judge and to test the OpenAI-compatible answer backend against a real
 server. The server listens on 127.0.0.1 only and is pinned to one model (`force_model`), so
 clients must send exactly `served_model_name(model_path)` as the model name.
+
+The server never outlives its parent: it runs in its own process group, which is stopped as a
+whole when the `with` block ends (normally, on Ctrl-C, or on SIGTERM: `align` turns SIGTERM into
+the same interrupt); on Linux it is also sent SIGTERM by the kernel if its parent dies unannounced
+(kill -9), through PR_SET_PDEATHSIG, set before the server program starts.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,15 +60,42 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
+# Runs first in the child: asks the kernel for SIGTERM when the parent dies, then becomes the server.
+# (An exec'd program keeps the setting; preexec_fn would do the same but may deadlock in a threaded parent.)
+DIE_WITH_PARENT = """import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("parent gone before the server started")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def serve_command(model_path: str, port: int, extra_args: Sequence[str]) -> list[str]:
+    """The server's command line (tests put a stand-in server here)."""
+    return [sys.executable, "-m", "transformers.cli.transformers", "serve", served_model_name(model_path),
+            "--host", LOOPBACK, "--port", str(port), *extra_args]
+
+
+def dying_with_parent(cmd: list[str]) -> list[str]:
+    """`cmd`, started so that the kernel ends it if this process dies (Linux; elsewhere unchanged)."""
+    if not sys.platform.startswith("linux"):
+        return cmd
+    return [sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *cmd]
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 15) -> None:
+    """SIGTERM the server's process group, SIGKILL it after `grace_s`; reap the server."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait(timeout=grace_s)
 
 
 @contextmanager
@@ -81,15 +114,17 @@ def local_server(model_path: str, *, port: int | None = None, extra_args: Sequen
     if own_log:
         fd, log_path = tempfile.mkstemp(prefix="transformers-serve-", suffix=".log")
         os.close(fd)
-    cmd = [sys.executable, "-m", "transformers.cli.transformers", "serve", served_model_name(model_path),
-           "--host", LOOPBACK, "--port", str(port), *extra_args]
+    cmd = dying_with_parent(serve_command(model_path, port, extra_args))
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")  # a local path must never reach for the hub
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log.info("starting transformers serve for %s on %s:%d (log: %s)", model_path, LOOPBACK, port, log_path)
     with open(log_path, "ab") as log_fh:
-        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        # Its own process group: stopped as a whole by _stop, and out of the terminal's reach, so a
+        # Ctrl-C reaches only us and the cleanup below stops the server.
+        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                process_group=0)
     failed = True
     try:
         deadline = time.monotonic() + startup_timeout

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 import struct
 import threading
@@ -205,7 +206,7 @@ if __name__ == "__main__":  # a standalone server: python tests/fakes/judge_serv
 
     latency = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
     with FakeJudgeServer(latency=latency, port=int(sys.argv[2]) if len(sys.argv) > 2 else 0) as s:
-        print(s.base_url, flush=True)
+        print(s.base_url, os.getpid(), flush=True)
         try:
             while True:
                 time.sleep(3600)

@@ -1,0 +1,47 @@
+"""Ctrl-C and SIGTERM end a command the same way: cleanly, with one line and exit status 130.
+
+SIGTERM (`kill PID`, a scheduler's preemption, a series runner stopping its stage) would otherwise
+end Python at once, skipping every `finally` and `with` exit: child servers left running, locks
+held. Raised as KeyboardInterrupt instead, it unwinds exactly as Ctrl-C does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+INTERRUPTED_EXIT = 130  # the shell's 128 + SIGINT, for SIGTERM too (one "interrupted" status)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside: SIGTERM raises KeyboardInterrupt in the main thread. The previous handler is put
+    back after (tests call entry points in-process). Outside the main thread: nothing to install."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_interrupted() -> None:
+    """Say so in one line and exit 130. Cleanup has already run (the interrupt unwound the stack);
+    worker threads still waiting on a network reply are abandoned rather than waited for: their
+    results would be discarded anyway, and a timeout can be minutes."""
+    print("interrupted: everything written so far is complete; re-run the same command to continue",
+          file=sys.stderr, flush=True)
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        os._exit(INTERRUPTED_EXIT)
+    sys.exit(INTERRUPTED_EXIT)
