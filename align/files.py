@@ -74,15 +74,16 @@ def atomic_directory(out: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _drop_torn_tail(fh, path: Path) -> None:
+def _drop_torn_tail(fh, path: Path) -> bytes:
     """If the file ends mid-record (a writer killed mid-line), cut that partial line off, so the next
-    record starts on a line of its own; a complete JSON line that only lacks its newline gets one."""
+    record starts on a line of its own. A complete JSON line that only lacks its newline is kept: the
+    newline to write before the next record is returned (b"\n"), else b""."""
     size = fh.seek(0, os.SEEK_END)
     if size == 0:
-        return
+        return b""
     fh.seek(size - 1)
     if fh.read(1) == b"\n":
-        return
+        return b""
     start = size - 1  # find where the last line begins (files here are JSONL, lines are short)
     while start > 0:
         step = min(start, 1 << 16)
@@ -100,22 +101,31 @@ def _drop_torn_tail(fh, path: Path) -> None:
         fh.truncate(start)
         print(f"warning: {path}: dropped a torn last line ({len(tail)} bytes, a record cut off when a writer "
               f"was killed) before appending", file=sys.stderr, flush=True)
-        return
-    fh.seek(0, os.SEEK_END)
-    fh.write(b"\n")
+        return b""
+    return b"\n"
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one record as one line and flush it: a kill loses at most the record in flight, and the
-    next append (in any later run) first drops that torn line, so records never glue together."""
+    next append (in any later run) first drops that torn line, so records never glue together.
+
+    A write that fails (disk full, quota) is undone: the file is cut back to where it ended, so the
+    records before stay whole and no torn line is left; the failure is a one-line UserError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-    with open(path, "a+b") as fh:
-        _drop_torn_tail(fh, path)
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    with open(path, "a+b", buffering=0) as fh:  # unbuffered: a failed write fails here, not at close
+        line = _drop_torn_tail(fh, path) + line
+        end = fh.seek(0, os.SEEK_END)
+        try:
+            written = 0
+            while written < len(line):  # a raw write may take only part of the bytes
+                written += fh.write(line[written:])
+            os.fsync(fh.fileno())
+        except OSError as err:
+            fh.truncate(end)
+            raise UserError(f"{path}: could not append a record ({err.strerror or err}); the records before it "
+                            "are kept whole: make room and run the same command again to resume") from None
 
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")

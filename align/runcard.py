@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
+from align.errors import UserError
 from align.files import atomic_write_json
 
 TRACKED_PACKAGES = ("align", "torch", "transformers", "trl", "datasets", "accelerate", "deepspeed", "peft",
@@ -44,8 +46,32 @@ def git_revision(repo: str | os.PathLike | None = None) -> str | None:
         return None
 
 
-def write_run_card(output_dir: str | os.PathLike, card: dict, started: float | None = None) -> Path:
-    """Write `run_card.json` with provenance added (versions, git revision, host, wall time).
+def run_card_beside(output: str | os.PathLike) -> Path:
+    """The run card of a command whose output is one file among others' (judgments, the report):
+    `<output-stem>.run_card.json` beside it, never the folder's `run_card.json` (a checkpoint's)."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.run_card.json")
+
+
+def check_own_run_card(path: str | os.PathLike, stage: str, output_name: str, flag: str) -> None:
+    """Before any work: refuse when `path` holds something other than this stage's card for the same
+    output (another command's record must never be replaced)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+        ours = card.get("stage") == stage and Path(str(card.get("output_file", ""))).name == output_name
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        ours = False
+    if not ours:
+        raise UserError(f"{flag}: this run's record {path} already exists and is not a {stage} run card for "
+                        f"{output_name}: refusing to replace it; choose another output")
+
+
+def write_run_card(output_dir: str | os.PathLike, card: dict, started: float | None = None,
+                   name: str = "run_card.json") -> Path:
+    """Write `name` (default `run_card.json`) with provenance added (versions, git revision, host, wall time).
 
     `card` holds the stage's own facts (resolved recipe, data fingerprints, token counts, ...).
     Secrets are redacted by key name.
@@ -57,6 +83,6 @@ def write_run_card(output_dir: str | os.PathLike, card: dict, started: float | N
     full.setdefault("written_at", utc_timestamp())
     if started is not None:
         full["wall_time_s"] = round(time.time() - started, 3)
-    path = Path(output_dir) / "run_card.json"
+    path = Path(output_dir) / name
     atomic_write_json(path, full)
     return path

@@ -22,8 +22,11 @@ from pathlib import Path
 from align.argtypes import non_negative_int, positive_int
 from align.errors import UserError
 from align.files import append_jsonl, atomic_write_text, check_output_file, name_as_file_stem, read_jsonl
+from align.locks import output_lock
+from align.redact import redact_url
 from align.runcard import package_versions
 from judges.client import resolve_api_key
+from judges.kinds import ANSWER, check_file_kind, check_not_inputs, question_data_files
 from judges.lengths import length_summary
 from judges.questions import GREEDY_BELOW, load_questions
 
@@ -124,8 +127,6 @@ def record_lengths(meta_file: Path, meta: dict, lengths: dict) -> None:
 # ---- entry point -----------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.backend == "openai":  # a missing key is refused before anything is loaded or written
         resolve_api_key(args.api_key_env, args.base_url)
@@ -134,13 +135,24 @@ def run(args: argparse.Namespace) -> int:
         "--answer-file")
     meta_file = answer_file.with_name(answer_file.name + ".meta.json")
     questions = select_questions(args)
+    with output_lock(answer_file, "--answer-file"):  # one writer per answer file, for the whole run
+        check_not_inputs({"--answer-file": answer_file, "its settings file": meta_file},
+                         {"--question-dir": question_data_files(args.question_dir)})
+        check_file_kind(answer_file, ANSWER, "--answer-file")
+        return write_answers(args, answer_file, meta_file, questions)
+
+
+def write_answers(args: argparse.Namespace, answer_file: Path, meta_file: Path, questions: list[dict]) -> int:
+    """Answer what the file lacks, append each record as it is done, sort the file once complete."""
+    from tqdm import tqdm
+
     done = answered_ids(answer_file)
     todo = [q for q in questions if q["question_id"] not in done]
     meta = {"model_path": args.model_path, "model_id": args.model_id, "backend": args.backend,
             "max_new_token": args.max_new_token, "num_choices": args.num_choices, "seed": args.seed,
             "dtype": args.dtype, "batch_size": args.batch_size, "question_dir": args.question_dir,
             "hf_engine": getattr(args, "hf_engine", None) if args.backend == "hf" else None,
-            "base_url": args.base_url if args.backend == "openai" else None,
+            "base_url": redact_url(args.base_url) if args.backend == "openai" else None,
             "temperatures": f"FastChat per category; greedy below {GREEDY_BELOW:g}",
             "versions": package_versions()}
     if done:

@@ -32,8 +32,10 @@ from pathlib import Path
 from align.argtypes import non_negative_int, positive_float, positive_int
 from align.errors import UserError
 from align.files import check_output_file, name_as_file_stem, read_jsonl
-from align.runcard import write_run_card
+from align.locks import output_lock
+from align.runcard import check_own_run_card, run_card_beside, write_run_card
 from judges.judging import JUDGE_TEMPERATURE, judge_all
+from judges.kinds import FAILED, PAIRWISE, SINGLE, check_file_kind, check_not_inputs, question_data_files
 from judges.questions import (
     NEED_REFERENCE,
     REFERENCE_SETS,
@@ -258,8 +260,6 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpx2"):  # one line per request drowns the progress bar; retries still show
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from judges.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, ChatClient
-
     started = time.time()
     judge, local = _judge_label(args.judge_model)
     if local and args.base_url:
@@ -273,6 +273,27 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--controls is a single-mode check; pairwise judging has no controls")
     suffix = "pair" if pairwise else "single"
     output = check_output_file(args.output_file or default_output(judge, local, suffix), "--output-file")
+    with output_lock(output, "--output-file"):  # one writer per judgment file: nothing judged (or paid) twice
+        check_output_is_ours(args, output, PAIRWISE if pairwise else SINGLE)
+        return judge_into(args, judge, local, output, started)
+
+
+def check_output_is_ours(args: argparse.Namespace, output: Path, kind: str) -> None:
+    """Before anything is written: the output and its sidecars are not inputs of this run, hold only
+    judgments of this mode, and the run card beside them is this command's own."""
+    failed = output.with_name(output.name + ".failed.jsonl")
+    check_not_inputs({"--output-file": output, "its failed list": failed},
+                     {"--answer-file": args.answer_file, "--question-dir": question_data_files(args.question_dir)})
+    check_file_kind(output, kind, "--output-file")
+    check_file_kind(failed, FAILED, "--output-file's failed list")
+    check_own_run_card(run_card_beside(output), "mtbench-judge", output.name, "--output-file")
+
+
+def judge_into(args: argparse.Namespace, judge: str, local: bool, output: Path, started: float) -> int:
+    """Judge every match the output lacks, append the results, write the run card beside the output."""
+    from judges.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, ChatClient
+
+    pairwise = args.mode != "single"
     questions = load_questions(args.question_dir)
     if args.first_n is not None:
         questions = questions[:args.first_n]
@@ -304,13 +325,12 @@ def run(args: argparse.Namespace) -> int:
         client = ChatClient(judge, base_url=args.base_url, **client_kwargs)
         counts = judge_all(matches, client, judge, output, args.parallel, args.max_tokens)
 
-    write_run_card(output.parent, {"stage": "mtbench-judge", "judge": judge, "base_url": args.base_url,
-                                   "answer_files": args.answer_file, "reference": args.reference,
-                                   "output_file": str(output), "counts": counts,
-                                   "mode": args.mode, "baseline_model": args.baseline_model, "pairs": args.pair,
-                                   "controls": args.controls,
-                                   "max_tokens": args.max_tokens, "temperature": JUDGE_TEMPERATURE,
-                                   "judge_prefill": args.judge_prefill or None}, started)
+    card = {"stage": "mtbench-judge", "judge": judge, "base_url": args.base_url, "answer_files": args.answer_file,
+            "reference": args.reference, "output_file": str(output), "counts": counts, "mode": args.mode,
+            "baseline_model": args.baseline_model, "pairs": args.pair, "controls": args.controls,
+            "max_tokens": args.max_tokens, "temperature": JUDGE_TEMPERATURE,
+            "judge_prefill": args.judge_prefill or None}
+    write_run_card(output.parent, card, started, name=run_card_beside(output).name)
     print(f"{counts['total']} judgment(s): {counts['judged']} new, {counts['cached']} already done, "
           f"{counts['copied']} reused from identical prompts, {counts['failed']} failed; "
           f"{counts['invalid']} without a usable verdict ("
