@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TypeVar
@@ -32,6 +33,7 @@ DEFAULT_MAX_RETRIES = 6  # ~0.5+1+2+4+8+8 s of backoff before a judgment is give
 DEFAULT_TIMEOUT_S = 300.0  # one judgment of up to 2048 tokens from a slow endpoint
 SERVER_TEXT_CHARS = 200  # of a server's error text, in a one-line message
 RETRYABLE_4XX = (408, 409, 429)  # what the openai client retries below 500
+STOP_AFTER_REJECTIONS = 5  # rejections before any success that stop a run (RejectionWatch)
 CREDENTIAL = re.compile(r"(?i)\b(?:bearer\s+|sk-)[\w.-]+")  # a key the server echoes back
 
 
@@ -44,6 +46,44 @@ class JudgeCallError(Exception):
     def __init__(self, message: str, rejected: bool = False):
         super().__init__(message)
         self.rejected = rejected
+
+
+class RejectionWatch:
+    """Stops a run whose server refuses everything: once the first STOP_AFTER_REJECTIONS results,
+    before any success, are all rejections (a 4xx not worth retrying: a prompt longer than the
+    model's positions, a wrong model name, a bad key), the requests not yet sent fail at once with
+    "not sent" instead of each being refused in turn. One success and the watch never stops the run:
+    a few prompts too long for the judge are then just failed judgments."""
+
+    def __init__(self, limit: int = STOP_AFTER_REJECTIONS):
+        self.limit = limit
+        self.rejections = 0
+        self.succeeded = False
+        self.first: JudgeCallError | None = None
+        self.stopped = False
+        self._lock = threading.Lock()
+
+    def reason(self) -> str:
+        return f"the first {self.rejections} requests were all rejected, the first with: {self.first}"
+
+    def watch(self, fn: Callable[[T], R]) -> Callable[[T], R]:
+        """`fn`, counting its rejections and refusing to start once the watch has stopped the run."""
+        def watched(item: T) -> R:
+            if self.stopped:
+                raise JudgeCallError(f"not sent: {self.reason()}", rejected=True)
+            try:
+                result = fn(item)
+            except JudgeCallError as err:
+                with self._lock:
+                    if err.rejected and not self.succeeded:
+                        self.rejections += 1
+                        self.first = self.first or err
+                        self.stopped = self.stopped or self.rejections >= self.limit
+                raise
+            with self._lock:
+                self.succeeded = True
+            return result
+        return watched
 
 
 def is_loopback(base_url: str) -> bool:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from align.files import append_jsonl, atomic_write_text, read_jsonl
-from judges.client import JudgeCallError, run_bounded
+from judges.client import JudgeCallError, RejectionWatch, run_bounded
 
 log = logging.getLogger("judges.judge")
 
@@ -92,11 +92,15 @@ def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
         return [ask(system_prompt, user_prompt) for system_prompt, user_prompt in m.requests()]
 
     failures: list[dict] = []  # the failed list is rewritten once, at the end (no duplicates, no stale rows)
-    for first, replies, err in run_bounded(call, [group[0] for group in todo.values()], parallel):
+    watch, told = RejectionWatch(), set()
+    for first, replies, err in run_bounded(watch.watch(call), [group[0] for group in todo.values()], parallel):
         group = todo[first.cache_key]
         if err is not None:
             if not isinstance(err, JudgeCallError):
                 raise err
+            if str(err) not in told and not str(err).startswith("not sent: "):
+                told.add(str(err))  # each distinct error said once; all of them are in the failed list
+                log.warning("judgment failed: %s", err)
             for m in group:
                 failures.append(failure_record(m, judge, str(err)))
             counts["failed"] += len(group)
@@ -106,6 +110,9 @@ def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
             append_jsonl(output, rec)
             counts["judged"] += 1
             counts["invalid"] += is_invalid(rec)
+    if watch.stopped:
+        log.error("stopped: %s; the rest were not sent (all %d missing judgments are listed in %s); fix the "
+                  "cause and re-run", watch.reason(), counts["failed"], failed_path)
     latest = read_existing(output)[1]
     rewrite_failed_list(failed_path, {m.slot for m in matches if latest.get(m.slot) == m.cache_key}, failures)
     return counts

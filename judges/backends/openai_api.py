@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from align.errors import UserError
 from align.redact import redact_url
-from judges.client import ChatClient, JudgeCallError, run_bounded
+from judges.client import ChatClient, JudgeCallError, RejectionWatch, run_bounded
 from judges.questions import api_temperature
 
 log = logging.getLogger(__name__)
@@ -39,15 +39,19 @@ def answers(args: argparse.Namespace, questions: list[dict]) -> Iterator[tuple[d
             choices.append({"index": choice, "turns": turns})
         return choices
 
-    failures = []
-    for question, choices, err in run_bounded(answer, questions, args.parallel, desc="requests"):
+    failures, watch = [], RejectionWatch()
+    for question, choices, err in run_bounded(watch.watch(answer), questions, args.parallel, desc="requests"):
         if err is None:
             yield question, choices
             continue
         if not isinstance(err, JudgeCallError):
             raise err  # a bug, not a server that failed to answer
         failures.append(question["question_id"])
-        log.warning("question %s failed: %s", question["question_id"], str(err).splitlines()[0][:200])
+        if not str(err).startswith("not sent: "):
+            log.warning("question %s failed: %s", question["question_id"], str(err).splitlines()[0][:200])
+    if watch.stopped:
+        raise UserError(f"stopped: {watch.reason()}; {len(failures)} question(s) got no answer; fix the cause "
+                        "and re-run to answer only those")
     if failures:
         raise UserError(f"{len(failures)} question(s) got no answer from {redact_url(args.base_url)} "
                         f"(ids {sorted(failures)}); re-run to answer only those")
