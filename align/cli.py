@@ -3,6 +3,7 @@
     align sft --config RECIPE [--key value ...]       (also: python -m align.sft, accelerate launch -m align.sft)
     align sft --accelerate_config zero3 --num_processes 8 --config RECIPE ...   (runs `accelerate launch`)
     align dpo --config RECIPE [--key value ...]
+    align cpt --config RECIPE [--key value ...]       continued pretraining on plain text
     align init --like CKPT --out DIR                  random weights in a checkpoint's shape
     align grow --from CKPT --to SPEC --out DIR        bert2BERT width/depth growth
     align series FILE                                 a whole series, resumable
@@ -36,6 +37,7 @@ COMMANDS = {
 RECIPE_COMMANDS = {
     "sft": ("align.train.sft", "supervised fine-tuning with TRL's SFTTrainer (recipe + overrides)"),
     "dpo": ("align.train.dpo", "direct preference optimization with TRL's DPOTrainer (recipe + overrides)"),
+    "cpt": ("align.train.cpt", "continued pretraining on plain text, packed, every token trained (recipe + overrides)"),
 }
 MTBENCH_COMMANDS = {
     "answer": ("judges.answer", "generate MT-Bench answers (FastChat model_answer JSONL)"),

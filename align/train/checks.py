@@ -258,8 +258,7 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
     """Every check that needs no model -> (parsed recipe or None, problems, raw settings).
 
     `produced`: paths an earlier step will write (a series' prepare steps): not checked for existence."""
-    from trl import DPOConfig, SFTConfig
-
+    from align.train.kinds import config_class
     from align.train.recipe import parse_recipe
 
     try:
@@ -272,7 +271,7 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
     try:
         with warnings.catch_warnings():  # transformers' notices about TRL's own defaults: nothing to act on
             warnings.simplefilter("ignore", FutureWarning)
-            parsed = parse_recipe(SFTConfig if stage == "sft" else DPOConfig, [*argv, *neutral])
+            parsed = parse_recipe(config_class(stage), [*argv, *neutral])
     except UserError as err:
         return None, [*problems, str(err)], raw
     data_args, training_args, model_args, _, _ = parsed

@@ -57,13 +57,16 @@ RENAMED = {
 REFUSED = {
     "auto_insert_empty_system_msg": "align renders each conversation with the chat template as written; "
                                     "add a system message to the data instead",
-    "text_column": "align trains on `messages` (SFT) or `chosen`/`rejected` (DPO) columns; "
-                   "select yours with dataset_mixture columns",
+    "text_column": "align sft/dpo train on `messages` (SFT) or `chosen`/`rejected` (DPO) columns; "
+                   "select yours with dataset_mixture columns (text_column is for align cpt)",
     "dataset_batch_size": "TRL 1.x tokenizes with datasets.map defaults; there is no batch size to set",
     "num_of_sequences": "TRL 1.x packs with packing_strategy (bfd, bfd_split, wrapped); there is no buffer size",
     "chars_per_token": "TRL 1.x packs tokenized sequences; no character estimate is used",
     "generate_during_eval": "TRL 1.x DPO no longer generates during evaluation",
 }
+
+# keys refused above that a stage gives a meaning to
+HONOURED_BY = {"cpt": ("text_column",)}
 
 # SFT dataset_kwargs the handbook sets that TRL 1.x removed: value that matches today's behaviour.
 DATASET_KWARGS_GONE = {
@@ -128,7 +131,7 @@ def translate_keys(raw: dict[str, Any], source: str, stage: str) -> tuple[dict[s
     """
     raw, notes = dict(raw), []
     for key, why in REFUSED.items():
-        if key in raw:
+        if key in raw and key not in HONOURED_BY.get(stage, ()):
             raise UserError(f"{source}: key '{key}' has no meaning today: {why}")
     for old, (new, why) in RENAMED.items():
         if old not in raw:

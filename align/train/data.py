@@ -1,7 +1,9 @@
-"""Chat and preference datasets: hub id, local jsonl/json/parquet file or directory, every row checked.
+"""Chat, preference and text datasets: hub id, local jsonl/json/parquet file or directory, every row checked.
 
 Chat rows carry `messages`; preference rows carry `chosen` and `rejected`, full conversations
-that share the prompt and differ in the final assistant turn (UltraFeedback-binarized shape).
+that share the prompt and differ in the final assistant turn (UltraFeedback-binarized shape);
+text rows (continued pretraining) carry one non-empty string, in `text` or the column the recipe
+names (`text_column`), handed to TRL as `text`.
 Other columns (`prompt`, `prompt_id`, `score_*`, ...) are dropped before TRL sees the data:
 TRL guesses the dataset format from its columns. Messages keep only `role` and `content`.
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CHAT_COLUMNS = ("messages",)
 PREFERENCE_COLUMNS = ("chosen", "rejected")
+TEXT_COLUMN = "text"  # the column text rows reach TRL under, whatever the source calls it
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
@@ -76,6 +79,18 @@ def preference_problem(row: dict) -> str | None:
     if chosen[-1]["content"] == rejected[-1]["content"]:
         return "chosen and rejected have the same final answer"
     return None
+
+
+def text_problem(value: Any, column: str) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        got = "nothing" if value is None else repr(value) if isinstance(value, str) else type(value).__name__
+        return f"column {column!r}: expected non-empty text, got {got}"
+    return None
+
+
+def row_columns(kind: str, text_column: str = TEXT_COLUMN) -> tuple[str, ...]:
+    """The columns a row of this kind must have in its source."""
+    return {"chat": CHAT_COLUMNS, "preference": PREFERENCE_COLUMNS, "text": (text_column,)}[kind]
 
 
 def _clean(messages: list[dict]) -> list[dict]:
@@ -178,10 +193,13 @@ def _explicit_prompt(row: dict) -> dict:
     return row
 
 
-def _checked_row(row: Any, kind: str) -> tuple[str | None, dict | None]:
+def _checked_row(row: Any, kind: str, text_column: str = TEXT_COLUMN) -> tuple[str | None, dict | None]:
     """(problem, None) for a row that cannot be trained on, else (None, its training columns cleaned)."""
     if isinstance(row, InvalidJSON):
         return row.problem, None
+    if kind == "text":
+        problem = text_problem(row.get(text_column), text_column)
+        return (problem, None) if problem else (None, {TEXT_COLUMN: row[text_column]})
     row = _explicit_prompt(dict(row)) if kind == "preference" else dict(row)
     problem = conversation_problem(row.get("messages")) if kind == "chat" else preference_problem(row)
     extra = row.get("chat_template_kwargs")
@@ -195,8 +213,8 @@ def _checked_row(row: Any, kind: str) -> tuple[str | None, dict | None]:
     return None, clean
 
 
-def check_rows(labelled: Iterable[tuple[str, Any]], kind: str,
-               invalid_rows: str) -> tuple[list[dict], int, list[str], int]:
+def check_rows(labelled: Iterable[tuple[str, Any]], kind: str, invalid_rows: str,
+               text_column: str = TEXT_COLUMN) -> tuple[list[dict], int, list[str], int]:
     """The one row check of every loader: (label, row) pairs -> (clean rows, skipped, first problems, read).
 
     A bad row stops the run naming its label, or with `invalid_rows: skip` is left out and counted."""
@@ -205,7 +223,7 @@ def check_rows(labelled: Iterable[tuple[str, Any]], kind: str,
     kept, skipped, examples, read = [], 0, [], 0
     for label, row in tqdm(labelled, desc=f"checking {kind} rows", unit="row", mininterval=2):
         read += 1
-        problem, clean = _checked_row(row, kind)
+        problem, clean = _checked_row(row, kind, text_column)
         if problem:
             if invalid_rows != "skip":
                 raise UserError(f"{label}: {problem}")
@@ -218,9 +236,9 @@ def check_rows(labelled: Iterable[tuple[str, Any]], kind: str,
 
 
 def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "train",
-              max_rows: int | None = None, invalid_rows: str = "error"):
-    """Load, cap, check and clean a chat ('chat') or preference ('preference') dataset -> LoadedData."""
-    columns = CHAT_COLUMNS if kind == "chat" else PREFERENCE_COLUMNS
+              max_rows: int | None = None, invalid_rows: str = "error", text_column: str = TEXT_COLUMN):
+    """Load, cap, check and clean a chat, preference or text dataset -> LoadedData."""
+    columns = row_columns(kind, text_column)
     path = Path(name)
     if path.is_file() and path.suffix not in LOCAL_FORMATS:
         raise UserError(f"{path}: unsupported data file type (expected one of {sorted(LOCAL_FORMATS)})")
@@ -244,11 +262,12 @@ def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "
     if max_rows is not None and isinstance(labelled, list):
         labelled = labelled[:max_rows]
 
-    kept, skipped, examples, read = check_rows(labelled, kind, invalid_rows)
+    kept, skipped, examples, read = check_rows(labelled, kind, invalid_rows, text_column)
     if skipped:
         log.warning("skipped %d invalid %s rows of %d (first: %s)", skipped, kind, read, examples[0])
     if not kept:
         raise UserError(f"dataset {name!r}: no valid {kind} rows (read {read}, skipped {skipped})")
-    key = hashlib.sha256(json.dumps([kind, fingerprint, max_rows, invalid_rows, read]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([kind, fingerprint, max_rows, invalid_rows, read, text_column]).encode()
+                         ).hexdigest()[:16]
     return LoadedData(_disk_backed(kept, f"{kind}-{key}"), source=name, fingerprint=fingerprint, rows_read=read,
                       rows_kept=len(kept), rows_skipped=skipped, skipped_examples=examples)

@@ -81,14 +81,13 @@ def _given_mixed_precision(launch: list[str]) -> str | None:
 
 def launch_if_asked(stage: str, argv: list[str]) -> int | None:
     """Launch under `accelerate launch` when argv carries launcher flags; None: run in this process."""
-    from trl import DPOConfig, SFTConfig
-
     from align.train.checks import preflight
+    from align.train.kinds import config_class
     from align.train.recipe import known_recipe_keys, recipe_command_line
     from align.train.stage import plan_output_dir, run_inputs
     from align.train.values import recipe_mixed_precision
 
-    config_cls = {"sft": SFTConfig, "dpo": DPOConfig}[stage]
+    config_cls = config_class(stage)
     launch, recipe_argv = split_launch_args(argv, known_recipe_keys(config_cls))
     if not launch:
         return None

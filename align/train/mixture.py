@@ -20,7 +20,8 @@ from align.files import file_sha256
 from align.train.mixture_spec import Mixture, Source, mixture_from_args
 
 KEEP_COLUMNS = {"chat": (("messages",), ("chat_template_kwargs",)),
-                "preference": (("chosen", "rejected"), ("prompt", "chat_template_kwargs"))}
+                "preference": (("chosen", "rejected"), ("prompt", "chat_template_kwargs")),
+                "text": (("text",), ())}  # text: the recipe's text_column stands in for "text"
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,10 @@ def source_card(source: Source, available: int | None, taken: int, fingerprint: 
     return card
 
 
-def mixture_rows(mixture: Mixture, kind: str, limit: int | None = None) -> tuple[list, list, list[dict]]:
+def mixture_rows(mixture: Mixture, kind: str, limit: int | None = None,
+                 text_column: str = "text") -> tuple[list, list, list[dict]]:
     """Read and subsample every source -> (train pairs, eval pairs, source cards). Pairs are (label, row)."""
-    required, optional = KEEP_COLUMNS[kind]
+    required, optional = ((text_column,), ()) if kind == "text" else KEEP_COLUMNS[kind]
     read = []
     for s in mixture.sources:
         wanted = s.columns or list(required)
@@ -177,28 +179,31 @@ def describe(mixture: Mixture) -> dict:
 
 # ---------------------------------------------------------------------- checked rows -> datasets
 
-def check_pairs(pairs: list, kind: str, invalid_rows: str, where: str) -> tuple[list[dict], int, list[str]]:
+def check_pairs(pairs: list, kind: str, invalid_rows: str, where: str,
+                text_column: str = "text") -> tuple[list[dict], int, list[str]]:
     """Row checks of a single dataset, applied to (label, row) pairs -> (clean rows, skipped, examples)."""
     from align.train.data import check_rows
 
-    kept, skipped, examples, _ = check_rows(pairs, kind, invalid_rows)
+    kept, skipped, examples, _ = check_rows(pairs, kind, invalid_rows, text_column)
     if not kept and pairs:
         raise UserError(f"{where}: no valid {kind} rows (read {len(pairs)}, skipped {skipped})")
     return kept, skipped, examples
 
 
-def _loaded(pairs: list, kind: str, invalid_rows: str, part: str, fingerprint: str):
+def _loaded(pairs: list, kind: str, invalid_rows: str, part: str, fingerprint: str, text_column: str = "text"):
     from align.train.data import LoadedData, _disk_backed
 
-    rows, skipped, examples = check_pairs(pairs, kind, invalid_rows, f"dataset mixture ({part})")
-    key = hashlib.sha256(json.dumps([kind, part, fingerprint, len(pairs), invalid_rows]).encode()).hexdigest()[:16]
+    rows, skipped, examples = check_pairs(pairs, kind, invalid_rows, f"dataset mixture ({part})", text_column)
+    key = hashlib.sha256(json.dumps([kind, part, fingerprint, len(pairs), invalid_rows, text_column]).encode()
+                         ).hexdigest()[:16]
     return LoadedData(_disk_backed(rows, f"mix-{kind}-{key}"), source=f"mixture ({part})", fingerprint=fingerprint,
                       rows_read=len(pairs), rows_kept=len(rows), rows_skipped=skipped, skipped_examples=examples)
 
 
-def load_mixture(mixture: Mixture, *, kind: str, invalid_rows: str = "error", max_rows: int | None = None):
+def load_mixture(mixture: Mixture, *, kind: str, invalid_rows: str = "error", max_rows: int | None = None,
+                 text_column: str = "text"):
     """Read, subsample, split and check a mixture -> (train LoadedData, eval LoadedData or None, card)."""
-    train, evaluation, sources = mixture_rows(mixture, kind, limit=max_rows)
+    train, evaluation, sources = mixture_rows(mixture, kind, limit=max_rows, text_column=text_column)
     train, evaluation = split_rows(mixture, train, evaluation)
     if max_rows is not None:
         train = train[:max_rows]
@@ -206,8 +211,8 @@ def load_mixture(mixture: Mixture, *, kind: str, invalid_rows: str = "error", ma
         raise UserError(f"{mixture.key}: the mixture has no training rows")
     fingerprint = "sha256:" + hashlib.sha256(json.dumps(
         [describe(mixture), [(c["fingerprint"], c["rows_taken"]) for c in sources], max_rows]).encode()).hexdigest()
-    train_data = _loaded(train, kind, invalid_rows, "train", fingerprint)
-    eval_data = _loaded(evaluation, kind, invalid_rows, "eval", fingerprint) if evaluation else None
+    train_data = _loaded(train, kind, invalid_rows, "train", fingerprint, text_column)
+    eval_data = _loaded(evaluation, kind, invalid_rows, "eval", fingerprint, text_column) if evaluation else None
     card = {**describe(mixture), "sources": sources, "rows_train": train_data.rows_kept,
             "rows_eval": eval_data.rows_kept if eval_data else 0}
     return train_data, eval_data, card
@@ -219,21 +224,23 @@ def load_training_data(data_args, training_args, kind: str, source: str):
 
     mixture = mixture_from_args(data_args, source, seed=training_args.seed)
     want_eval = training_args.eval_strategy != "no"
+    text_column = getattr(training_args, "text_column", None) or "text"  # text rows (CPT): the recipe's column
     if mixture is None:
         train = load_rows(data_args.dataset_name, kind=kind, config=data_args.dataset_config,
                           split=data_args.dataset_train_split, max_rows=data_args.max_train_rows,
-                          invalid_rows=data_args.invalid_rows)
+                          invalid_rows=data_args.invalid_rows, text_column=text_column)
         cards = {"train": train.card()}
         if not want_eval:
             return train, None, cards
         evaluation = load_rows(data_args.dataset_name, kind=kind, config=data_args.dataset_config,
-                               split=data_args.dataset_test_split, invalid_rows=data_args.invalid_rows)
+                               split=data_args.dataset_test_split, invalid_rows=data_args.invalid_rows,
+                               text_column=text_column)
         return train, evaluation, {**cards, "eval": evaluation.card()}
     if data_args.dataset_name:
         log.warning("dataset_name %s is not used: %s gives the data (as in TRL's CLI and the handbook)",
                     data_args.dataset_name, mixture.key)
     train, evaluation, card = load_mixture(mixture, kind=kind, invalid_rows=data_args.invalid_rows,
-                                           max_rows=data_args.max_train_rows)
+                                           max_rows=data_args.max_train_rows, text_column=text_column)
     if want_eval and evaluation is None:
         strategy = getattr(training_args.eval_strategy, "value", training_args.eval_strategy)
         raise UserError(f"{source}: eval_strategy is {strategy} but {mixture.key} gives no eval rows: "

@@ -9,6 +9,7 @@
     test_split_size: 0.05                  #   no dataset oversampled, first rows taken
     dataset_mixer: {id: weight}            # the handbook's older form: weight = first rows of each
     dataset_splits: [train_prefs, test_prefs]   #   train split; test splits are the eval set
+    dataset_configs: [tiny]                #   one config name per dataset_mixer entry, in order
 
 align.train.mixture reads them (one loader for all three).
 """
@@ -44,6 +45,8 @@ class MixtureArguments:
         "help": "older alignment-handbook form {id: weight}, with dataset_splits"})
     dataset_splits: str | None = field(default=None, metadata={
         "help": "older alignment-handbook form: splits to load; names with 'train' train, with 'test' evaluate"})
+    dataset_configs: str | None = field(default=None, metadata={
+        "help": "older alignment-handbook form: the config name of each dataset_mixer entry, in the same order"})
 
 
 @dataclass
@@ -173,9 +176,21 @@ def _trl(items: Any, source: str, streaming: bool, test_split_size: Any, seed: i
                    test_split_size=_test_size(test_split_size, f"{source}: test_split_size"))
 
 
-def _mixer(mixer: Any, splits: Any, source: str, seed: int) -> Mixture:
+def _mixer_configs(configs: Any, mixer: dict, source: str) -> list[str | None]:
+    """dataset_configs: one config name per dataset_mixer entry (the handbook zips them), or none."""
+    if configs is None:
+        return [None] * len(mixer)
+    if not isinstance(configs, list) or len(configs) != len(mixer) \
+            or not all(c is None or isinstance(c, str) for c in configs):
+        raise UserError(f"{source}: key 'dataset_configs' expects a list of {len(mixer)} config name(s), one per "
+                        f"dataset_mixer entry, got {configs!r}")
+    return configs
+
+
+def _mixer(mixer: Any, splits: Any, source: str, seed: int, configs: Any = None) -> Mixture:
     if not isinstance(mixer, dict) or not mixer:
         raise UserError(f"{source}: key 'dataset_mixer' expects a mapping {{dataset id: weight}}")
+    names = _mixer_configs(configs, mixer, source)
     splits = splits or ["train", "test"]
     if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
         raise UserError(f"{source}: key 'dataset_splits' expects a list of split names")
@@ -184,9 +199,10 @@ def _mixer(mixer: Any, splits: Any, source: str, seed: int) -> Mixture:
         role = "train" if "train" in split else "eval" if "test" in split else None
         if role is None:
             raise UserError(f"{source}: dataset_splits: {split!r} names neither a train nor a test split")
-        for ds_id, weight in mixer.items():
+        for (ds_id, weight), name in zip(mixer.items(), names, strict=True):
             w = _number(weight, f"{source}: dataset_mixer.{ds_id}", 0, 1)
-            sources.append(Source(path=str(ds_id), split=split, weight=w if role == "train" else None, role=role))
+            sources.append(Source(path=str(ds_id), split=split, name=name, weight=w if role == "train" else None,
+                                  role=role))
     return Mixture("handbook-mixer", sources, seed=seed, key="dataset_mixer")
 
 
@@ -200,6 +216,10 @@ def command_line_data_wins(data_args, cli_keys: dict) -> None:
         for key in MIXTURE_KEYS:
             if key not in cli_keys:
                 setattr(data_args, key, None)
+        if "dataset_mixer" not in cli_keys:  # its companions go with it
+            for key in ("dataset_splits", "dataset_configs"):
+                if key not in cli_keys:
+                    setattr(data_args, key, None)
 
 
 def mixture_from_args(data_args, source: str, seed: int) -> Mixture | None:
@@ -208,8 +228,9 @@ def mixture_from_args(data_args, source: str, seed: int) -> Mixture | None:
     if len(given) > 1:
         raise UserError(f"{source}: keys {given} each describe the training data; keep one")
     if not given:
-        if getattr(data_args, "dataset_splits", None) is not None:
-            raise UserError(f"{source}: key 'dataset_splits' goes with 'dataset_mixer'")
+        for key in ("dataset_splits", "dataset_configs"):
+            if getattr(data_args, key, None) is not None:
+                raise UserError(f"{source}: key '{key}' goes with 'dataset_mixer'")
         return None
     key = given[0]
     value = _structured(getattr(data_args, key), key, source)
@@ -218,7 +239,8 @@ def mixture_from_args(data_args, source: str, seed: int) -> Mixture | None:
     elif key == "datasets":
         mixture = _trl(value, source, data_args.streaming, data_args.test_split_size, seed)
     else:
-        mixture = _mixer(value, _structured(data_args.dataset_splits, "dataset_splits", source), source, seed)
+        mixture = _mixer(value, _structured(data_args.dataset_splits, "dataset_splits", source), source, seed,
+                         _structured(getattr(data_args, "dataset_configs", None), "dataset_configs", source))
     columns = [tuple(sorted(s.columns)) for s in mixture.sources if s.columns is not None]
     if len(set(columns)) > 1:
         raise UserError(f"{source}: {key}: every dataset must select the same columns, got {sorted(set(columns))}")

@@ -69,7 +69,9 @@ class _Parser(TrlParser):
     def __init__(self, classes, recipe_path: str | None = None, recipe: dict | None = None,
                  cli: list[str] | None = None):
         super().__init__(classes, allow_abbrev=False)
-        self.prog = f"align {'dpo' if any(c.__name__.startswith('DPO') for c in classes) else 'sft'}"
+        from align.train.kinds import stage_of
+
+        self.prog = f"align {stage_of(classes[1])}"
         self.recipe_path, self.recipe, self.cli = recipe_path, recipe or {}, cli or []
 
     def error(self, message: str) -> typing.NoReturn:  # argparse hook
@@ -198,7 +200,9 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
     classes = (DataArguments, config_class, ModelArguments, RunArguments)
     known = _field_types(classes)
     config_path, cli = _split_config_flag(argv)
-    stage = "dpo" if "beta" in known else "sft"
+    from align.train.kinds import stage_of
+
+    stage = stage_of(config_class)
     notes: list[str] = []
     recipe = load_recipe_file(config_path, known, _field_choices(classes), stage, notes) if config_path else {}
     cli, cli_notes = translate_argv(cli, "command line", stage)
@@ -226,6 +230,11 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
         raise UserError(f"{config_path or 'command line'}: dataset_name (or a dataset mixture) is required")
     resolved = {"recipe_file": config_path, **recipe, **_cli_keys(cli), "translated_keys": notes + cli_notes}
     check_values(training_args, model_args, data_args, resolved, set(_cli_keys(cli)))
+    if stage == "cpt":  # a budget in tokens -> max_steps, said in the run card
+        from align.train.cpt import apply_token_budget
+
+        note = apply_token_budget(training_args, resolved, set(_cli_keys(cli)))
+        resolved["translated_keys"] += [note] if note else []
     return data_args, training_args, model_args, run_args, resolved
 
 

@@ -279,17 +279,15 @@ def run_training(stage: str, argv: list[str]) -> int:
     (recipe, values, environment, data, TRL's own dataset preparation) passes before a previous
     output_dir is deleted: a refused run deletes nothing.
     """
-    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
-
     from align.train.checks import preflight
     from align.train.compat import env_card, recipe_env
+    from align.train.kinds import row_kind, trainer_class
     from align.train.mixture import load_training_data
     from align.train.recipe import recipe_command_line
     from align.train.reference import reference_kind, rows_to_precompute
     from align.train.values import check_max_length_keeps_answers, check_trainable_rows, follow_recipe_precision
 
-    config_cls, trainer_cls, kind = {"sft": (SFTConfig, SFTTrainer, "chat"),
-                                     "dpo": (DPOConfig, DPOTrainer, "preference")}[stage]
+    trainer_cls, kind = trainer_class(stage), row_kind(stage)
     argv = cpu_distributed_argv(argv)
     follow_recipe_precision(*recipe_command_line(argv))  # before TrainingArguments read accelerate's setting
     parsed = preflight(stage, argv)  # recipe, data sources, environment: before anything is touched or loaded
@@ -313,12 +311,21 @@ def run_training(stage: str, argv: list[str]) -> int:
                                    chat_template_path=training_args.chat_template_path,
                                    chat_template=data_args.chat_template)
         training_args.chat_template_path = None  # applied above (to the tokenizer that gets saved)
+    elif stage == "cpt":
+        from align.train.cpt import load_text_tokenizer
+
+        tokenizer = load_text_tokenizer(model_args, training_args)  # plain text: no chat template
     else:
         tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=False, chat_template_path=None,
                                    chat_template=data_args.chat_template)
-    check_max_length_keeps_answers(train.dataset, tokenizer, training_args, stage)
+    if stage != "cpt":  # packed text keeps every token
+        check_max_length_keeps_answers(train.dataset, tokenizer, training_args, stage)
     model_init_kwargs(training_args, model_args)
     extra = {}
+    if stage == "cpt":
+        from align.train.cpt import run_card_extra
+
+        extra.update(run_card_extra(training_args))
     if stage == "dpo":
         extra["reference"] = reference_kind(model_args, training_args)
         train.dataset, extra["precompute_note"] = rows_to_precompute(train.dataset, training_args)

@@ -1,0 +1,180 @@
+"""`align cpt`: plain text packed into blocks with eos between documents, every token trained, a token
+budget, run card, refusals, resume; and the metric-free SFTTrainer both SFT and CPT use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import write_jsonl
+
+DOCS = [f"Document {i} is about {topic}. " * (1 + i % 4)
+        for i, topic in enumerate(["rivers", "owls", "glass", "maps", "salt", "kites", "tides", "ink"] * 3)]
+CPU = ["--bf16", "false", "--gradient_checkpointing", "false", "--report_to", "none", "--logging_steps", "1",
+       "--dataloader_num_workers", "0", "--dataloader_pin_memory", "false"]
+
+
+def text_file(path: Path, column: str = "text") -> Path:
+    return write_jsonl(path, [{column: d, "id": i} for i, d in enumerate(DOCS)])
+
+
+def run_cpt(argv: list[str], capsys) -> tuple[int, str, str]:
+    from align.train.cpt import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exited:
+        code = exited.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def base_argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--model_name_or_path", str(model), "--dataset_name", str(data), "--output_dir", str(out),
+            "--max_length", "32", "--per_device_train_batch_size", "2", "--save_strategy", "no", *CPU, *extra]
+
+
+@pytest.fixture
+def captured_trainer(monkeypatch):
+    """The trainer `align cpt` builds, kept for inspection (training itself runs as usual)."""
+    from align.train.lean import LeanSFTTrainer
+
+    seen = {}
+    original = LeanSFTTrainer.train
+
+    def train(self, *args, **kwargs):
+        seen["trainer"] = self
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LeanSFTTrainer, "train", train)
+    return seen
+
+
+def test_documents_are_packed_with_eos_between_them_and_every_token_is_trained(
+        tiny_base_llama_dir, tmp_path, capsys, captured_trainer):
+    from transformers import AutoTokenizer
+
+    data = text_file(tmp_path / "docs.jsonl")
+    code, _, err = run_cpt(base_argv(tiny_base_llama_dir, data, tmp_path / "out", "--max_steps", "2"), capsys)
+    assert code == 0, err[-2000:]
+    trainer = captured_trainer["trainer"]
+    tok = AutoTokenizer.from_pretrained(tiny_base_llama_dir)
+    blocks = [row["input_ids"] for row in trainer.train_dataset]
+    assert all(len(b) == 32 for b in blocks[:-1]) and 0 < len(blocks[-1]) <= 32
+    expected = [t for d in DOCS for t in tok(d, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
+    assert [t for b in blocks for t in b] == expected  # the whole stream, eos after each document, nothing cut
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    assert batch["labels"].tolist() == batch["input_ids"].tolist()  # loss on every token
+    assert batch["attention_mask"].all()
+    assert tok.chat_template is None and AutoTokenizer.from_pretrained(tmp_path / "out").chat_template is None
+
+
+def test_run_card_counts_tokens_and_6nd_flops_of_a_token_budget(tiny_base_llama_dir, tmp_path, capsys):
+    data = text_file(tmp_path / "docs.jsonl")
+    out = tmp_path / "out"
+    code, _, err = run_cpt(base_argv(tiny_base_llama_dir, data, out, "--max_tokens", "150"), capsys)
+    assert code == 0, err[-2000:]
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["stage"] == "cpt" and card["global_step"] == 3  # ceil(150 / (2 x 32))
+    # 6 blocks of 32 tokens, one of which may be the stream's short last block (its padding is not counted)
+    assert 3 * 2 * 32 - 32 < card["tokens_trained"] <= 3 * 2 * 32
+    assert card["flops_6nd"] == 6 * card["parameters"] * card["tokens_trained"]
+    assert card["cpt"]["max_tokens"] == 150 and card["cpt"]["tokens_per_step"] == 64
+    assert any(n.startswith("max_tokens: 150 -> max_steps: 3") for n in card["recipe_translations"])
+
+
+def test_max_tokens_becomes_max_steps_from_global_batch_and_block_length():
+    from align.train.cpt import CPTConfig
+    from align.train.recipe import parse_recipe
+
+    _, args, _, _, resolved = parse_recipe(CPTConfig, [
+        "--model_name_or_path", "m", "--dataset_name", "d", "--max_tokens", "10000", "--max_length", "128",
+        "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "3", "--bf16", "false"])
+    assert args.max_steps == 7  # ceil(10000 / (4 x 3 x 1 x 128) = 6.5)
+    assert args.packing and args.packing_strategy == "wrapped" and args.completion_only_loss is False
+    assert "max_tokens: 10000 -> max_steps: 7" in resolved["translated_keys"][-1]
+
+
+def test_text_column_names_the_column_to_train_on(tiny_base_llama_dir, tmp_path, capsys, captured_trainer):
+    data = text_file(tmp_path / "body.jsonl", column="body")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"text_column": "body", "max_steps": 1}))
+    code, _, err = run_cpt(["--config", str(recipe), *base_argv(tiny_base_llama_dir, data, tmp_path / "out")], capsys)
+    assert code == 0, err[-2000:]
+    card = json.loads((tmp_path / "out" / "run_card.json").read_text())
+    assert card["cpt"]["text_column"] == "body" and card["data"]["train"]["rows_kept"] == len(DOCS)
+    code, _, err = run_cpt(base_argv(tiny_base_llama_dir, data, tmp_path / "out2", "--max_steps", "1"), capsys)
+    assert code == 2 and "Traceback" not in err
+    assert f"{data}:1: missing key(s) ['text'] (a text row needs ['text'])" in err
+
+
+@pytest.mark.parametrize(("recipe", "message"), [
+    ({"max_tokens": 1000, "max_steps": 5}, "max_tokens (1000) and max_steps (5) both set the length of training"),
+    ({"max_tokens": 0}, "max_tokens must be at least 1, got 0"),
+    ({"assistant_only_loss": True}, "continued pretraining trains every token"),
+    ({"text_colum": "body"}, "unknown key 'text_colum' (did you mean 'text_column'?)"),
+])
+def test_a_bad_recipe_is_refused_in_one_line_before_anything_loads(recipe, message, tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"model_name_or_path": str(tmp_path / "no-model"), "dataset_name": "d.jsonl",
+                                    "bf16": False, **recipe}))
+    code, _, err = run_cpt(["--config", str(path), "--output_dir", str(tmp_path / "out")], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert message in err.strip().splitlines()[-1] and str(path) in err.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_text_column_stays_refused_for_sft(tmp_path, capsys):
+    from align.train.sft import main
+
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump({"model_name_or_path": "m", "dataset_name": "d", "text_column": "text"}))
+    with pytest.raises(SystemExit) as exited:
+        main(["--config", str(path), "--dry_run", "true"])
+    assert exited.value.code == 2 and "text_column is for align cpt" in capsys.readouterr().err
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_base_llama_dir, tmp_path, capsys):
+    data = text_file(tmp_path / "docs.jsonl")
+    out = tmp_path / "out"
+    argv = base_argv(tiny_base_llama_dir, data, out)
+    argv[argv.index("--save_strategy") + 1] = "steps"
+    code, _, err = run_cpt([*argv, "--save_steps", "1", "--max_steps", "2"], capsys)
+    assert code == 0, err[-2000:]
+    (out / "run_card.json").unlink()  # as if killed after checkpoint-2, before the end
+    code, _, err = run_cpt([*argv, "--save_steps", "1", "--max_steps", "3", "--resume_from_checkpoint", "true"],
+                           capsys)
+    assert code == 0, err[-2000:]
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["resumed_from"].endswith("checkpoint-2") and card["global_step"] == 3
+    assert 3 * 2 * 32 - 32 < card["tokens_trained"] <= 3 * 2 * 32  # includes the steps before the kill
+
+
+def test_skipping_unused_metrics_changes_no_weight(tiny_llama_dir, tmp_path):
+    """LeanSFTTrainer asks the fused LM head for log-probabilities only: after 3 steps every weight is
+    bit-identical to TRL's own SFTTrainer's, and the skipped metrics are not logged."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from align.train.lean import LeanSFTTrainer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    data = Dataset.from_list([{"text": d} for d in DOCS])
+    weights, logs = [], []
+    for cls in (SFTTrainer, LeanSFTTrainer):
+        args = SFTConfig(output_dir=str(tmp_path / cls.__name__), max_steps=3, per_device_train_batch_size=2,
+                         max_length=32, packing=True, packing_strategy="wrapped", learning_rate=1.0e-3, bf16=False,
+                         gradient_checkpointing=False, report_to="none", save_strategy="no", logging_steps=1,
+                         seed=0, dataloader_pin_memory=False, model_init_kwargs={"dtype": "float32"})
+        trainer = cls(model=str(tiny_llama_dir), args=args, train_dataset=data, processing_class=tok)
+        trainer.train()
+        weights.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+        logs.append(trainer.state.log_history[0])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert "mean_token_accuracy" in logs[0] and "entropy" in logs[0]
+    assert "mean_token_accuracy" not in logs[1] and "entropy" not in logs[1] and logs[1]["loss"] == logs[0]["loss"]
