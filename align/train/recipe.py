@@ -25,7 +25,7 @@ from align.errors import UserError
 from align.files import read_yaml_mapping
 from align.train.compat import RunExtras, TemplateArguments, checkpointing_default, translate_argv, translate_keys
 from align.train.mixture_spec import MixtureArguments, command_line_data_wins
-from align.train.values import check_values
+from align.train.values import check_values, recipe_bool
 
 INVALID_ROW_POLICIES = ("error", "skip")
 
@@ -110,11 +110,11 @@ def _coerce(key: str, value: Any, tp: Any, source: str) -> Any:
     if value is None or not kinds or isinstance(value, (list, dict)):
         return value
     if bool in kinds and not (kinds & {int, float, str}):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-            return value.lower() in ("true", "yes")
-        raise UserError(f"{source}: key '{key}' expects true or false, got {value!r}")
+        try:
+            return recipe_bool(value)  # the trainer's own reading of a boolean word
+        except ValueError:
+            raise UserError(f"{source}: key '{key}' expects a boolean (true/false, yes/no, t/f, y/n, 1/0), "
+                            f"got {value!r}") from None
     if float in kinds and not isinstance(value, bool):
         if isinstance(value, (int, float)):
             return float(value) if int not in kinds else value
@@ -144,6 +144,15 @@ def empty_recipe_error(path: str | Path) -> UserError:
                      "dataset_name, output_dir, ...)")
 
 
+def raw_recipe_file(path: str | Path) -> dict[str, Any]:
+    """A recipe file's keys as YAML wrote them: the one reading of the file, for the strict parse below
+    and for what must be known before it (the pre-run checks, a launched process's mixed precision)."""
+    data = read_yaml_mapping(path, "recipe")
+    if not data:
+        raise empty_recipe_error(path)
+    return data
+
+
 def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str, list] | None = None,
                      stage: str = "sft", notes: list[str] | None = None) -> dict[str, Any]:
     """Read a recipe YAML and check every key and scalar type against the dataclass fields.
@@ -151,10 +160,7 @@ def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str,
     Keys renamed or removed upstream are translated first (align.train.compat); each translation
     is appended to `notes`."""
     path = Path(path)
-    data = read_yaml_mapping(path, "recipe")
-    if not data:
-        raise empty_recipe_error(path)
-    data, translated = translate_keys(data, str(path), stage)
+    data, translated = translate_keys(raw_recipe_file(path), str(path), stage)
     if notes is not None:
         notes.extend(translated)
     out = {}
