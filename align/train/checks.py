@@ -19,14 +19,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from align.errors import UserError
 from align.train.compat import translate_argv, translate_keys
 from align.train.mixture import is_local, local_file
 from align.train.mixture_spec import Mixture, Source, mixture_from_args
+from align.train.values import lenient_bool
 
-TRUE = {"true", "1", "yes", "on"}
+TRUE = {"true", "1", "yes", "on"}  # environment variables (huggingface_hub's reading), not recipe values
 # report_to names -> the module that must be importable (transformers' integration names)
 TRACKER_MODULES = {"wandb": "wandb", "tensorboard": ("tensorboard", "tensorboardX"), "mlflow": "mlflow",
                    "comet_ml": "comet_ml", "clearml": "clearml", "neptune": "neptune", "dvclive": "dvclive",
@@ -39,7 +38,8 @@ def _installed(*modules: str) -> bool:
 
 
 def _flag(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() in TRUE)
+    """A recipe boolean as the trainer will read it (a word it refuses is the recipe parse's to name)."""
+    return lenient_bool(value) is True
 
 
 def _offline() -> bool:
@@ -54,21 +54,12 @@ def _gpu() -> bool:
 
 def raw_settings(stage: str, argv: list[str]) -> tuple[str | None, dict[str, Any]]:
     """(recipe path, recipe keys translated and overridden by command-line flags, as raw values)."""
-    from align.train.recipe import _cli_keys, _split_config_flag
+    from align.train.recipe import _cli_keys, _split_config_flag, raw_recipe_file
 
     config, cli = _split_config_flag(argv)
     raw: dict[str, Any] = {}
-    if config and Path(config).is_file():
-        try:
-            data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            data = False  # the recipe parser reports it with its line
-        if data is None:  # said alone: not followed by what an empty recipe's defaults would need (bf16: a GPU)
-            from align.train.recipe import empty_recipe_error
-
-            raise empty_recipe_error(config)
-        if isinstance(data, dict):
-            raw, _ = translate_keys(data, config, stage)
+    if config:  # an empty or unreadable recipe is said alone (not followed by what its defaults would need)
+        raw, _ = translate_keys(raw_recipe_file(config), config, stage)
     cli, _ = translate_argv(cli, "command line", stage)
     raw.update(_cli_keys(cli))
     return config, raw

@@ -85,7 +85,7 @@ def launch_if_asked(stage: str, argv: list[str]) -> int | None:
     from align.train.kinds import config_class
     from align.train.recipe import known_recipe_keys, recipe_command_line
     from align.train.stage import plan_output_dir, run_inputs
-    from align.train.values import recipe_mixed_precision
+    from align.train.values import mixed_precision_of
 
     config_cls = config_class(stage)
     launch, recipe_argv = split_launch_args(argv, known_recipe_keys(config_cls))
@@ -98,8 +98,8 @@ def launch_if_asked(stage: str, argv: list[str]) -> int | None:
         return 0  # --dry_run true: checked here, nothing launched
     data_args, training_args, model_args, run_args, _ = parsed
     plan_output_dir(training_args, run_args, run_inputs(model_args, data_args, training_args))  # deletes nothing
-    recipe_path, cli = recipe_command_line(recipe_argv)
-    wanted = recipe_mixed_precision(recipe_path, cli)
+    recipe_path, _ = recipe_command_line(recipe_argv)
+    wanted = mixed_precision_of(training_args.bf16, training_args.fp16)  # as the trainer parsed them
     given = _given_mixed_precision(launch)
     if given is None:
         launch += ["--mixed_precision", wanted]

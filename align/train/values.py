@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from align.errors import UserError
 
@@ -119,29 +116,47 @@ def check_trainable_rows(trainer, training_args, stage: str) -> None:
 
 # ------------------------------------------------------------------ mixed precision: the recipe decides
 
-def _truthy(value: Any) -> bool | None:
-    if value is None:
-        return None
+def recipe_bool(value: Any) -> bool:
+    """The one reading of a boolean in a recipe or on its command line: a YAML boolean, or a word
+    transformers' HfArgumentParser reads as one (its string_to_bool: yes/no, true/false, t/f, y/n,
+    1/0, any case). Anything else is a ValueError; so the checks, the launcher and the trainer agree."""
+    from argparse import ArgumentTypeError
+
+    from transformers.hf_argparser import string_to_bool
+
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in ("true", "yes", "1")
+    if isinstance(value, str):
+        try:
+            return bool(string_to_bool(value))
+        except ArgumentTypeError:
+            pass
+    raise ValueError(f"{value!r} is not a boolean (true/false, yes/no, t/f, y/n, 1/0)")
+
+
+def lenient_bool(value: Any) -> bool | None:
+    """recipe_bool, or None for a value it refuses or an unset one (the strict parse names those)."""
+    try:
+        return None if value is None else recipe_bool(value)
+    except ValueError:
+        return None
+
+
+def mixed_precision_of(bf16: Any, fp16: Any) -> str:
+    """'bf16', 'fp16' or 'no' from a recipe's bf16/fp16, with TRL's default (bf16 unless fp16)."""
+    fp16 = lenient_bool(fp16) or False
+    bf16 = lenient_bool(bf16)
+    bf16 = (not fp16) if bf16 is None else bf16  # TRL's own default (trl/trainer/base_config.py)
+    return "fp16" if fp16 else "bf16" if bf16 else "no"
 
 
 def recipe_mixed_precision(recipe_path: str | None, cli: dict[str, Any]) -> str:
-    """'bf16', 'fp16' or 'no' as the recipe (file, then command line) sets it, with TRL's default
-    (bf16 unless fp16). Read leniently: the strict recipe check runs afterwards and names any error."""
-    data: dict[str, Any] = {}
-    if recipe_path and Path(recipe_path).is_file():
-        try:
-            loaded = yaml.safe_load(Path(recipe_path).read_text(encoding="utf-8"))
-            data = loaded if isinstance(loaded, dict) else {}
-        except (yaml.YAMLError, UnicodeDecodeError):
-            data = {}
-    data = {**data, **cli}
-    fp16 = _truthy(data.get("fp16")) or False
-    bf16 = _truthy(data.get("bf16"))
-    bf16 = (not fp16) if bf16 is None else bf16  # TRL's own default (trl/trainer/base_config.py)
-    return "fp16" if fp16 else "bf16" if bf16 else "no"
+    """mixed_precision_of the recipe (file, then command line), read before the recipe is parsed (in the
+    launched process, before TrainingArguments exist). Read leniently: the strict parse names any error."""
+    from align.train.recipe import raw_recipe_file
+
+    data = {**(raw_recipe_file(recipe_path) if recipe_path else {}), **cli}
+    return mixed_precision_of(data.get("bf16"), data.get("fp16"))
 
 
 def follow_recipe_precision(recipe_path: str | None, cli: dict[str, Any]) -> str:

@@ -55,7 +55,7 @@ def test_model_and_data_keys(tmp_path):
     ("max_prompt_length: 512\n", "key 'max_prompt_length' has no meaning for SFT"),
     ("learning_rate: fast\n", "key 'learning_rate' expects a number, got 'fast'"),
     ("max_steps: 2.5\n", "key 'max_steps' expects an integer"),
-    ("packing: maybe\n", "key 'packing' expects true or false"),
+    ("packing: maybe\n", "key 'packing' expects a boolean"),
     ("invalid_rows: ignore\n", "key 'invalid_rows' must be one of ['error', 'skip']"),
     ("torch_dtype: fp8\n", "key 'torch_dtype' must be one of"),
 ])
