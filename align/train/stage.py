@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from align.accounting import count_parameters, training_flops
 from align.errors import UserError
+from align.locks import output_lock
 from align.runcard import write_run_card
 
 log = logging.getLogger("align")
@@ -279,6 +281,11 @@ def run_training(stage: str, argv: list[str]) -> int:
     (recipe, values, environment, data, TRL's own dataset preparation) passes before a previous
     output_dir is deleted: a refused run deletes nothing.
     """
+    with contextlib.ExitStack() as held:  # the output_dir lock (align.locks), held until the run ends
+        return _run_training(stage, argv, held)
+
+
+def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> int:
     from align.train.checks import preflight
     from align.train.compat import env_card, recipe_env
     from align.train.kinds import row_kind, trainer_class
@@ -296,6 +303,8 @@ def run_training(stage: str, argv: list[str]) -> int:
     data_args, training_args, model_args, run_args, resolved = parsed
     started = time.time()
     setup_logging(training_args)
+    if training_args.process_index == 0:  # one run per output_dir; checked before it is read or deleted
+        held.enter_context(output_lock(training_args.output_dir, "output_dir"))
     for note in resolved.get("translated_keys", []):
         log.info("recipe: %s", note)
     resume, replace = prepare_run(training_args, run_args, run_inputs(model_args, data_args, training_args))
