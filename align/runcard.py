@@ -34,11 +34,15 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str |
 
 
 def git_revision(repo: str | os.PathLike | None = None) -> str | None:
-    """The project's git revision (with '+dirty' when the tree has changes), or None outside git."""
+    """The project's git revision (with '+dirty' when the tree has changes), or None outside git.
+
+    None too for an installed align: site-packages may lie inside another project's checkout."""
     repo = Path(repo) if repo else Path(__file__).resolve().parent.parent
     try:
-        rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
+        top, rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True,
+                                  text=True, timeout=10, check=True).stdout.splitlines()
+        if Path(top).resolve() != repo.resolve():
+            return None
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return rev + ("+dirty" if dirty else "")

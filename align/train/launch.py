@@ -2,11 +2,12 @@
 
     align sft --accelerate_config zero3 --num_processes 8 --config recipes/sft/ultrachat.yaml ...
 
-`--accelerate_config NAME|PATH` (NAME: a file of recipes/accelerate/, e.g. single, ddp, zero2, zero3,
-fsdp) and any flag of `accelerate launch` (--num_processes, --mixed_precision, --main_process_port,
-...) that is not also a recipe key are taken out of the command line; the rest is the recipe command
-line. With none of them the run is in this process, as before. With any, the recipe is checked
-here first (a bad key, value or output_dir is refused before any process starts), then
+`--accelerate_config NAME|PATH` (NAME: a config shipped in the package, align/data/accelerate/, which
+recipes/accelerate/ links to: single, ddp, zero2, zero3, fsdp) and any flag of `accelerate launch`
+(--num_processes, --mixed_precision, --main_process_port, ...) that is not also a recipe key are taken
+out of the command line; the rest is the recipe command line. With none of them the run is in this
+process, as before. With any, the recipe is checked here first (a bad key, value or output_dir is
+refused before any process starts), then
 `accelerate launch [those flags] --mixed_precision <the recipe's> -m align.sft|dpo <recipe args>`.
 Mixed precision comes from the recipe's bf16/fp16: a --mixed_precision that disagrees is refused.
 """
@@ -16,17 +17,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 from align.errors import UserError
 
-ACCELERATE_CONFIGS = Path(__file__).resolve().parents[2] / "recipes" / "accelerate"
+# package data, so names work from an installed wheel too (recipes/accelerate is a link to it in a clone)
+ACCELERATE_CONFIGS = Path(str(resources.files("align") / "data" / "accelerate"))
 # accelerate's own flags that would change what runs, not how it is launched: never forwarded
 NOT_FORWARDED = {"-h", "--help", "-m", "--module", "--no_python", "--no-python"}
 
 
 def accelerate_config_path(value: str) -> Path:
-    """A path to an accelerate config, or the name of one in recipes/accelerate/."""
+    """A path to an accelerate config, or the name of one shipped in align/data/accelerate/."""
     path = Path(value)
     if path.is_file():
         return path

@@ -201,7 +201,7 @@ def test_launcher_flags_go_to_accelerate():
     launch, recipe = split_launch_args(
         ["--accelerate_config", "zero3", "--num_processes", "2", "--config", "r.yaml", "--main_process_port=1234",
          "--gradient_accumulation_steps", "4", "--cpu", "--max_steps", "3"], known_recipe_keys(SFTConfig))
-    assert launch == ["--config_file", str(REPO / "recipes/accelerate/zero3.yaml"), "--num_processes", "2",
+    assert launch == ["--config_file", str(REPO / "align/data/accelerate/zero3.yaml"), "--num_processes", "2",
                       "--main_process_port=1234", "--cpu"]
     assert recipe == ["--config", "r.yaml", "--gradient_accumulation_steps", "4", "--max_steps", "3"]
 
