@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -45,3 +46,29 @@ def exit_interrupted() -> None:
         sys.stdout.flush()
         os._exit(INTERRUPTED_EXIT)
     sys.exit(INTERRUPTED_EXIT)
+
+
+def call_in_own_group(cmd: list[str], grace_s: float = 30.0) -> int:
+    """`subprocess.call(cmd)`, with the child and everything it starts (a launcher's workers) in their
+    own process group, which an interrupt stops as a whole: SIGTERM, SIGKILL after `grace_s`.
+    (subprocess.call would SIGKILL the launcher alone and orphan its workers.)"""
+    proc = subprocess.Popen(cmd, process_group=0)
+    try:
+        return proc.wait()
+    except BaseException:
+        stop_group(proc, grace_s)
+        raise
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM the process group led by `proc`, SIGKILL it if `proc` is still there after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue

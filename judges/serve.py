@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from align.errors import UserError
+from align.interrupt import stop_group
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +83,6 @@ def dying_with_parent(cmd: list[str]) -> list[str]:
     return [sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *cmd]
 
 
-def _stop(proc: subprocess.Popen, grace_s: float = 15) -> None:
-    """SIGTERM the server's process group, SIGKILL it after `grace_s`; reap the server."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    proc.wait(timeout=grace_s)
-
-
 @contextmanager
 def local_server(model_path: str, *, port: int | None = None, extra_args: Sequence[str] = (),
                  startup_timeout: float = 300.0, log_path: str | None = None) -> Iterator[str]:
@@ -121,7 +106,7 @@ def local_server(model_path: str, *, port: int | None = None, extra_args: Sequen
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log.info("starting transformers serve for %s on %s:%d (log: %s)", model_path, LOOPBACK, port, log_path)
     with open(log_path, "ab") as log_fh:
-        # Its own process group: stopped as a whole by _stop, and out of the terminal's reach, so a
+        # Its own process group: stopped as a whole by stop_group, and out of the terminal's reach, so a
         # Ctrl-C reaches only us and the cleanup below stops the server.
         proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 process_group=0)
@@ -140,6 +125,6 @@ def local_server(model_path: str, *, port: int | None = None, extra_args: Sequen
         yield f"http://{LOOPBACK}:{port}/v1"
         failed = False
     finally:
-        _stop(proc)
+        stop_group(proc, grace_s=15)
         if own_log and not failed:
             os.unlink(log_path)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import time
 from pathlib import Path
 
+from align.interrupt import stop_group
 from align.redact import redact_argv
 from align.runcard import utc_timestamp
 from align.series.stages import StageCommand
@@ -41,20 +41,6 @@ def tail_lines(path: Path, n: int = 8) -> list[str]:
     except OSError:
         return []
     return [ln for ln in lines if ln.strip()][-n:]
-
-
-def stop_group(proc: subprocess.Popen, grace_s: float = 30) -> None:
-    """SIGTERM the stage's process group, SIGKILL it if it has not gone after `grace_s`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def run_logged(cmd: StageCommand, log: Path, label: str, lock_fd: int | None = None) -> int:
