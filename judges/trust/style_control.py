@@ -13,9 +13,12 @@ The style-controlled win rate is the fitted probability that model_1 wins with e
 at 0. Centring: at the POOL'S MEAN style difference (z-scored features at 0), Arena-Hard's choice;
 since every match enters in both orders here, that mean is zero, so it coincides with equal style.
 
-Arena-Hard fits without a penalty; here scikit-learn's L2 at C=100 keeps the fit finite when one
-feature separates the outcomes (a small pool where the longer answer always wins) and barely moves a
-well-determined one. Lengths are characters, not Arena-Hard's tokens (no tokenizer is assumed).
+Arena-Hard minimises the contextual Bradley-Terry loss with scipy and an L2 penalty reg/2 * |params|^2
+(reg 0.5); the same objective is scikit-learn's L2 LogisticRegression with C = 1/reg = 2 (its fractional
+outcomes are our duplicated rows weighted p and 1-p). Differences, on purpose: lengths are characters,
+not tokens (no tokenizer is assumed); markdown enters as densities, not raw counts, so it is not a second
+length term; Arena-Hard adds 1 to every denominator, length's too, which for answers of hundreds of
+characters changes nothing that matters.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ CODE_BLOCK = re.compile(r"```.*?```", re.S)
 HEADER = re.compile(r"^#{1,6}\s+\S", re.M)
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.M)
 BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
+ARENA_HARD_REG = 0.5  # fit_contextual_bt's L2 strength
 
 
 @functools.lru_cache(maxsize=65536)  # every bootstrap resample asks again for the same texts
@@ -75,7 +79,7 @@ def style_controlled(matches: list[Match]) -> float:
     if preference.min() == preference.max():  # one outcome only: nothing for style to explain
         return float(preference[0])
     features, outcome = battles(matches)
-    model = soft_label_fit(features, outcome, C=100.0)
+    model = soft_label_fit(features, outcome, C=1 / ARENA_HARD_REG)
     at_mean_style = np.zeros((1, features.shape[1]))
     at_mean_style[0, 0] = 1.0
     return float(predicted(model, at_mean_style)[0])
