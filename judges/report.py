@@ -20,17 +20,21 @@ import argparse
 import logging
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 from align.argtypes import int_at_least, non_negative_int, positive_int
 from align.errors import UserError
+from align.file_set import replaced_together
 from align.files import atomic_write_json, atomic_write_text, check_output_dir, read_jsonl, read_yaml_mapping
-from align.runcard import write_run_card
+from align.locks import output_lock
+from align.runcard import check_own_run_card, write_run_card
 from judges.check import check_lines, check_warning, judge_check, words_per_turn
 from judges.controls import is_control
 from judges.html import write_html
+from judges.kinds import check_not_inputs, question_data_files
 from judges.pair_report import is_pair_file, load_pair_judgments, pair_markdown, pair_summary, position_bias
 from judges.pair_report import pair_rows as pair_report_rows
 from judges.questions import load_questions
@@ -39,6 +43,9 @@ from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
 from judges.tables import csv_text, latex, markdown, md_table, plot_categories
 
 log = logging.getLogger(__name__)
+
+REPORT_FILES = ("table.md", "table.csv", "table.tex", "categories.png", "summary.json", "report.html")
+REPORT_CARD = "report.run_card.json"  # named after the report: the folder's run_card.json is another stage's
 
 
 @dataclass
@@ -205,7 +212,7 @@ def _judge_name(records) -> str:
         return "unknown"
     name = judges.pop()
     if name.startswith(("/", "\\")) or PureWindowsPath(name).drive:  # a path, not a hub id like org/model
-        return PureWindowsPath(name).name or name  # PureWindowsPath splits on both / and \\
+        return PureWindowsPath(name).name or name  # PureWindowsPath splits on / and on backslashes
     return name
 
 
@@ -296,12 +303,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0)
 
 
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    started = time.time()
-    check_output_dir(args.out_dir, "--out-dir")
-    study = build_study(args)
-    out = Path(args.out_dir)
+def write_report(out: Path, study: Study, args: argparse.Namespace, started: float) -> str:
+    """Write the report's files into `out`; return the Markdown."""
     md = ""
     if study.rows:
         md = markdown(study.rows, study.judge, args.bootstrap, args.min_ci_questions, study.warning,
@@ -317,6 +320,39 @@ def run(args: argparse.Namespace) -> int:
     write_html(out / "report.html", study, summary(study, args.min_ci_questions), out / "categories.png")
     write_run_card(out, {"stage": "mtbench-report", "input_files": args.input_file, "series": args.series,
                          "answer_files": args.answer_file, "bootstrap": args.bootstrap, "seed": args.seed,
-                         "min_ci_questions": args.min_ci_questions, "judge": study.judge}, started)
+                         "min_ci_questions": args.min_ci_questions, "judge": study.judge,
+                         "output_file": str(Path(args.out_dir) / "report.html")}, started, name=REPORT_CARD)
+    return md
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    started = time.time()
+    check_output_dir(args.out_dir, "--out-dir")
+    with output_lock(args.out_dir, "--out-dir"):  # one report writer per folder, for the whole run
+        check_report_paths(args, Path(args.out_dir))
+        return report_into(args, started)
+
+
+def check_report_paths(args: argparse.Namespace, out: Path) -> None:
+    """Before anything is written: no input is one of the files the report writes, and the report's
+    run card is its own (`report.run_card.json`, beside a checkpoint's or a series' files)."""
+    check_not_inputs({f"--out-dir's {name}": out / name for name in REPORT_FILES},
+                     {"--input-file": args.input_file, "--answer-file": args.answer_file, "--series": [args.series],
+                      "--question-dir": question_data_files(args.question_dir)})
+    check_own_run_card(out / REPORT_CARD, "mtbench-report", "report.html", "--out-dir")
+
+
+def report_into(args: argparse.Namespace, started: float) -> int:
+    study = build_study(args)
+    try:
+        # all of a previous report's files are replaced (a stale table.csv must not sit beside a pairwise-only
+        # report); other files in --out-dir stay
+        with replaced_together(args.out_dir, (*REPORT_FILES, REPORT_CARD)) as staging:
+            md = write_report(staging, study, args, started)
+    except OSError as err:  # disk full, permissions: one line, and the previous report stands as it was
+        print(f"error: --out-dir {args.out_dir}: could not write the report ({err.strerror or err}); "
+              "the previous report, if any, is unchanged", file=sys.stderr, flush=True)
+        return 1
     print(md, end="", flush=True)
     return 0
