@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,16 @@ def prepare_run(training_args, run_args, inputs: dict[str, str | None]) -> tuple
     if training_args.include_num_input_tokens_seen in ("no", False):
         training_args.include_num_input_tokens_seen = "non_padding"  # tokens trained, for the run card
     return resume, replace
+
+
+def hub_token_to_environment(training_args) -> None:
+    """Take `hub_token` out of the arguments: the Trainer pickles them into training_args.bin (in
+    output_dir and every checkpoint), where it would sit in clear text. The hub client gets it from
+    HF_TOKEN instead, which huggingface_hub reads on every call the Trainer makes with token=None
+    (create_repo, upload_folder); environment variables are never written to a file."""
+    if training_args.hub_token:
+        os.environ["HF_TOKEN"] = training_args.hub_token
+        training_args.hub_token = None
 
 
 def model_init_kwargs(training_args, model_args) -> None:
@@ -307,6 +318,7 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
         held.enter_context(output_lock(training_args.output_dir, "output_dir"))
     for note in resolved.get("translated_keys", []):
         log.info("recipe: %s", note)
+    hub_token_to_environment(training_args)
     resume, replace = prepare_run(training_args, run_args, run_inputs(model_args, data_args, training_args))
     peft_config, quantization_config = peft_and_quantization(model_args)
 
