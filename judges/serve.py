@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from align.errors import UserError
+from align.extras import require_extra
 from align.interrupt import stop_group
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ def local_server(model_path: str, *, port: int | None = None, extra_args: Sequen
     naming the log."""
     if not os.path.isdir(model_path):
         raise UserError(f"{model_path}: no such checkpoint directory to serve")
+    require_extra("serve", f"serving {model_path} with `transformers serve`")
     for arg in extra_args:
         if arg.split("=")[0] in RESERVED_FLAGS:
             raise UserError(f"extra_args may not set {arg.split('=')[0]}: the server listens on {LOOPBACK} only")
