@@ -42,8 +42,10 @@ class GuardedHttpClient(openai.DefaultHttpxClient):
             check_completion(body, request)
         headers = [(k, v) for k, v in response.headers.multi_items()
                    if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
-        return httpx2.Response(response.status_code, headers=headers, content=body, request=request,
+        read = httpx2.Response(response.status_code, headers=headers, content=body, request=request,
                                extensions=response.extensions)
+        read.elapsed = response.elapsed  # set when the original closed
+        return read
 
     def _read(self, response: httpx2.Response, deadline: float) -> bytes:
         """The decoded body, refusing it as soon as it passes the cap or the deadline."""

@@ -8,7 +8,8 @@ prompt that always gets the fault `fail_with`, HTTP 500 by default). It counts r
 (`slow_seconds` before the reply), "garbage" (no rating), "out-of-range", and replies a proxy or a
 broken server sends: "html" (200 with an HTML page), "reset" (the connection reset, no reply),
 "truncated" (the body cut off before its Content-Length), "huge" (200 with `huge_bytes` of body) and
-"trickle" (200 whose body arrives one byte every 0.05 s for `slow_seconds`). Usage:
+"trickle" (200 whose body arrives one byte every 0.05 s for `slow_seconds`); and "gzip", a good
+reply sent compressed (as OpenAI's servers send them). Usage:
 
     with FakeJudgeServer(latency=0.5) as server:
         server.faults += ["429", "500"]
@@ -17,6 +18,7 @@ broken server sends: "html" (200 with an HTML page), "reset" (the connection res
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -91,8 +93,11 @@ class FakeJudgeServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-            def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
+            def _send(self, status: int, body: dict, headers: dict | None = None, gzipped: bool = False) -> None:
                 data = json.dumps(body).encode()
+                if gzipped:
+                    data = gzip.compress(data)
+                    headers = {**(headers or {}), "Content-Encoding": "gzip"}
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -196,7 +201,7 @@ class FakeJudgeServer:
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": text}}],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                })
+                }, gzipped=fault == "gzip")
 
         return Handler
 

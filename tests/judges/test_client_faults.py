@@ -94,3 +94,9 @@ def test_retry_after_beyond_the_bound_is_not_waited_for(server, waits):  # noqa:
     assert "Retry-After 3600" in str(exc.value)
     assert not exc.value.rejected  # a rate limit is not the judge refusing the request
     assert server.requests == 1 and waits.sleeps == []
+
+
+def test_a_compressed_reply_reads_as_usual(server, waits):  # noqa: F811
+    server.faults += ["gzip"]
+    assert "Rating: [[" in client(server, max_retries=0).chat(MESSAGES)
+    assert server.requests == 1
