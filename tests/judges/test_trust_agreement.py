@@ -141,6 +141,9 @@ def test_command_writes_json_and_prints(tmp_path, capsys):
     ('[{"question_id": 81', "not valid JSON"),
     ('{"hello": 1}\n', "neither a pairwise judgment"),
     ('{"model_1": "x", "model_2": "y", "question_id": 81, "turn": 1, "g1_winner": "A"}\n', "g1_winner"),
+    ('{"question_id": 81, "model": "x", "turn": 1, "score": 5, "judge": ["a", "single-v1"]}\n'
+     '{"question_id": 81, "model": "y", "turn": 1, "score": 5, "judge": ["b", "single-v1"]}\n', "different judges"),
+    ('{"question_id": 81, "model": "x", "turn": 3, "score": 5}\n', "turn 3"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, message):
     good = write_pair_file(tmp_path / "gpt-4_pair.jsonl")
