@@ -94,3 +94,55 @@ def test_loopback_only_and_names(tmp_path, chatty_llama_dir):  # noqa: F811
     (tmp_path / "a@b").mkdir()
     with pytest.raises(UserError, match="'@'"):
         served_model_name(tmp_path / "a@b")
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        return [int(p) for p in open(path).read().split()]
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.slow  # a real `transformers serve` start-up (~10-20 s on CPU)
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_real_local_judge_server_ends_with_the_judge(chatty_llama_dir, tmp_path, how):  # noqa: F811
+    """issue 26.6: SIGTERM (or kill -9) to `align mtbench judge --judge-model DIR` left `transformers serve`
+    running, orphaned, still listening."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+    from test_judge import _answers
+
+    answers = write_jsonl(tmp_path / "a.jsonl", _answers("a"))
+    out = tmp_path / "j.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "align.cli", "mtbench", "judge", "--judge-model",
+                             str(chatty_llama_dir), "--answer-file", str(answers), "--output-file", str(out),
+                             "--max-tokens", "4"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    server_log = out.with_name(out.name + ".server.log")
+    deadline = time.monotonic() + 240
+    while "Uvicorn running" not in (server_log.read_text() if server_log.exists() else ""):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    servers = _children(proc.pid)
+    assert len(servers) == 1
+    url = next(line for line in server_log.read_text().splitlines() if "Uvicorn running" in line)
+    base = "http://" + url.split("http://", 1)[1].split()[0]
+    proc.send_signal(getattr(signal, how))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if how == "SIGTERM" else -9), err
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            state = open(f"/proc/{servers[0]}/stat").read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            break
+        if state == "Z":
+            break
+        assert time.monotonic() < deadline, "transformers serve outlived the judge"
+        time.sleep(0.2)
+    assert not healthy(base + "/v1")
