@@ -309,13 +309,13 @@ def preflight(stage: str, argv: list[str]):
 
 def _dry_run_data(stage: str, parsed) -> tuple[str | None, str | None]:
     """Read and check all the data (no model, no tokenizer) -> (summary line, problem)."""
+    from align.train.kinds import row_kind
     from align.train.mixture import load_training_data
 
     data_args, training_args, model_args, _, resolved = parsed
     where = resolved.get("recipe_file") or "command line"
     try:
-        train, evaluation, cards = load_training_data(data_args, training_args,
-                                                      "chat" if stage == "sft" else "preference", where)
+        train, evaluation, cards = load_training_data(data_args, training_args, row_kind(stage), where)
     except UserError as err:
         return None, str(err)
     sources = len(cards.get("mixture", {}).get("sources", [])) or 1

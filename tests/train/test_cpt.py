@@ -178,3 +178,49 @@ def test_skipping_unused_metrics_changes_no_weight(tiny_llama_dir, tmp_path):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert "mean_token_accuracy" in logs[0] and "entropy" in logs[0]
     assert "mean_token_accuracy" not in logs[1] and "entropy" not in logs[1] and logs[1]["loss"] == logs[0]["loss"]
+
+
+STUDY_RECIPES = {"scratch-1b": 3.0e-4, "scratch-2b": 3.0e-4, "scratch-4b": 3.0e-4, "scratch-8b": 3.0e-4,
+                 "staged-1b": 1.5e-3, "staged-2b": 1.1e-3, "staged-4b": 7.0e-4, "staged-8b": 3.0e-4}
+
+
+def test_study_recipes_follow_the_study_learning_rates_and_compute_arithmetic():
+    """Scratch: D = 40 N. Staged: X(i+1) trains on (C(X(i+1) from scratch) - C(chain so far)) / 6 N(i+1),
+    so the staged chain spends C(8B from scratch) = 15.4 ZFLOPs against 20.4 for the four scratch runs."""
+    from align.train.cpt import CPTConfig
+    from align.train.recipe import DataArguments, ModelArguments, RunArguments, _field_types, load_recipe_file
+
+    known = _field_types((DataArguments, CPTConfig, ModelArguments, RunArguments))
+    recipes = {name: load_recipe_file(Path(f"recipes/cpt/{name}.yaml"), known, stage="cpt") for name in STUDY_RECIPES}
+    sizes = {"1b": 1e9, "2b": 2e9, "4b": 4e9, "8b": 8e9}
+    chain = 0.0
+    for size, n in sizes.items():
+        scratch, staged = recipes[f"scratch-{size}"], recipes[f"staged-{size}"]
+        assert scratch["max_tokens"] == 40 * n
+        assert staged["max_tokens"] == round((6 * n * 40 * n - chain) / (6 * n))
+        chain += 6 * n * staged["max_tokens"]
+    assert round(chain / 1e21, 1) == 15.4
+    assert round(sum(6 * n * 40 * n for n in sizes.values()) / 1e21, 1) == 20.4
+    for name, lr in STUDY_RECIPES.items():
+        r = recipes[name]
+        assert (r["learning_rate"], r["max_length"], r["dataset_name"]) == (lr, 1024, "HuggingFaceFW/fineweb-edu")
+
+
+@pytest.mark.parametrize("name", [*STUDY_RECIPES, "cpu-demo"])
+def test_every_cpt_recipe_passes_the_checks_with_local_data(name, tiny_base_llama_dir, tmp_path, capsys):
+    data = text_file(tmp_path / "docs.jsonl")
+    code, out, err = run_cpt(["--config", f"recipes/cpt/{name}.yaml", "--model_name_or_path", str(tiny_base_llama_dir),
+                              "--dataset_name", str(data), "--dataset_config", "null", "--bf16", "false",
+                              "--output_dir", str(tmp_path / "out"), "--dry_run", "true"], capsys)
+    assert code == 0, err[-2000:]
+    assert "recipe ok" in out and not (tmp_path / "out").exists()
+
+
+def test_demo_text_is_written_offline_from_packaged_data(tmp_path):
+    from align.train.data import load_rows
+    from align.train.demo_data import write_demo_text
+
+    path = write_demo_text(tmp_path, limit=20)
+    texts = load_rows(str(path), kind="text")
+    assert texts.rows_kept == 20 + 2 * 30 and texts.rows_skipped == 0  # 20 conversations + MT-Bench's 30 x 2 turns
+    assert texts.dataset[0]["text"].startswith("Who are you?\n\n")
