@@ -308,6 +308,9 @@ class Runner:
             return rec.get("output_fingerprint")
         return None
 
+    def judged(self, name: str) -> bool:
+        return (name, "judge") in self.outputs or self.recorded_output(name, "judge") is not None
+
     def block(self, name: str, stage: str, why: str) -> None:
         """Mark `stage` and everything after it in the entry's pipeline as waiting on `why`."""
         for later in ENTRY_STAGES[ENTRY_STAGES.index(stage):]:
@@ -332,9 +335,12 @@ class Runner:
         last = ENTRY_STAGES[-1]
         fps = {e.name: self.outputs.get((e.name, last)) or self.recorded_output(e.name, last)
                for e in self.series.models}
-        fps = {n: f for n, f in fps.items() if f}
+        # judged: its single judgments current too (an entry without a pairwise match has that stage "given")
+        fps = {n: f for n, f in fps.items() if f and self.judged(n)}
         if not fps:
             self.status[(SERIES_KEY, stage.name)] = "pending" if self.dry else "waits (nothing judged)"
+            self.problems.setdefault(SERIES_KEY, f"nothing judged: no entry's judgments are complete, so there is "
+                                                 f"nothing to report (see the judge log in {self.series.output_dir})")
             return
         models = [(e.name, e.size, e.construction) for e in self.series.models]
         self.run_stage(stage, [(None, self.fingerprint(stage, None, [sorted(fps.items()), models]))])

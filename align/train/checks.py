@@ -294,6 +294,8 @@ def preflight(stage: str, argv: list[str]):
     dry = _flag(raw.get("dry_run")) or (parsed is not None and parsed[3].dry_run)
     summary = None
     if dry and parsed is not None and not problems:
+        problems += [p for p in [_output_dir_problem(parsed)] if p]
+    if dry and parsed is not None and not problems:
         summary, data_problem = _dry_run_data(stage, parsed)
         problems += [data_problem] if data_problem else []
     if problems:
@@ -305,6 +307,19 @@ def preflight(stage: str, argv: list[str]):
         _say([f"note: {n}" for n in notes] + [summary], sys.stdout)
         return None
     return parsed
+
+
+def _output_dir_problem(parsed) -> str | None:
+    """What the real run's output_dir policy refuses (a non-empty or input-holding output_dir), so a dry
+    run that passes is a run that starts. Deletes and creates nothing."""
+    from align.train.stage import plan_output_dir, run_inputs
+
+    data_args, training_args, model_args, run_args, _ = parsed
+    try:
+        plan_output_dir(training_args, run_args, run_inputs(model_args, data_args, training_args))
+    except UserError as err:
+        return str(err)
+    return None
 
 
 def _dry_run_data(stage: str, parsed) -> tuple[str | None, str | None]:
