@@ -269,6 +269,21 @@ RECIPES.update({
         "padding_free": True, "save_strategy": "steps", "save_steps": 0.5, "warmup_ratio": 0.1}),
 })
 
+# recipes/gpt2-nl/cpt/config_full.yaml: continued pretraining of GPT-2 on Dutch mC4 (scripts/run_cpt.py, which
+# reads `text_column`, default "text"; the recipe leaves it at that default)
+RECIPES["gpt2-nl/cpt/config_full"] = ("cpt", {
+    "model_name_or_path": "gpt2", "model_revision": "main", "torch_dtype": "bfloat16",
+    "dataset_mixer": {"yhavinga/mc4_nl_cleaned": 1.0}, "dataset_splits": ["train"], "dataset_configs": ["tiny"],
+    "preprocessing_num_workers": 12,
+    "bf16": True, "do_eval": False, "eval_strategy": "no", "gradient_accumulation_steps": 1,
+    "gradient_checkpointing": True, "gradient_checkpointing_kwargs": GC_KWARGS, "hub_model_id": "gpt2-cpt-dutch",
+    "hub_strategy": "every_save", "learning_rate": 2.0e-04, "log_level": "info", "logging_steps": 5,
+    "logging_strategy": "steps", "lr_scheduler_type": "cosine", "max_seq_length": 1024, "max_steps": -1,
+    "num_train_epochs": 1, "output_dir": "data/gpt2-cpt-dutch", "overwrite_output_dir": True,
+    "per_device_eval_batch_size": 8, "per_device_train_batch_size": 16, "push_to_hub": True,
+    "remove_unused_columns": True, "report_to": ["wandb"], "save_strategy": "steps", "save_steps": 100,
+    "save_total_limit": 1, "seed": 42, "warmup_ratio": 0.1})
+
 # What a test may override on the command line: the model, the data, and the machine.
 MODEL_KEYS = {"model_name_or_path", "model_revision"}
 DATA_KEYS = {"dataset_mixture", "dataset_mixer", "dataset_name"}

@@ -53,6 +53,12 @@ def data_overrides(stage: str, recipe: dict, root: Path) -> dict[str, str]:
         if isinstance(spec.get("test_split_size"), int):
             spec["test_split_size"] = 4  # 1000-3000 rows does not fit a test file
         return {"dataset_mixture": json.dumps(spec)}
+    if stage == "cpt":  # plain text, in the folder of the recipe's dataset_configs name
+        folder = root / "text" / (recipe.get("dataset_configs") or [""])[0]
+        for split in recipe["dataset_splits"]:
+            write_jsonl(folder / f"{split}.jsonl", [{"text": " ".join(m["content"] for m in r["messages"])}
+                                                   for r in chat_rows(24)])
+        return {"dataset_mixer": json.dumps({str(root / "text"): 1.0})}
     if "dataset_mixer" in recipe:
         for split in recipe["dataset_splits"]:
             write_split(root, ("chosen", "rejected"), split)
@@ -142,6 +148,19 @@ def test_zephyr_7b_beta_sft_then_dpo_train_as_written(tiny_base_llama_dir, tmp_p
     card = train("zephyr-7b-beta/dpo/config_full", tmp_path / "sft", tmp_path, tmp_path / "dpo")
     assert card["global_step"] == 2 and card["training_args"]["beta"] == 0.01
     assert any(n.startswith("max_prompt_length: 512 -> dropped") for n in card["recipe_translations"])
+
+
+@pytest.mark.slow
+def test_gpt2_nl_cpt_trains_as_written(tiny_base_llama_dir, tmp_path):
+    card = train("gpt2-nl/cpt/config_full", tiny_base_llama_dir, tmp_path, tmp_path / "cpt")
+    assert card["stage"] == "cpt" and card["global_step"] == 2
+    assert card["training_args"]["max_length"] == 1024 and card["training_args"]["learning_rate"] == 2.0e-4
+    assert card["cpt"]["text_column"] == "text" and card["cpt"]["packing_strategy"] == "wrapped"
+    source = card["data"]["mixture"]["sources"][0]
+    assert (source["config"], source["split"], source["weight"]) == ("tiny", "train", 1.0)
+    assert [n.split(":")[0] for n in card["recipe_translations"]] == [
+        "max_seq_length", "preprocessing_num_workers", "gradient_checkpointing", "gradient_checkpointing_kwargs",
+        "warmup_ratio"]
 
 
 @pytest.mark.slow
