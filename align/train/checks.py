@@ -23,7 +23,7 @@ from align.errors import UserError
 from align.train.compat import translate_argv, translate_keys
 from align.train.mixture import is_local, local_file
 from align.train.mixture_spec import Mixture, Source, mixture_from_args
-from align.train.values import lenient_bool
+from align.train.values import lenient_bool, output_dir_problem
 
 TRUE = {"true", "1", "yes", "on"}  # environment variables (huggingface_hub's reading), not recipe values
 # report_to names -> the module that must be importable (transformers' integration names)
@@ -250,7 +250,7 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
 
     `produced`: paths an earlier step will write (a series' prepare steps): not checked for existence."""
     from align.train.kinds import config_class
-    from align.train.recipe import parse_recipe
+    from align.train.recipe import cli_keys, parse_recipe
 
     try:
         config, raw = raw_settings(stage, argv)
@@ -265,8 +265,10 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
             parsed = parse_recipe(config_class(stage), [*argv, *neutral])
     except UserError as err:
         return None, [*problems, str(err)], raw
-    data_args, training_args, model_args, _, _ = parsed
+    data_args, training_args, model_args, _, resolved = parsed
     where = config or "command line"
+    unset = output_dir_problem(resolved, cli_keys(argv))
+    problems += [unset] if unset else []
     model_checks = (model_problem(model_args.model_name_or_path),
                     attention_problem(model_args.model_name_or_path, model_args.attn_implementation)
                     ) if check_model else ()

@@ -39,13 +39,6 @@ def check_values(training_args, model_args, data_args, resolved: dict[str, Any],
         if not ok:
             _refuse(key, value, expected, resolved, cli_keys)
 
-    output_dir = resolved.get("output_dir")
-    if output_dir is None or not str(output_dir).strip():  # transformers would write ./trainer_output
-        given = "output_dir" in resolved
-        where = key_source("output_dir", resolved, cli_keys) if given else None
-        raise UserError(f"{where or resolved.get('recipe_file') or 'command line'}: output_dir "
-                        f"{'is empty (~ / null)' if given else 'is not set'}: name the run's directory (a recipe "
-                        "key or --output_dir); unset, transformers would write into ./trainer_output")
     t = training_args
     need(t.max_steps == -1 or t.max_steps >= 1, "max_steps", t.max_steps, "a positive number of steps, or -1 "
          "(train num_train_epochs)")
@@ -69,6 +62,18 @@ def check_values(training_args, model_args, data_args, resolved: dict[str, Any],
     if model_args.use_peft:
         need(model_args.lora_r >= 1, "lora_r", model_args.lora_r, "at least 1")
         need(model_args.lora_alpha > 0, "lora_alpha", model_args.lora_alpha, "> 0")
+
+
+def output_dir_problem(resolved: dict[str, Any], cli_keys: set[str]) -> str | None:
+    """An output_dir that is null (`~`), empty or not set: transformers would write into ./trainer_output."""
+    output_dir = resolved.get("output_dir")
+    if output_dir is not None and str(output_dir).strip():
+        return None
+    given = "output_dir" in resolved
+    where = key_source("output_dir", resolved, cli_keys) if given else None
+    return (f"{where or resolved.get('recipe_file') or 'command line'}: output_dir "
+            f"{'is empty (~ / null)' if given else 'is not set'}: name the run's directory (a recipe key or "
+            "--output_dir); unset, transformers would write into ./trainer_output")
 
 
 def check_environment(model_args) -> None:
