@@ -93,11 +93,12 @@ def test_judge_on_a_full_disk_keeps_what_it_wrote_and_a_rerun_resumes(tmp_path, 
         _one_error_line(err)
         assert len(_lines_are_whole(out)) == 2  # the two written before the disk filled
         monkeypatch.undo()
-        paid = server.requests
         assert _judge(server, [a], out, "--parallel", "1") == 0
-        assert len(_lines_are_whole(out)) == 6  # 3 questions x 2 turns, nothing twice
-        assert server.requests - paid == 4  # only what was missing
-    assert "torn" not in capsys.readouterr().err
+    rows = _lines_are_whole(out)
+    assert sorted((r["question_id"], r["turn"]) for r in rows) == [(q, t) for q in (81, 101, 111) for t in (1, 2)]
+    captured = capsys.readouterr()
+    assert "6 judgment(s): 4 new, 2 already done" in captured.out  # the re-run asked only for what was missing
+    assert "torn" not in captured.err
 
 
 def test_answers_on_a_full_disk_keep_what_was_written_and_a_rerun_resumes(tmp_path, monkeypatch, capsys):
