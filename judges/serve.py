@@ -7,7 +7,9 @@ clients must send exactly `served_model_name(model_path)` as the model name.
 The server never outlives its parent: it runs in its own process group, which is stopped as a
 whole when the `with` block ends (normally, on Ctrl-C, or on SIGTERM: `align` turns SIGTERM into
 the same interrupt); on Linux it is also sent SIGTERM by the kernel if its parent dies unannounced
-(kill -9), through PR_SET_PDEATHSIG, set before the server program starts.
+(kill -9), through PR_SET_PDEATHSIG, set before the server program starts. (The kernel sends it
+when the thread that started the server ends: start it from a thread that lives as long as the block,
+as the commands do from their main thread.)
 """
 
 from __future__ import annotations
