@@ -52,6 +52,10 @@ STOPS_HERE = {
     "align sft --accelerate_config zero3 --num_processes 8 --config recipes/sft/ultrachat.yaml "
     "--model_name_or_path CKPT --output_dir outputs/2b-expanded/sft":
         (2, "bf16: true needs a GPU", "the study's SFT on 8 GPUs: checked before accelerate launches anything"),
+    "align cpt --accelerate_config zero3 --num_processes 8 --config recipes/cpt/staged-2b.yaml "
+    "--model_name_or_path CKPT --output_dir outputs/staged-2b/cpt":
+        (2, "bf16: true needs a GPU", "the study's staged 2B pretraining on 8 GPUs: checked before accelerate "
+                                      "launches anything; FineWeb-Edu needs the hub"),
     "align series recipes/series/growth-vs-scratch.yaml --dry-run":
         (2, "bf16: true needs a GPU", "the plan prints, then the study's recipes are checked against the machine: "
                                       "bf16 needs a GPU, UltraChat/UltraFeedback need the hub"),
