@@ -128,6 +128,17 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
                             "are kept whole: make room and run the same command again to resume") from None
 
 
+@contextlib.contextmanager
+def write_failure_is_one_line(path: str | os.PathLike) -> Iterator[None]:
+    """Around an atomic write: a failure (disk full, quota) becomes a one-line UserError naming the file.
+    The atomic write has already left the file exactly as it was."""
+    try:
+        yield
+    except OSError as err:
+        raise UserError(f"{path}: could not write it ({err.strerror or err}); it is as it was before: make room "
+                        "and run the same command again to resume") from None
+
+
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 

@@ -21,7 +21,14 @@ from pathlib import Path
 
 from align.argtypes import non_negative_int, positive_int
 from align.errors import UserError
-from align.files import append_jsonl, atomic_write_text, check_output_file, name_as_file_stem, read_jsonl
+from align.files import (
+    append_jsonl,
+    atomic_write_text,
+    check_output_file,
+    name_as_file_stem,
+    read_jsonl,
+    write_failure_is_one_line,
+)
 from align.locks import output_lock
 from align.redact import redact_url
 from align.runcard import package_versions
@@ -113,13 +120,16 @@ def make_record(question: dict, model_id: str, choices: list[dict]) -> dict:
 def sort_answer_file(answer_file: Path) -> None:
     """Like FastChat's reorg_answer_file: one record per question, by question_id (atomic rewrite)."""
     latest = {r["question_id"]: r for r in read_jsonl(answer_file)}
-    atomic_write_text(answer_file, "".join(json.dumps(latest[q], ensure_ascii=False) + "\n" for q in sorted(latest)))
+    text = "".join(json.dumps(latest[q], ensure_ascii=False) + "\n" for q in sorted(latest))
+    with write_failure_is_one_line(answer_file):
+        atomic_write_text(answer_file, text)
 
 
 def record_lengths(meta_file: Path, meta: dict, lengths: dict) -> None:
     """The answer-length distribution of this run's turns, into the meta file and the log."""
     meta["answer_tokens_this_run"] = lengths
-    atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    with write_failure_is_one_line(meta_file):
+        atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     log.info("answer lengths (generated tokens per turn, this run): median %s, p90 %s, max %s; %d of %d turns hit "
              "--max-new-token", lengths["median"], lengths["p90"], lengths["max"], lengths["at_cap"], lengths["turns"])
 
@@ -168,7 +178,8 @@ def write_answers(args: argparse.Namespace, answer_file: Path, meta_file: Path, 
                     lengths += choice.pop("turn_tokens", [])
                 if n == 0:  # written with the first answer: a run that fails to start leaves nothing
                     # Plain JSON (no key-name redaction: `max_new_token` is no secret, and none is in here).
-                    atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+                    with write_failure_is_one_line(meta_file):
+                        atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
                 append_jsonl(answer_file, make_record(question, args.model_id, choices))
                 bar.update(1)
         if lengths:

@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 
-from align.files import append_jsonl, atomic_write_text, read_jsonl
+from align.files import append_jsonl, atomic_write_text, read_jsonl, write_failure_is_one_line
 from judges.client import JudgeCallError, RejectionWatch, run_bounded
 
 log = logging.getLogger("judges.judge")
@@ -130,6 +130,7 @@ def rewrite_failed_list(failed_path: Path, judged: set[tuple], failures: list[di
     for rec in failures:
         kept[record_slot(rec)] = rec
     if kept:
-        atomic_write_text(failed_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept.values()))
+        with write_failure_is_one_line(failed_path):
+            atomic_write_text(failed_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept.values()))
     elif failed_path.exists():
         failed_path.unlink()

@@ -121,3 +121,34 @@ def test_answers_on_a_full_disk_keep_what_was_written_and_a_rerun_resumes(tmp_pa
         monkeypatch.undo()
         assert main(argv) == 0
     assert sorted(r["question_id"] for r in _lines_are_whole(answers)) == [1, 2, 3]
+
+
+def test_answer_file_sort_on_a_full_disk_is_one_line_and_keeps_the_records(tmp_path, monkeypatch, capsys):
+    """The final sort rewrites the answer file (temp file + rename): a full disk leaves it as it was."""
+    import judges.answer
+
+    monkeypatch.delenv("ALIGN_TEST_NO_KEY", raising=False)
+    write_jsonl(tmp_path / "mt_bench" / "question.jsonl", QUESTIONS[:3])
+    answers = tmp_path / "m.jsonl"
+    real_write = judges.answer.atomic_write_text
+
+    def full_for_the_answers(path, text):
+        if path == answers:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, text)
+
+    with FakeJudgeServer() as server:
+        argv = ["mtbench", "answer", "--backend", "openai", "--model-path", "m", "--model-id", "m",
+                "--question-dir", str(tmp_path / "mt_bench"), "--api-key-env", "ALIGN_TEST_NO_KEY",
+                "--max-new-token", "8", "--base-url", server.base_url, "--answer-file", str(answers)]
+        monkeypatch.setattr(judges.answer, "atomic_write_text", full_for_the_answers)
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        _one_error_line(capsys.readouterr().err)
+        assert sorted(r["question_id"] for r in _lines_are_whole(answers)) == [1, 2, 3]  # all kept
+        monkeypatch.undo()
+        asked = server.requests
+        assert main(argv) == 0
+        assert server.requests == asked  # nothing left to answer: the re-run only sorts
+    assert [r["question_id"] for r in _lines_are_whole(answers)] == [1, 2, 3]
