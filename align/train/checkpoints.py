@@ -10,11 +10,13 @@ fails in `_load_from_checkpoint` (or silently restarts the schedule), so it is s
 from __future__ import annotations
 
 import json
+import logging
 import re
 import struct
 import zipfile
 from pathlib import Path
 
+log = logging.getLogger("align")
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -100,3 +102,32 @@ def newest_complete_checkpoint(output_dir: str | Path) -> tuple[str | None, list
             return str(path), skipped
         skipped.append((str(path), problem))
     return None, skipped
+
+
+class _AlreadyAtTheEnd(Exception):
+    """Raised from the trainer's on_train_begin: the resumed checkpoint already ended the training."""
+
+
+def train_without_overshoot(trainer, resume: str | None) -> None:
+    """`trainer.train(resume_from_checkpoint=resume)`, except for a checkpoint that is already the end of
+    training (a run whose final save failed, e.g. disk full, after its last checkpoint). transformers 5.23
+    resumes it into the middle of its epoch (`_run_epoch` skips the trained batches) and takes one more
+    optimizer step before it compares global_step with max_steps, so the run would end at max_steps + 1.
+    Here training stops at on_train_begin, when the checkpoint's weights, optimizer and state are loaded and
+    no step is taken: the caller's final save then writes the checkpoint's model."""
+    from transformers import TrainerCallback
+
+    class StopAtTheEnd(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if resume is not None and state.max_steps > 0 and state.global_step >= state.max_steps:
+                raise _AlreadyAtTheEnd
+
+    guard = StopAtTheEnd()
+    trainer.add_callback(guard)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except _AlreadyAtTheEnd:
+        log.info("%s is already step %d of %d: no further step; only the final save is redone", resume,
+                 trainer.state.global_step, trainer.state.max_steps)
+    finally:
+        trainer.remove_callback(guard)

@@ -297,6 +297,7 @@ def run_training(stage: str, argv: list[str]) -> int:
 
 
 def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> int:
+    from align.train.checkpoints import train_without_overshoot
     from align.train.checks import preflight
     from align.train.compat import env_card, recipe_env
     from align.train.kinds import row_kind, trainer_class
@@ -359,7 +360,7 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
     replace_previous_output(training_args, replace)
     log.info("%s: %d rows (%d skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
              "resuming " + resume if resume else "fresh start")
-    trainer.train(resume_from_checkpoint=resume)
+    train_without_overshoot(trainer, resume)  # a checkpoint already at max_steps takes no further step
     save_outputs(trainer, tokenizer, model_args, training_args)
     finish_run(trainer, stage=stage, started=started, resolved=resolved, data_cards=cards,
                model_args=model_args, training_args=training_args,
