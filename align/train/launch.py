@@ -15,12 +15,13 @@ Mixed precision comes from the recipe's bf16/fp16: a --mixed_precision that disa
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
 
 from align.errors import UserError
+from align.extras import require_extra
+from align.interrupt import call_in_own_group
 
 # package data, so names work from an installed wheel too (recipes/accelerate is a link to it in a clone)
 ACCELERATE_CONFIGS = Path(str(resources.files("align") / "data" / "accelerate"))
@@ -38,6 +39,14 @@ def accelerate_config_path(value: str) -> Path:
         return named
     names = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
     raise UserError(f"--accelerate_config {value}: neither a file nor one of {', '.join(names)}")
+
+
+def check_launcher_installed(config: Path) -> None:
+    """A DeepSpeed config (zero2, zero3) without deepspeed installed: one line now, not a worker's traceback."""
+    from align.files import read_yaml_mapping
+
+    if str(read_yaml_mapping(config, "accelerate config").get("distributed_type", "")).upper() == "DEEPSPEED":
+        require_extra("deepspeed", f"--accelerate_config {config}")
 
 
 def _accelerate_options() -> dict[str, bool]:
@@ -62,7 +71,9 @@ def split_launch_args(argv: list[str], recipe_keys: set[str]) -> tuple[list[str]
                 if i + 1 >= len(argv):
                     raise UserError("command line: --accelerate_config needs a name or path")
                 value, i = argv[i + 1], i + 1
-            launch += ["--config_file", str(accelerate_config_path(value))]
+            config = accelerate_config_path(value)
+            check_launcher_installed(config)
+            launch += ["--config_file", str(config)]
         elif name in options and name.lstrip("-").replace("-", "_") not in recipe_keys:
             launch.append(arg)
             if options[name] and not has_value and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
@@ -112,7 +123,7 @@ def launch_if_asked(stage: str, argv: list[str]) -> int | None:
                         "recipe's bf16/fp16")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", f"align.{stage}", *recipe_argv]
     print("align: " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
-    return subprocess.call(cmd)
+    return call_in_own_group(cmd)  # Ctrl-C / SIGTERM stop the launcher and all its workers
 
 
 def run_recipe_command(stage: str, argv: list[str] | None) -> int:
