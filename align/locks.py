@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import sys
 from collections.abc import Iterator
@@ -38,10 +39,14 @@ def _holder(fd: int) -> str:
 def _try_lock(path: Path, flag: str, target) -> int:
     """An fd holding the lock on the file now at `path` (retrying if a releasing holder removed it
     between our open and our lock), or a UserError naming the holder."""
-    while True:
+    for attempt in itertools.count():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)  # again: a refused run may just have removed it
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            if attempt < 10:
+                continue
+            raise UserError(f"{flag} {target}: its folder {path.parent} keeps disappearing") from None
         except OSError as err:
             raise UserError(f"{flag} {target}: cannot create its lock file {path} ({err.strerror})") from None
         try:
