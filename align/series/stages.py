@@ -20,6 +20,7 @@ from pathlib import Path
 
 from align.errors import UserError
 from align.files import atomic_write_text, file_sha256, read_jsonl
+from align.locks import output_lock
 from align.outputs import remove_previous_output
 from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged
@@ -80,10 +81,11 @@ def _outputs(stage: str) -> Callable[[Series, str | None], list[Path]]:
 def _remove_outputs(stage: str) -> Callable[[Series, str | None], None]:
     def reset(series: Series, entry: str | None) -> None:
         path = output_path(series, entry, stage)
-        if path.is_dir():
-            remove_previous_output(path, flag="stage output")  # only what a previous run wrote
-        elif path.exists():
-            path.unlink()
+        with output_lock(path, "stage reset: output"):  # not while an align command is writing it
+            if path.is_dir():
+                remove_previous_output(path, flag="stage output")  # only what a previous run wrote
+            elif path.exists():
+                path.unlink()
     return reset
 
 
@@ -196,10 +198,11 @@ def _given_base(series: Series, entry: str | None) -> str | None:
 def _remove_judgments(series: Series, entry: str | None) -> None:
     """The judgment file is shared: drop this entry's and its control's rows (and failures), keep the rest."""
     path = output_path(series, entry, "judge")
-    for file in (path, path.with_name(path.name + ".failed.jsonl")):
-        if file.is_file():
-            keep = [r for r in read_jsonl(file) if r.get("model") not in (entry, control_of(entry))]
-            atomic_write_text(file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+    with output_lock(path, "stage reset: judgments"):  # a judge appending meanwhile would lose its records
+        for file in (path, path.with_name(path.name + ".failed.jsonl")):
+            if file.is_file():
+                keep = [r for r in read_jsonl(file) if r.get("model") not in (entry, control_of(entry))]
+                atomic_write_text(file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
 
 
 def _report_verified(series: Series, entry: str | None) -> str | None:
