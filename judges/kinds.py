@@ -21,7 +21,7 @@ SINGLE = "single-answer judgment"
 PAIRWISE = "pairwise judgment"
 FAILED = "failed-judgment list"
 # Fields that tell the kinds apart, most specific first (a judgment also has question_id and turn).
-SIGNATURES = ((PAIRWISE, ("model_1", "model_2", "g1_winner")), (SINGLE, ("model", "judge", "score")),
+SIGNATURES = ((PAIRWISE, ("model_1", "model_2", "g1_winner")), (SINGLE, ("question_id", "model", "score")),
               (FAILED, ("question_id", "turn", "error")), (ANSWER, ("question_id", "choices")),
               ("MT-Bench question", ("question_id", "turns", "category")),
               ("training data", ("messages",)), ("preference data", ("chosen", "rejected")))
@@ -43,8 +43,8 @@ def check_file_kind(path: str | os.PathLike, expected: str, flag: str) -> None:
         kind = record_kind(record)
         if kind != expected:
             what = "a record of no MT-Bench kind" if kind == "unrecognised" else f"a {kind} record"
-            raise UserError(f"{flag} {path}: record {lineno} is {what}, not a {expected}: this command would "
-                            f"write {expected}s into it; choose another file")
+            raise UserError(f"{flag} {path}: record {lineno} is {what}; this command writes only {expected} "
+                            "records there and refuses a file holding anything else: choose another file")
 
 
 def _same_file(a: Path, b: Path) -> bool:
