@@ -56,6 +56,10 @@ STOPS_HERE = {
     "--model_name_or_path CKPT --output_dir outputs/staged-2b/cpt":
         (2, "bf16: true needs a GPU", "the study's staged 2B pretraining on 8 GPUs: checked before accelerate "
                                       "launches anything; FineWeb-Edu needs the hub"),
+    "align eval --model-path CKPT --out outputs/eval/base":
+        (2, "HF_DATASETS_OFFLINE=1 but task(s) need the hub: lambada_openai", "the study's Table 1 tasks read "
+                                                                          "their data from the hub: refused offline, "
+                                                                          "before the model loads"),
     "align series recipes/series/growth-vs-scratch.yaml --dry-run":
         (2, "bf16: true needs a GPU", "the plan prints, then the study's recipes are checked against the machine: "
                                       "bf16 needs a GPU, UltraChat/UltraFeedback need the hub"),

@@ -62,15 +62,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"a .jsonl of {{\"text\"}} rows: adds task {HELDOUT_TASK} (word/byte perplexity)")
     parser.add_argument("--limit", type=positive_int, help="only the first N documents of each task (testing)")
     parser.add_argument("--batch-size", type=_batch_size, default="1", help="lm-eval batch size (default 1)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0, ... (default: lm-eval's choice)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0, ... (default: cuda when available)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights dtype (default float32)")
 
 
 def _lm_eval(args: argparse.Namespace, manager, names: list[str], out_dir: Path) -> tuple[dict, dict]:
     """lm-eval's simple_evaluate + its tracker's files in `out_dir`; returns (results, samples)."""
+    import torch
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
+    # lm-eval's hf model asks for cuda when no device is given, even on a CPU-only torch
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tracker = EvaluationTracker(output_path=str(out_dir))
     batch = int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
     results = simple_evaluate(model="hf", model_args={"pretrained": args.model_path, "dtype": args.dtype},

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
+from judges.measures.tasks import offline_flag
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
@@ -73,6 +74,9 @@ def read_head(source: str, split: str, limit: int) -> list[Any]:
             return _jsonl_head(path, limit)
     elif path.exists() or source.startswith((".", "/")) or source.count("/") != 1:
         raise UserError(f"--data {source}: not a .jsonl/.json/.parquet file nor a hub dataset id (org/name)")
+    elif offline_flag():
+        raise UserError(f"--data {source}: a hub dataset, but {offline_flag()}=1; give a local .jsonl/.json/.parquet "
+                        "file of the split")
     return _dataset_head(source, split, limit)
 
 

@@ -117,6 +117,7 @@ def test_ids_are_indexes_without_unique_prompt_ids(chat_models, tmp_path):
     (["--kind", "dpo"], "--kind dpo needs --ref-model-path"),
     (["--kind", "sft", "--data", "missing.jsonl"], "--data missing.jsonl"),
     (["--kind", "sft", "--model-path", "no/such-model"], "hub ids cannot load"),
+    (["--kind", "sft", "--data", "HuggingFaceH4/ultrachat_200k"], "a hub dataset, but HF_"),
 ])
 def test_user_errors_are_one_line_exit_2(args, says, chat_models, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
