@@ -3,12 +3,10 @@ same by the launcher's mixed precision, the trainer's arguments and the pre-run 
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from test_train import SFT_RECIPE
 
-from align.train import checks
+from align.train import checks, launch
 
 # every spelling transformers' string_to_bool accepts, in a few cases
 SPELLINGS = ["yes", "no", "true", "false", "t", "f", "y", "n", "1", "0", "TRUE", "No", "T", "Y", "F"]
@@ -29,7 +27,7 @@ def _readings(argv, monkeypatch) -> tuple[str, bool, str]:
 
     monkeypatch.setattr(checks, "_gpu", lambda: True)  # bf16 is allowed: the readings are what is compared
     launched = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: launched.append(cmd) or 0)
+    monkeypatch.setattr(launch, "call_in_own_group", lambda cmd: launched.append(cmd) or 0)
     assert launch_if_asked("sft", ["--accelerate_config", "ddp", *argv]) == 0
     launcher = launched[0][launched[0].index("--mixed_precision") + 1]
     trainer = parse_recipe(SFTConfig, argv)[1].bf16
