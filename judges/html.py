@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from align.files import atomic_write_text
 from judges.controls import control_of
+from judges.judge_free_tables import base_delta_table, base_note, base_table, heldout_columns, heldout_note
 from judges.pair_report import PAIR_HEADER, outcome, pair_cells
-from judges.tables import MAIN_HEADER, main_cells
+from judges.tables import MAIN_HEADER, main_cells, with_extra
 
 if TYPE_CHECKING:
     from judges.report import Study
@@ -78,6 +79,19 @@ def _check_html(checks: dict, controls_seen: bool) -> str:
                                             rows, "judge-check")
             + '<p class="note">Each model minus its own answers attached to other questions of the same turn '
               "count. A judge that reads the answers puts the CI above 0.</p>")
+
+
+def _base_html(study: Study, summary: dict) -> str:
+    """The Base models table (the study's Table 1 form) and its paired differences from scratch."""
+    if not study.free.base:
+        return ""
+    parts = ["<h2>Base models (no judge: lm-evaluation-harness)</h2>",
+             _table(*base_table(study.free, study.rows), "base-table")]
+    header, body = base_delta_table(study.free)
+    if body:
+        parts.append(_table(header, body, "base-delta-table"))
+    n_boot = study.free.n_boot
+    return "".join(parts) + f'<p class="note">{_e(base_note(n_boot, summary["min_ci_questions"]))}</p>'
 
 
 def _answer_cell(study: Study, model: str, qid: int, turn: int) -> str:
@@ -143,10 +157,12 @@ def page(study: Study, summary: dict, png: Path) -> str:
         pieces.append(f'<p class="warning" id="judge-warning">{_e(study.warning.strip("*"))}</p>')
     if study.rows:
         pieces += [f"<h1>MT-Bench (judge: {_e(study.judge)})</h1>",
-                   _table(MAIN_HEADER, [main_cells(r) for r in study.rows], "main-table"),
+                   _table(*with_extra(MAIN_HEADER, [main_cells(r) for r in study.rows], study.rows,
+                                      heldout_columns(study.free)), "main-table"),
                    f'<p class="note">No CI below {summary["min_ci_questions"]} questions (n = questions judged). '
-                   "Words/turn: mean words per answer turn.</p>",
-                   _check_html(study.checks, study.controls_seen), _chart(png)]
+                   "Words/turn: mean words per answer turn."
+                   f"{' ' + _e(heldout_note()) if study.free.heldout else ''}</p>",
+                   _check_html(study.checks, study.controls_seen), _base_html(study, summary), _chart(png)]
     if study.pairs:
         bias = study.bias or {}
         share = bias.get("a_share")

@@ -10,7 +10,9 @@ For each model whose series entry is not `scratch`: its paired difference from t
 with a paired bootstrap CI and a two-sided sign-flip permutation p-value. No CI below
 --min-ci-questions questions. Controls (`<model>@mismatched`, judged with --controls) are not rows:
 they give each model's judge check (check.py), whose failure is the table's first line.
-Pairwise files (`_pair.jsonl`) add the pairwise section (pair_report.py).
+Pairwise files (`_pair.jsonl`) add the pairwise section (pair_report.py). --base-eval and --heldout
+add the judge-free measures (judge_free.py): a Base models table and held-out columns, each with its
+paired difference from the same-size scratch model.
 Writes table.md, table.csv, table.tex, categories.png, summary.json and report.html; prints the Markdown.
 """
 
@@ -34,6 +36,8 @@ from align.runcard import check_own_run_card, write_run_card
 from judges.check import check_lines, check_warning, judge_check, words_per_turn
 from judges.controls import is_control
 from judges.html import write_html
+from judges.judge_free import JudgeFree, load_base_evals, load_heldouts, summary_parts, warning_with_evidence
+from judges.judge_free_tables import base_latex, base_markdown, csv_columns, heldout_columns, heldout_note
 from judges.kinds import check_not_inputs, question_data_files
 from judges.pair_report import is_pair_file, load_pair_judgments, pair_markdown, pair_summary, position_bias
 from judges.pair_report import pair_rows as pair_report_rows
@@ -202,6 +206,7 @@ class Study:
     bias: dict | None = None
     questions: list[dict] = field(default_factory=list)
     answers: dict = field(default_factory=dict)  # model -> question_id -> answer record
+    free: JudgeFree = field(default_factory=JudgeFree)  # the judge-free measures (base models, held-out)
 
 
 def _judge_name(records) -> str:
@@ -263,7 +268,25 @@ def build_study(args: argparse.Namespace) -> Study:
                                        args.min_ci_questions, failed)
         study.bias = position_bias(study.pair_judged)
         study.pair_judge = _judge_name(study.pair_judged.values())
+    judge_free(study, args)
     return study
+
+
+def judge_free(study: Study, args: argparse.Namespace) -> None:
+    """The base-model and held-out measures of the table's models, and their paired deltas vs scratch."""
+    free = JudgeFree(base=load_base_evals(args.base_eval), heldout=load_heldouts(args.heldout))
+    names = {r.name for r in study.rows}
+    for flag, models in (("--base-eval", free.base), ("--heldout", free.heldout)):
+        unknown = sorted(set(models) - names)
+        if unknown:
+            raise UserError(f"{flag}: {', '.join(unknown)}: not a model of the table "
+                            f"({', '.join(sorted(names)) or 'no single-score rows'})")
+    from judges.judge_free import compute
+
+    compute(free, {r.name: r.baseline for r in study.rows if r.baseline}, args.bootstrap, args.seed,
+            args.min_ci_questions)
+    study.free = free
+    study.warning = warning_with_evidence(study.warning, free)
 
 
 def summary(study: Study, min_questions: int) -> dict:
@@ -281,6 +304,7 @@ def summary(study: Study, min_questions: int) -> dict:
         "judge_check": study.checks, "judge_check_warning": study.warning}
     if study.pairs:
         out["pairwise"] = {"judge": study.pair_judge, **pair_summary(study.pairs, study.bias)}
+    out.update(summary_parts(study.free))
     return out
 
 
@@ -301,16 +325,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-ci-questions", type=positive_int, default=MIN_CI_QUESTIONS,
                         help=f"show no 95%% CI for fewer questions than this (default {MIN_CI_QUESTIONS})")
     parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--base-eval", action="append", default=[], metavar="NAME=DIR",
+                        help="model NAME's `align eval` output folder (base_eval.json): the Base models table "
+                             "(repeatable)")
+    parser.add_argument("--heldout", action="append", default=[], metavar="NAME=DIR",
+                        help="model NAME's `align heldout` output folder (heldout.json): held-out loss and "
+                             "preference accuracy in the MT-Bench table (repeatable; one per kind)")
 
 
 def write_report(out: Path, study: Study, args: argparse.Namespace, started: float) -> str:
     """Write the report's files into `out`; return the Markdown."""
     md = ""
     if study.rows:
+        held = heldout_columns(study.free)
         md = markdown(study.rows, study.judge, args.bootstrap, args.min_ci_questions, study.warning,
-                      check_lines(study.checks, study.controls_seen))
-        atomic_write_text(out / "table.csv", csv_text(study.rows))
-        atomic_write_text(out / "table.tex", latex(study.rows, study.judge, study.warning))
+                      check_lines(study.checks, study.controls_seen) + ([heldout_note()] if held[0] else []), held)
+        md += ("\n" + base_markdown(study.free, study.rows, args.bootstrap, args.min_ci_questions)
+               if study.free.base else "")
+        atomic_write_text(out / "table.csv", csv_text(study.rows, csv_columns(study.free)))
+        atomic_write_text(out / "table.tex", latex(study.rows, study.judge, study.warning, held)
+                          + base_latex(study.free, study.rows))
         plot_categories(study.rows, out / "categories.png")
     if study.pairs:
         md += ("\n" if md else "") + pair_markdown(study.pairs, study.bias, study.pair_judge, args.bootstrap,
@@ -320,6 +354,7 @@ def write_report(out: Path, study: Study, args: argparse.Namespace, started: flo
     write_html(out / "report.html", study, summary(study, args.min_ci_questions), out / "categories.png")
     write_run_card(out, {"stage": "mtbench-report", "input_files": args.input_file, "series": args.series,
                          "answer_files": args.answer_file, "bootstrap": args.bootstrap, "seed": args.seed,
+                         "base_eval": args.base_eval, "heldout": args.heldout,
                          "min_ci_questions": args.min_ci_questions, "judge": study.judge,
                          "output_file": str(Path(args.out_dir) / "report.html")}, started, name=REPORT_CARD)
     return md

@@ -80,3 +80,31 @@ def paired_difference(model: dict[int, float], baseline: dict[int, float], n_boo
     low, high = np.percentile(boots, [tail, 100 - tail])
     return PairedResult(len(shared), float(diffs.mean()), float(low), float(high),
                         sign_flip_p_value(diffs, n_perm=n_boot, seed=seed))
+
+
+def paired_ratio_difference(model: dict, baseline: dict, transform, n_boot: int = 10_000, seed: int = 0,
+                            level: float = 0.95) -> PairedResult:
+    """model - baseline of a corpus-level measure: transform(sum numerators / sum denominators).
+
+    Inputs map item id -> (numerator, denominator), e.g. a document's (log-likelihood, words) for word
+    perplexity exp(-sum ll / sum words). Resampling items (the same resample for both models, paired)
+    and recomputing the ratio on each is the ratio estimator's bootstrap; a mean of per-item ratios would
+    weigh a short document like a long one. No sign-flip test: the p-value is NaN.
+    """
+    shared = sorted(set(model) & set(baseline))
+    if not shared:
+        nan = float("nan")
+        return PairedResult(0, nan, nan, nan, nan)
+    m = np.array([model[k] for k in shared], dtype=float)
+    b = np.array([baseline[k] for k in shared], dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(shared), size=(n_boot, len(shared)))
+
+    def measure(pairs: np.ndarray, rows=slice(None)) -> np.ndarray:
+        sums = pairs[rows].sum(axis=-2)
+        return transform(sums[..., 0] / sums[..., 1])
+
+    boots = measure(m, idx) - measure(b, idx)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(boots, [tail, 100 - tail])
+    return PairedResult(len(shared), float(measure(m) - measure(b)), float(low), float(high), float("nan"))

@@ -51,14 +51,23 @@ MAIN_HEADER = ["Size", "Construction", "Model", "MT-Bench", "95% CI", "Words/tur
                "Invalid", "Missing", "Δ vs scratch", "Δ 95% CI", "p", "Paired n"]
 
 
+def with_extra(header: list[str], body: list[list], rows: list[Row], extra) -> tuple[list[str], list[list]]:
+    """Columns added after the table's own: `extra` = (header, {model: cells}), or None."""
+    if not extra or not extra[0]:
+        return header, body
+    blank = [""] * len(extra[0])
+    return header + extra[0], [cells + list(extra[1].get(r.name, blank)) for cells, r in zip(body, rows)]
+
+
 def markdown(rows: list[Row], judge: str, n_boot: int, min_questions: int, warning: str | None,
-             check: list[str]) -> str:
-    """The single-score table; its first line is the judge-check warning when there is one."""
+             check: list[str], extra=None) -> str:
+    """The single-score table; its first line is the judge-check warning when there is one. `extra`:
+    columns the table gains (the held-out measures)."""
     table = md_table
     cats = category_columns(rows)
     text = ([warning, ""] if warning else []) + [
             f"## MT-Bench (judge: {judge})", "",
-            table(MAIN_HEADER, [main_cells(r) for r in rows]), "",
+            table(*with_extra(MAIN_HEADER, [main_cells(r) for r in rows], rows, extra)), "",
             f"MT-Bench: mean of all valid turn scores (1-10). 95% CI: percentile bootstrap over questions "
             f"({n_boot} resamples, both turns of a question together); no interval is shown for fewer than "
             f"{min_questions} questions (n = questions judged), as a bootstrap over so few is not a 95% interval. "
@@ -74,26 +83,30 @@ def markdown(rows: list[Row], judge: str, n_boot: int, min_questions: int, warni
     return "\n".join(text) + "\n"
 
 
-def csv_text(rows: list[Row]) -> str:
+def csv_text(rows: list[Row], extra=None) -> str:
     cats = category_columns(rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["size", "construction", "model", "mtbench", "ci_low", "ci_high", "questions", "words_per_turn",
-                     "turn1", "turn2", "judged",
-                     "invalid", "missing", "baseline", "diff", "diff_ci_low", "diff_ci_high", "p_value", "paired_n"]
-                    + [f"cat_{c}" for c in cats])
+    header = (["size", "construction", "model", "mtbench", "ci_low", "ci_high", "questions", "words_per_turn",
+               "turn1", "turn2", "judged",
+               "invalid", "missing", "baseline", "diff", "diff_ci_low", "diff_ci_high", "p_value", "paired_n"]
+              + [f"cat_{c}" for c in cats])
+    body = []
 
     def num(x):
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 6)
 
     for r in rows:
         d = r.diff
-        writer.writerow([r.size, r.construction, r.name, num(r.score), num(r.ci[0]), num(r.ci[1]), r.n_questions,
+        body.append([r.size, r.construction, r.name, num(r.score), num(r.ci[0]), num(r.ci[1]), r.n_questions,
                          num(r.words), num(r.turn1),
                          num(r.turn2), r.valid, r.invalid, r.missing, r.baseline or "",
                          num(d.mean) if d else "", num(d.ci_low) if d else "", num(d.ci_high) if d else "",
                          num(d.p_value) if d else "", d.n if d else ""]
-                        + [num(r.categories.get(c, math.nan)) for c in cats])
+                    + [num(r.categories.get(c, math.nan)) for c in cats])
+    header, body = with_extra(header, body, rows, extra)
+    writer.writerow(header)
+    writer.writerows(body)
     return out.getvalue()
 
 
@@ -105,14 +118,15 @@ def _tex(s: str) -> str:
     return "".join(TEX_ESCAPES.get(ch, ch) for ch in s)
 
 
-def latex(rows: list[Row], judge: str, warning: str | None = None) -> str:
+def latex(rows: list[Row], judge: str, warning: str | None = None, extra=None) -> str:
     header = ["Size", "Construction", "Model", "MT-Bench", "95\\% CI", "Words/turn", "Turn 1", "Turn 2", "Judged",
               "Invalid", "Missing", "$\\Delta$", "$\\Delta$ 95\\% CI", "$p$"]
+    header, body = with_extra(header, [main_cells(r)[:14] for r in rows], rows,
+                              extra and ([_tex(h) for h in extra[0]], extra[1]))
     lines = ([f"% {warning.strip('*')}"] if warning else []) + [
         f"% MT-Bench, judge: {_tex(judge)}", "\\begin{tabular}{lll" + "r" * (len(header) - 3) + "}", "\\toprule",
         " & ".join(header) + " \\\\", "\\midrule"]
-    for r in rows:
-        cells = main_cells(r)[:14]
+    for cells in body:
         lines.append(" & ".join(_tex(c) for c in cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)
