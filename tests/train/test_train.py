@@ -109,6 +109,31 @@ def test_bad_row_stops_the_entry_point_before_anything_is_written(module, rows, 
 
 
 @pytest.mark.slow
+def test_sigterm_mid_training_exits_130_and_resumes(tiny_llama_dir, tmp_path):
+    """SIGTERM (a scheduler's preemption) unwinds like Ctrl-C: one line, exit 130, a resumable directory."""
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(48))
+    out = tmp_path / "run"
+    args = sft_args(tiny_llama_dir, data, out, "--save_strategy", "steps", "--save_steps", "2")
+    args[args.index("--max_steps") + 1] = "60"
+    err_log = tmp_path / "stderr.txt"
+    with open(err_log, "w") as err_fh:
+        proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                                stdout=subprocess.DEVNULL, stderr=err_fh)
+        state = out / "checkpoint-2" / "trainer_state.json"
+        deadline = time.time() + 300
+        while not state.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 130
+    err = err_log.read_text()
+    assert "interrupted:" in err and "Traceback" not in err, err[-2000:]
+    resumed = [a if a != "60" else "4" for a in args]
+    proc2 = run_cli(*resumed, "--resume_from_checkpoint", "true", timeout=300)
+    assert proc2.returncode == 0, proc2.stderr[-3000:]
+    assert json.loads((out / "run_card.json").read_text())["global_step"] == 4
+
+
+@pytest.mark.slow
 def test_resume_after_kill(tiny_llama_dir, tmp_path, capsys):
     data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(48))
     out = tmp_path / "run"
