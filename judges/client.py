@@ -61,6 +61,7 @@ class RejectionWatch:
         self.succeeded = False
         self.first: JudgeCallError | None = None
         self.stopped = False
+        self.not_sent = 0  # requests refused because the watch had stopped the run
         self._lock = threading.Lock()
 
     def reason(self) -> str:
@@ -70,6 +71,8 @@ class RejectionWatch:
         """`fn`, counting its rejections and refusing to start once the watch has stopped the run."""
         def watched(item: T) -> R:
             if self.stopped:
+                with self._lock:
+                    self.not_sent += 1
                 raise JudgeCallError(f"not sent: {self.reason()}", rejected=True)
             try:
                 result = fn(item)

@@ -110,9 +110,9 @@ def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
             append_jsonl(output, rec)
             counts["judged"] += 1
             counts["invalid"] += is_invalid(rec)
-    if watch.stopped:
-        log.error("stopped: %s; the rest were not sent (all %d missing judgments are listed in %s); fix the "
-                  "cause and re-run", watch.reason(), counts["failed"], failed_path)
+    if watch.not_sent:
+        log.error("stopped: %s; %d were not sent (all %d missing judgments are listed in %s); fix the cause and "
+                  "re-run", watch.reason(), watch.not_sent, counts["failed"], failed_path)
     latest = read_existing(output)[1]
     rewrite_failed_list(failed_path, {m.slot for m in matches if latest.get(m.slot) == m.cache_key}, failures)
     return counts

@@ -49,9 +49,9 @@ def answers(args: argparse.Namespace, questions: list[dict]) -> Iterator[tuple[d
         failures.append(question["question_id"])
         if not str(err).startswith("not sent: "):
             log.warning("question %s failed: %s", question["question_id"], str(err).splitlines()[0][:200])
-    if watch.stopped:
-        raise UserError(f"stopped: {watch.reason()}; {len(failures)} question(s) got no answer; fix the cause "
-                        "and re-run to answer only those")
+    if watch.not_sent:
+        raise UserError(f"stopped: {watch.reason()}; {len(failures)} question(s) got no answer "
+                        f"({watch.not_sent} not asked); fix the cause and re-run to answer only those")
     if failures:
         raise UserError(f"{len(failures)} question(s) got no answer from {redact_url(args.base_url)} "
                         f"(ids {sorted(failures)}); re-run to answer only those")

@@ -89,3 +89,13 @@ def test_answers_from_a_server_that_rejects_everything_stop_early(tmp_path, caps
     assert len(err) == 1 and err[0].startswith("error: stopped: the first 5 requests were all rejected")
     assert "maximum of 2048 positions" in err[0] and f"{len(QUESTIONS)} question(s) got no answer" in err[0]
     assert not out.exists()
+
+
+def test_a_run_too_short_to_stop_says_no_stop(tmp_path, answer_files, capsys, caplog):
+    out = tmp_path / "j.jsonl"
+    with FakeJudgeServer(latency=0.3) as server:  # all six asked at once, then six rejections
+        server.fail_if, server.fail_with = "first answer", "400"
+        assert _judge(server, answer_files[:1], out, "--parallel", "6") == 1
+        assert server.requests == 6  # everything was asked: nothing was stopped
+    assert "stopped" not in capsys.readouterr().err + caplog.text
+    assert len(_rows(tmp_path / "j.jsonl.failed.jsonl")) == 6
