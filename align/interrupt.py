@@ -40,8 +40,8 @@ def exit_interrupted() -> None:
     """Say so in one line and exit 130. Cleanup has already run (the interrupt unwound the stack);
     worker threads still waiting on a network reply are abandoned rather than waited for: their
     results would be discarded anyway, and a timeout can be minutes."""
-    print("interrupted: everything written so far is complete; re-run the same command to continue",
-          file=sys.stderr, flush=True)
+    print("interrupted: every record written is whole; run the same command again to continue (training: "
+          "with --resume_from_checkpoint true)", file=sys.stderr, flush=True)
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.stdout.flush()
         os._exit(INTERRUPTED_EXIT)
