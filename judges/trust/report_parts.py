@@ -7,8 +7,8 @@ already read (its rows, its pairwise judgments, the answers) and writes what the
 
 from __future__ import annotations
 
-import logging
 import math
+from pathlib import Path
 
 from align.errors import UserError
 from align.files import read_jsonl
@@ -19,9 +19,7 @@ from judges.trust.single_length import chars_per_turn, length_adjusted_differenc
 from judges.trust.style_control import style_controlled_win_rate
 from judges.trust.votes import file_kind, judge_name
 
-log = logging.getLogger(__name__)
-
-# Each resample refits a logistic model (~10 ms): the controlled CIs use at most this many resamples.
+# Each resample refits a logistic model (~2 ms): the controlled CIs use at most this many resamples.
 CONTROL_BOOTSTRAP_MAX = 1000
 
 
@@ -52,15 +50,6 @@ def summary_fields(control: dict | None) -> dict:
     return out
 
 
-def rate_cell(result: dict | None) -> str:
-    """"61% [52%, 70%]", "61%" (no CI: too few questions) or "–" (no answers)."""
-    if not result or result["value"] is None:
-        return "–"
-    low, high = result["ci"]
-    cell = f"{100 * result['value']:.0f}%"
-    return cell if low is None else f"{cell} [{100 * low:.0f}%, {100 * high:.0f}%]"
-
-
 CONTROL_NOTE = ("Length-controlled (LC): AlpacaEval 2's GLM (length_controlled_minimal): the judge's preference "
                 "fitted on tanh(length difference / sd, in characters) and a model term, read at ZERO length "
                 "difference. Style-controlled (SC): Arena-Hard-Auto's style control: Bradley-Terry with z-scored "
@@ -85,28 +74,33 @@ def length_adjusted(rows, answers: dict, min_questions: int) -> None:
                                                          min_questions=min_questions)
 
 
-def length_adjusted_cell(result: dict | None) -> str:
-    if not result or result["value"] is None:
-        return ""
-    low, high = result["ci"]
-    cell = f"{result['value']:+.2f}"
-    return cell if low is None else f"{cell} [{low:+.2f}, {high:+.2f}]"
-
-
 # ---------------------------------------------------------------- two judges: agreement
 
-def _file_judge(path: str) -> str:
+def _file_judge(path: str) -> str | None:
+    """The judge named by a judgment file's first record that names one; None if none does (or no file)."""
+    if not Path(path).is_file():
+        return None  # the report's own reader says what is wrong with it
     for rec in read_jsonl(path):
         if rec.get("judge"):
             return judge_name(rec["judge"])
-    return "unknown"
+    return None
 
 
 def split_by_judge(files: list[str]) -> list[tuple[str, list[str]]]:
-    """[(judge, its files)] in the order the judges first appear; more than two is refused."""
+    """[(judge, its files)] in the order the judges first appear; a file naming no judge goes with the
+    first; more than two judges is refused."""
     groups: dict[str, list[str]] = {}
+    unnamed = []
     for path in files:
-        groups.setdefault(_file_judge(path), []).append(path)
+        judge = _file_judge(path)
+        if judge is None:
+            unnamed.append(path)
+        else:
+            groups.setdefault(judge, []).append(path)
+    if not groups:
+        return [("unknown", list(files))]
+    first = next(iter(groups))
+    groups[first] = [p for p in files if p in groups[first] or p in unnamed]
     if len(groups) > 2:
         raise UserError(f"--input-file: judgments of {len(groups)} judges ({', '.join(groups)}); the report takes "
                         "one judge, or two to compare")
