@@ -1,6 +1,6 @@
 """Run every benchmark of BENCHMARKS.md, one after the other, with the commands recorded there.
 
-    python bench/run_all.py [--only sft,answer,linear,families,judge,grow,demo] [--list]
+    python bench/run_all.py [--only sft,answer,linear,families,judge,grow,eval,demo] [--list]
 
 Each benchmark compares against its own baseline inside its own run (this machine is shared and
 noisy: ratios from one run are what counts). Results land under outputs/bench*/; this script
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "families": ["bench/bench_families.py", "--max-new-token", "48", "--threads", "1"],
     "judge": ["bench/bench_judge.py"],
     "grow": ["bench/bench_grow.py"],
+    "eval": ["bench/bench_eval.py"],
     "demo": ["bench/bench_demo.py"],
 }
 
