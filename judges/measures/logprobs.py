@@ -13,6 +13,7 @@ of its counted tokens (each predicted from the tokens before it) and how many th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from align.errors import UserError
@@ -25,7 +26,7 @@ class Sequence:
 
 
 def _has_markers(template: str | None) -> bool:
-    return bool(template) and "generation" in template and "endgeneration" in template
+    return bool(template) and re.search(r"\{%-?\s*generation\s*-?%\}", template) is not None
 
 
 def chat_template_for(tokenizer, kind: str, where: str) -> str:

@@ -199,3 +199,19 @@ def test_summary_names_filters_and_keeps_pairs():
     summary = summarize(results, samples)
     assert summary["measures"]["t/exact_match,strict"] == {"value": 1.0, "stderr": None, "n": 2}
     assert summary["items"] == {"t/acc": {"0": 1.0, "1": 0.0}, "t/exact_match,strict": {"0": 1.0}}
+
+
+def test_measures_never_import_training_code():
+    """judges/ reads checkpoints and files; align.train, align.grow and align.series stay out, even lazily."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[2] / "judges" / "measures"
+    imported = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert "align.errors" in imported  # the scan sees the package's imports
+    assert not {m for m in imported if m.split(".")[:2] in (["align", "train"], ["align", "grow"], ["align", "series"])}
