@@ -11,11 +11,14 @@
   re-encodes its whole conversation.
 - padded: one left-padded `model.generate` per batch of similar-length questions, for models whose cache
   cannot be cut and merged (recurrent state, chunked attention), or with `Settings.cache_reuse=False`.
+  `auto` also runs it when the transformers internals `align` relies on are missing or changed, or the
+  installed transformers is outside the versions `align` was tested on (judges/backends/hf_internals.py).
+
+Imports run one way: this module -> the engines -> hf_common / hf_internals.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -23,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from align.errors import UserError
+from judges.backends import hf_internals
+from judges.backends.hf_cb import cb_answers
+from judges.backends.hf_common import answer_text, batch_seed, render
 from judges.questions import GREEDY_BELOW, temperature_for
 
 log = logging.getLogger(__name__)
@@ -83,16 +89,6 @@ def stop_token_ids(model, tok) -> list[int]:
     return ids
 
 
-def render(tok, messages: list[dict]) -> str:
-    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def batch_seed(seed: int, choice: int, turn: int, question_ids: list[int]) -> int:
-    """A seed fixed by the batch's contents, so a re-run with the same batches samples the same text."""
-    key = f"{seed}:{choice}:{turn}:{','.join(map(str, question_ids))}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
-
-
 def generation_kwargs(tok, temperature: float, max_new_token: int, stop_ids: list[int], seed: int) -> dict:
     """`model.generate` settings for one batch; seeds the sampler when it samples."""
     from transformers import set_seed
@@ -106,12 +102,6 @@ def generation_kwargs(tok, temperature: float, max_new_token: int, stop_ids: lis
     else:  # the checkpoint's sampling defaults (top_p, top_k) mean nothing when greedy
         kwargs.update(temperature=None, top_p=None, top_k=None)
     return kwargs
-
-
-def answer_text(tok, row: list[int], stop_ids: list[int]) -> tuple[str, int]:
-    """The answer in generated tokens `row` (cut at the first stop token), and where it was cut."""
-    cut = next((i for i, t in enumerate(row) if t in stop_ids), len(row))
-    return tok.decode(row[:cut], skip_special_tokens=True).strip(), cut
 
 
 def generate_padded(model, tok, prompts: list[str], temperature: float, max_new_token: int,
@@ -143,18 +133,27 @@ def plan_batches(questions: list[dict], tok, batch_size: int) -> list[tuple[floa
 
 def choose_engine(model, settings: Settings) -> tuple[str, str]:
     """(engine, why): the one decision, logged once per run."""
-    from judges.backends.hf_rows import cache_reuse_check
-
-    reusable, why = cache_reuse_check(model)
     if settings.engine == "generate_batch":
         return "generate_batch", "asked for (--hf-engine generate_batch)"
     if not settings.cache_reuse:
         return "padded", "cache reuse switched off"
+    broken = hf_internals.internals_problem(model)
+    if broken:
+        if settings.engine == "align":
+            raise UserError(f"--hf-engine align: cannot run with this transformers: {broken}")
+        return "padded", f"the align engine cannot run: {broken}"
+    untested = hf_internals.version_problem()
+    if untested and settings.engine == "auto":
+        return "padded", f"{untested} (--hf-engine align runs it anyway)"
+    # Imported only now: it subclasses the transformers internals probed above, which may be missing.
+    from judges.backends.hf_rows import cache_reuse_check
+
+    reusable, why = cache_reuse_check(model)
     if not reusable:
         if settings.engine == "align":
             raise UserError(f"--hf-engine align: this model cannot use it: {why}")
         return "padded", why
-    return "align", why
+    return "align", f"{why}; {untested}, asked for anyway" if untested else why
 
 
 def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> Iterator[tuple[dict, list[dict]]]:
@@ -167,14 +166,12 @@ def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> It
     stop_ids = stop_token_ids(model, tok)
     engine, why = choose_engine(model, settings)
     log.info("%d questions on %s (%s attention): %s engine, %s", len(questions), model.device,
-             model.config._attn_implementation, engine, why)
+             hf_internals.attention_implementation(model), engine, why)
     if engine == "align":
-        from judges.backends.hf_rows import rows_answers
+        from judges.backends.hf_rows import rows_answers  # see choose_engine
 
         yield from rows_answers(model, tok, questions, settings, stop_ids)
     elif engine == "generate_batch":
-        from judges.backends.hf_cb import cb_answers
-
         yield from cb_answers(model, tok, questions, settings, stop_ids)
     else:
         yield from padded_answers(model, tok, questions, settings, stop_ids)

@@ -15,25 +15,21 @@ groups go straight through. Other implementations (flash, flex, paged) are left 
 
 from __future__ import annotations
 
-import sys
-
 import torch
-from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask, sdpa_mask
+
+from judges.backends.hf_internals import (
+    attention_implementation,
+    model_eager_attention,
+    register_attention,
+    sdpa_attention_forward,
+)
 
 WRAPPED = {"sdpa": "align_rows_sdpa", "eager": "align_rows_eager"}
-MASKS = {"sdpa": sdpa_mask, "eager": eager_mask}
-
-
-def model_eager(module):
-    """The eager attention function of the module's own model file (Gemma 2's applies softcapping)."""
-    return sys.modules[type(module).__module__].eager_attention_forward
 
 
 def grouped(inner_name: str):
     def attention(module, query, key, value, attention_mask, row_groups=None, **kwargs):
-        inner = sdpa_attention_forward if inner_name == "sdpa" else model_eager(module)
+        inner = sdpa_attention_forward if inner_name == "sdpa" else model_eager_attention(module)
         if not row_groups or len(row_groups) == 1 or query.shape[2] != 1 or attention_mask is None:
             return inner(module, query, key, value, attention_mask, **kwargs)
         outputs = []
@@ -48,13 +44,12 @@ def grouped(inner_name: str):
 
 
 for _plain, _name in WRAPPED.items():
-    AttentionInterface.register(_name, grouped(_plain))
-    ALL_MASK_ATTENTION_FUNCTIONS.register(_name, MASKS[_plain])
+    register_attention(_name, grouped(_plain), like=_plain)
 
 
 def use_row_groups(model) -> bool:
     """Switch the model to the grouped wrapper of its sdpa or eager attention; False if it uses another."""
-    current = model.config._attn_implementation
+    current = attention_implementation(model)
     if current in WRAPPED.values():
         return True
     if current not in WRAPPED:

@@ -12,7 +12,7 @@ import time
 
 from transformers import GenerationConfig, set_seed
 
-from judges.backends.hf import answer_text, batch_seed, render
+from judges.backends.hf_common import answer_text, batch_seed, render
 from judges.questions import GREEDY_BELOW, temperature_for
 
 log = logging.getLogger(__name__)

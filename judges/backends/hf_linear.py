@@ -21,6 +21,8 @@ import logging
 import torch
 from torch import nn
 
+from judges.backends.hf_internals import packed_linear, reorder_linear_weight
+
 log = logging.getLogger(__name__)
 
 # Weights smaller than this stay plain: a packed call costs about 15 us more to set up, which a small
@@ -36,13 +38,13 @@ class PackedLinear(nn.Module):
         super().__init__()
         self.weight, self.bias = linear.weight, linear.bias  # the same parameters: a tied head stays tied
         with torch.no_grad():
-            self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), rows_hint)
+            self.packed = reorder_linear_weight(linear.weight.detach(), rows_hint)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu" or x.dtype != torch.float32:
             return nn.functional.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, x.shape[-1])
-        out = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "none", [], "")
+        out = packed_linear(flat, self.packed, self.bias)
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
@@ -53,9 +55,9 @@ def packable(model) -> bool:
 
 
 def packed_ops_problem() -> str | None:
-    """Why the packed product cannot be used here, or None. The two oneDNN ops are torch internals: a
-    torch that renamed, removed or changed one fails this probe (any error: what a change raises is not
-    documented) and answering keeps the plain layers instead of failing mid-generation."""
+    """Why the packed product cannot be used here, or None. The two oneDNN ops are torch internals
+    (hf_internals.py): a torch that renamed, removed or changed one fails this probe (any error: what a
+    change raises is not documented) and answering keeps the plain layers instead of failing mid-generation."""
     try:
         plain = nn.Linear(8, 4)
         x = torch.randn(2, 8)

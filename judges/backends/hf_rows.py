@@ -25,18 +25,19 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-from transformers.generation.logits_process import (
+
+from judges.backends.hf_attention import plan_groups, use_row_groups
+from judges.backends.hf_common import answer_text, batch_seed, render
+from judges.backends.hf_internals import (
+    DynamicCache,
+    DynamicLayer,
+    DynamicSlidingWindowLayer,
     LogitsProcessorList,
     MinPLogitsWarper,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
-
-from judges.backends.hf import answer_text, batch_seed, render
-from judges.backends.hf_attention import plan_groups, use_row_groups
 from judges.backends.hf_linear import pack_linear_layers
 from judges.questions import GREEDY_BELOW, temperature_for
 
