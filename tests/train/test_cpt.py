@@ -236,3 +236,19 @@ def test_sft_and_cpt_train_with_the_metric_free_trainer_dpo_with_trls():
     assert trainer_class("sft") is LeanSFTTrainer and trainer_class("cpt") is LeanSFTTrainer
     assert trainer_class("dpo") is DPOTrainer
     assert (stage_of(CPTConfig), stage_of(config_class("sft")), row_kind("cpt")) == ("cpt", "sft", "text")
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_token_budget(tiny_base_llama_dir, tmp_path):
+    """`align cpt --accelerate_config ddp --num_processes 2`: the recipe is checked here, then each process
+    turns max_tokens into steps with the world size (2 x 2 rows x 32 tokens = 128 tokens a step)."""
+    from conftest import run_cli
+
+    data = text_file(tmp_path / "docs.jsonl")
+    out = tmp_path / "out"
+    proc = run_cli("-m", "align.cli", "cpt", "--accelerate_config", "ddp", "--num_processes", "2",
+                   *base_argv(tiny_base_llama_dir, data, out, "--max_tokens", "300"), timeout=420)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["world_size"] == 2 and card["global_step"] == 3 and card["cpt"]["tokens_per_step"] == 128
+    assert 3 * 128 - 32 < card["tokens_trained"] <= 3 * 128
