@@ -6,7 +6,9 @@
 
 Values are read from lm-eval's results and its logged samples, never recomputed. Items are keyed by
 lm-eval's doc id (the document's index in the task's split), the same for every model evaluated on
-the same task. A metric under a filter other than `none` is named `task/metric,filter`.
+the same task. A metric under a filter other than `none` is named `task/metric,filter`. An item is what
+lm-eval logged for the document: 0/1 for acc / acc_norm, {loglikelihood, words|bytes} for word and byte
+perplexity and bits per byte, the target's loglikelihood for lambada's token `perplexity`.
 """
 
 from __future__ import annotations

@@ -110,8 +110,10 @@ def sequence_logprobs(model, sequences: list[Sequence], batch_size: int, pad_id:
             counted[i, :len(seq.ids)] = torch.tensor(seq.mask, dtype=torch.bool)
         ids, attention, counted = ids.to(device), attention.to(device), counted.to(device)
         with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1].float()
-        logps = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1]
+            # log p(token) = its logit - logsumexp(all logits): no second vocabulary-sized tensor is kept
+            target = logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1).float()
+            logps = target - torch.logsumexp(logits.float(), dim=-1)
         mask = counted[:, 1:]  # token t is predicted at position t-1; the first token never is
         sums = torch.where(mask, logps, 0.0).sum(dim=1)
         counts = mask.sum(dim=1)
