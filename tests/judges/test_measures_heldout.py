@@ -130,3 +130,17 @@ def test_user_errors_are_one_line_exit_2(args, says, chat_models, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and says in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out" / "heldout.json").exists()
+
+
+def test_preference_rows_take_trls_explicit_prompt_form_and_name_mismatches():
+    from judges.measures.rows import checked
+
+    prompt = [{"role": "user", "content": "Hi"}]
+    answer = [{"role": "assistant", "content": "Hello"}]
+    problem, row = checked({"prompt": prompt, "chosen": answer, "rejected": [{"role": "assistant", "content": "No"}]},
+                           "dpo")
+    assert problem is None and row["chosen"] == prompt + answer and row["rejected"][0] == prompt[0]
+    other = [{"role": "user", "content": "Bye"}, {"role": "assistant", "content": "No"}]
+    assert checked({"chosen": prompt + answer, "rejected": other}, "dpo")[0] == \
+        "chosen and rejected do not share the same prompt"
+    assert checked({"messages": prompt}, "sft")[0] == "messages: the last message must be the assistant's"
