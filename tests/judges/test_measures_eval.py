@@ -67,7 +67,7 @@ def eval_run(tmp_path_factory, tiny_base_llama_dir, local_tasks) -> Path:
     held = write_jsonl(out.parent / "held.jsonl", [{"text": "Held-out text about the sea."},
                                                    {"text": "A second held-out document, a little longer."}])
     assert main(["eval", "--model-path", str(tiny_base_llama_dir), "--out", str(out), "--tasks", "tiny_mc,tiny_text",
-                 "--include-path", str(local_tasks), "--heldout-text", str(held), "--device", "cpu"]) == 0
+                 "--include-path", str(local_tasks), "--heldout-text", str(held)]) == 0  # no --device: cpu here
     return out
 
 
@@ -94,6 +94,7 @@ def test_base_eval_json_is_read_from_lm_evals_files(eval_run):
     assert measures["heldout_text/byte_perplexity"]["n"] == 2
     card = json.loads((eval_run / "eval.run_card.json").read_text())
     assert card["stage"] == "eval" and card["heldout_text"]["rows"] == 2 and card["tasks"]["tiny_mc"] == "json"
+    assert card["device"] == "cpu"  # lm-eval alone would ask a CPU-only torch for cuda
     assert (eval_run / "lm_eval" / "tasks" / "heldout_text.yaml").is_file()
     assert len(list((eval_run / "lm_eval").glob("*/samples_*.jsonl"))) == 3
 
