@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from math import ceil
 
-from transformers import GenerationConfig, set_seed
+from transformers import ContinuousBatchingConfig, GenerationConfig, set_seed
 
 from judges.backends.hf_common import answer_text, batch_seed, render
 from judges.questions import GREEDY_BELOW, temperature_for
@@ -26,12 +27,23 @@ def cb_generate(model, tok, prompts: list[list[int]], temperature: float, max_ne
                               pad_token_id=tok.pad_token_id, **({"temperature": temperature} if sample else {}))
     if sample:
         set_seed(seed)
+    on_gpu = model.device.type == "cuda"
     # Its warm-up pre-captures CUDA graphs; on a CPU it only costs time (about 45 s per call, measured).
-    outputs = model.generate_batch(inputs=prompts, generation_config=config, warmup=model.device.type == "cuda")
+    paged = None if on_gpu else cpu_cache_config(prompts, max_new_token)
+    outputs = model.generate_batch(inputs=prompts, generation_config=config, warmup=on_gpu,
+                                   continuous_batching_config=paged)
     if len(outputs) != len(prompts) or any(out.error for out in outputs.values()):
         raise RuntimeError("generate_batch lost or failed requests: "
                            + "; ".join(str(out.error) for out in outputs.values() if out.error))
     return [out.generated_tokens for out in outputs.values()]
+
+
+def cpu_cache_config(prompts: list[list[int]], max_new_token: int) -> ContinuousBatchingConfig:
+    """A paged cache as large as these requests can fill. Left to itself, generate_batch sizes it from the
+    machine's memory: on a CPU, 60% of the RAM not yet used by this process, whatever other processes
+    need (a tiny model's test was killed for memory on a shared 23 GiB machine)."""
+    page = ContinuousBatchingConfig().page_size
+    return ContinuousBatchingConfig(num_blocks=sum(ceil((len(p) + max_new_token) / page) for p in prompts))
 
 
 def cb_answers(model, tok, questions: list[dict], settings, stop_ids: list[int]):
