@@ -7,13 +7,17 @@ from pathlib import Path
 from align.errors import UserError
 from judges.measures.tasks import offline_flag
 
+WEIGHTS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model*.bin.index.json")
+
 
 def check_model_path(path: str, flag: str = "--model-path") -> None:
-    """A local checkpoint directory (with config.json), or, online only, a hub id (org/name)."""
+    """A local checkpoint directory (config.json and weights), or, online only, a hub id (org/name)."""
     local = Path(path).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise UserError(f"{flag} {path}: no config.json (not a transformers checkpoint)")
+        if not any(next(local.glob(pattern), None) for pattern in WEIGHTS):
+            raise UserError(f"{flag} {path}: no weights (*.safetensors, pytorch_model*.bin) beside config.json")
         return
     if local.exists():
         raise UserError(f"{flag} {path}: is a file, expected a checkpoint directory")

@@ -144,3 +144,17 @@ def test_preference_rows_take_trls_explicit_prompt_form_and_name_mismatches():
     assert checked({"chosen": prompt + answer, "rejected": other}, "dpo")[0] == \
         "chosen and rejected do not share the same prompt"
     assert checked({"messages": prompt}, "sft")[0] == "messages: the last message must be the assistant's"
+
+
+@pytest.mark.parametrize("command", ["eval", "heldout"])
+def test_checkpoint_without_weights_refused_before_loading(command, tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    args = ["--model-path", str(ckpt), "--out", str(tmp_path / "out")]
+    args += ["--kind", "sft", "--data", str(write_jsonl(tmp_path / "c.jsonl", chat_rows(2)))] if command == "heldout" \
+        else ["--tasks", "arc_easy"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *args])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.startswith(f"error: --model-path {ckpt}: no weights")
