@@ -145,6 +145,15 @@ def _chart(png: Path) -> str:
             f'src="data:image/png;base64,{data}">')
 
 
+def _pretraining_chart(png: Path) -> str:
+    """The series' pretraining plot (judges/pretraining_plot.py), written beside the category chart."""
+    if not png.is_file():
+        return ""
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return ('<h2>Pretraining</h2><img id="pretraining-chart" alt="pretraining loss against cumulative FLOPs" '
+            f'src="data:image/png;base64,{data}">')
+
+
 def page(study: Study, summary: dict, png: Path) -> str:
     models = [r.name for r in study.rows] or sorted({m for s in study.pair_judged for m in s[:2]})
     categories = sorted({q.get("category", "unknown") for q in study.questions})
@@ -171,6 +180,7 @@ def page(study: Study, summary: dict, png: Path) -> str:
                    f'<p class="note">Position bias: the answer shown first won {bias.get("A", 0)} of '
                    f'{bias.get("A", 0) + bias.get("B", 0)} decisive games'
                    f'{"" if share is None or math.isnan(share) else f" ({100 * share:.0f}%)"}.</p>']
+    pieces.append(_pretraining_chart(png.with_name("pretraining.png")))
     pieces += ['<h2>Questions</h2><div id="filters">Category: <select id="category"><option value="all">all'
                f"</option>{options}</select> Models: {toggles} · <span id=\"shown\"></span> question(s) shown</div>",
                _questions_html(study, models),

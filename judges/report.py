@@ -41,6 +41,7 @@ from judges.judge_free_tables import base_latex, base_markdown, csv_columns, hel
 from judges.kinds import check_not_inputs, question_data_files
 from judges.pair_report import is_pair_file, load_pair_judgments, pair_markdown, pair_summary, position_bias
 from judges.pair_report import pair_rows as pair_report_rows
+from judges.pretraining_plot import load_curves, plot_pretraining
 from judges.questions import load_questions
 from judges.records import checked_judgment
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
@@ -48,7 +49,8 @@ from judges.tables import csv_text, latex, markdown, md_table, plot_categories
 
 log = logging.getLogger(__name__)
 
-REPORT_FILES = ("table.md", "table.csv", "table.tex", "categories.png", "summary.json", "report.html")
+REPORT_FILES = ("table.md", "table.csv", "table.tex", "categories.png", "pretraining.png", "summary.json",
+                "report.html")
 REPORT_CARD = "report.run_card.json"  # named after the report: the folder's run_card.json is another stage's
 
 
@@ -331,6 +333,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heldout", action="append", default=[], metavar="NAME=DIR",
                         help="model NAME's `align heldout` output folder (heldout.json): held-out loss and "
                              "preference accuracy in the MT-Bench table (repeatable; one per kind)")
+    parser.add_argument("--pretraining", default=None, metavar="JSON",
+                        help="a series' pretraining.json: pretraining.png, each model's loss against cumulative "
+                             "FLOPs, ancestors included (`align series` passes it)")
 
 
 def write_report(out: Path, study: Study, args: argparse.Namespace, started: float) -> str:
@@ -351,10 +356,12 @@ def write_report(out: Path, study: Study, args: argparse.Namespace, started: flo
                                                    md_table, args.min_ci_questions)
     atomic_write_text(out / "table.md", md)
     atomic_write_json(out / "summary.json", summary(study, args.min_ci_questions))
+    if args.pretraining:
+        plot_pretraining(load_curves(args.pretraining), out / "pretraining.png")
     write_html(out / "report.html", study, summary(study, args.min_ci_questions), out / "categories.png")
     write_run_card(out, {"stage": "mtbench-report", "input_files": args.input_file, "series": args.series,
                          "answer_files": args.answer_file, "bootstrap": args.bootstrap, "seed": args.seed,
-                         "base_eval": args.base_eval, "heldout": args.heldout,
+                         "base_eval": args.base_eval, "heldout": args.heldout, "pretraining": args.pretraining,
                          "min_ci_questions": args.min_ci_questions, "judge": study.judge,
                          "output_file": str(Path(args.out_dir) / "report.html")}, started, name=REPORT_CARD)
     return md

@@ -260,6 +260,7 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
     counts = parameter_counts(trainer.model)
     tokens = int(state.num_input_tokens_seen or 0)
     plot = plot_loss(state.log_history, out / "loss.png", f"{stage}: {Path(out).name}")
+    trainer.save_state()  # trainer_state.json: the whole log (the series report's pretraining plot reads it)
     card = {
         "stage": stage,
         "recipe": resolved,
