@@ -53,10 +53,13 @@ class JudgeFree:
 # ---------------------------------------------------------------- reading
 
 def _named_dir(value: str, flag: str) -> tuple[str, Path]:
-    name, sep, folder = value.partition("=")
-    if not sep or not name or not folder:
+    """NAME=DIR; a model name may itself hold '=' (any text can be a model id): the split is at the first '='
+    after which an existing folder is named."""
+    cuts = [i for i, ch in enumerate(value) if ch == "=" and 0 < i < len(value) - 1]
+    if not cuts:
         raise UserError(f"{flag} {value!r}: expected NAME=DIR (the model's name in the table, its output folder)")
-    return name, Path(folder)
+    cut = next((i for i in cuts if Path(value[i + 1:]).is_dir()), cuts[0])
+    return value[:cut], Path(value[cut + 1:])
 
 
 def _read_json(path: Path, flag: str, keys: tuple[str, ...]) -> dict:
@@ -108,13 +111,13 @@ def base_columns(base: dict[str, dict]) -> list[str]:
     """The Table 1 measures any model has, perplexities first, in task order."""
     names = {m for data in base.values() for m in data["measures"]}
     order = {metric: i for i, metric in enumerate(TABLE1_METRICS)}
-    chosen = [m for m in names if m.partition("/")[2] in order]
-    return sorted(chosen, key=lambda m: (order[m.partition("/")[2]] > 1, m.partition("/")[0],
-                                         order[m.partition("/")[2]]))
+    chosen = [m for m in names if m.rpartition("/")[2] in order]
+    return sorted(chosen, key=lambda m: (order[m.rpartition("/")[2]] > 1, m.rpartition("/")[0],
+                                         order[m.rpartition("/")[2]]))
 
 
 def _base_delta(measure: str, model: dict, baseline: dict, n_boot: int, seed: int):
-    metric = measure.partition("/")[2]
+    metric = measure.rpartition("/")[2]
     mine, theirs = model["items"].get(measure), baseline["items"].get(measure)
     if not mine or not theirs:
         return None

@@ -13,7 +13,7 @@ PERCENT_METRICS = ("acc", "acc_norm")
 
 def _scale(measure: str) -> float:
     """Accuracies in percent, as the study's Table 1 prints them."""
-    return 100.0 if measure.partition("/")[2] in PERCENT_METRICS else 1.0
+    return 100.0 if measure.rpartition("/")[2] in PERCENT_METRICS else 1.0
 
 
 def num(x, signed: bool = False) -> str:
@@ -24,7 +24,7 @@ def num(x, signed: bool = False) -> str:
 
 
 def base_label(measure: str) -> str:
-    task, _, metric = measure.partition("/")
+    task, _, metric = measure.rpartition("/")
     return f"{task} {'PPL' if metric in ('word_perplexity', 'perplexity') else metric}"
 
 

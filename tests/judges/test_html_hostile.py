@@ -26,6 +26,7 @@ def hostile(tag: str) -> str:
 MODEL_A, MODEL_B = hostile("modelA"), hostile("modelB")
 CATEGORY = hostile("category")
 JUDGE = hostile("judge")
+TASK = hostile("task")
 
 
 def _questions(tmp_path: Path) -> Path:
@@ -53,6 +54,22 @@ def _pair(qid: int, turn: int) -> dict:
             "g2_judgment": hostile("game2") + " [[B]]", "turn": turn, "tstamp": 1}
 
 
+def _judge_free(tmp_path: Path) -> list[str]:
+    """A base evaluation with a hostile task name and held-out measures, for both models (the Base models
+    table, its Δ table and the held-out columns)."""
+    args = []
+    for model in (MODEL_A, MODEL_B):
+        folder = tmp_path / f"eval-{len(args)}"
+        folder.mkdir()
+        measure = f"{TASK}/acc"
+        (folder / "base_eval.json").write_text(json.dumps({
+            "measures": {measure: {"value": 0.5, "stderr": 0.1, "n": 2}}, "items": {measure: {"0": 1.0, "1": 0.0}}}))
+        (folder / "heldout.json").write_text(json.dumps({
+            "measures": {"loss": {"value": 2.0, "n": 1}}, "rows": {"0": {"nll": 4.0, "tokens": 2}}}))
+        args += ["--base-eval", f"{model}={folder}", "--heldout", f"{model}={folder}"]
+    return args
+
+
 @pytest.fixture
 def hostile_report(tmp_path) -> Path:
     singles = write_jsonl(tmp_path / "j_single.jsonl",
@@ -61,7 +78,8 @@ def hostile_report(tmp_path) -> Path:
     answers = write_jsonl(tmp_path / "answers.jsonl", _answers(MODEL_A) + _answers(MODEL_B))
     out = tmp_path / "report"
     assert main(["mtbench", "report", "--input-file", str(singles), str(pairs), "--answer-file", str(answers),
-                 "--question-dir", str(_questions(tmp_path)), "--out-dir", str(out), "--bootstrap", "100"]) == 0
+                 "--question-dir", str(_questions(tmp_path)), "--out-dir", str(out), "--bootstrap", "100",
+                 *_judge_free(tmp_path)]) == 0
     return out / "report.html"
 
 
@@ -92,7 +110,7 @@ def test_hostile_text_is_shown_as_text_and_never_runs(hostile_report):
             assert page.locator("img:not(#category-chart), svg").count() == 0  # no injected element at all
             body = page.locator("body").inner_text()
             for shown in (MODEL_A, MODEL_B, CATEGORY, hostile("question1"), hostile("answer1"),
-                          hostile("explanation"), hostile("game1"), f"A={MODEL_A}", JUDGE):
+                          hostile("explanation"), hostile("game1"), f"A={MODEL_A}", JUDGE, f"{TASK} acc"):
                 page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
                 body = page.locator("body").inner_text()
                 assert shown in body, shown[:20]
