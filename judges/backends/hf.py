@@ -137,11 +137,9 @@ def choose_engine(model, settings: Settings) -> tuple[str, str]:
         return "generate_batch", "asked for (--hf-engine generate_batch)"
     if not settings.cache_reuse:
         return "padded", "cache reuse switched off"
-    broken = hf_internals.internals_problem(model)
+    broken = hf_internals.library_problem()
     if broken:
-        if settings.engine == "align":
-            raise UserError(f"--hf-engine align: cannot run with this transformers: {broken}")
-        return "padded", f"the align engine cannot run: {broken}"
+        return without_align(settings, broken)
     untested = hf_internals.version_problem()
     if untested and settings.engine == "auto":
         return "padded", f"{untested} (--hf-engine align runs it anyway)"
@@ -153,7 +151,17 @@ def choose_engine(model, settings: Settings) -> tuple[str, str]:
         if settings.engine == "align":
             raise UserError(f"--hf-engine align: this model cannot use it: {why}")
         return "padded", why
+    broken = hf_internals.model_problem(model)
+    if broken:
+        return without_align(settings, broken)
     return "align", f"{why}; {untested}, asked for anyway" if untested else why
+
+
+def without_align(settings: Settings, broken: str) -> tuple[str, str]:
+    """An internal the align engine needs is missing or changed: padded for `auto`, a refusal when asked for."""
+    if settings.engine == "align":
+        raise UserError(f"--hf-engine align: cannot run with this transformers: {broken}")
+    return "padded", f"the align engine cannot run: {broken}"
 
 
 def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> Iterator[tuple[dict, list[dict]]]:

@@ -6,10 +6,10 @@ wrappers in its attention and mask registries, calls a model file's `eager_atten
 `config._attn_implementation`, applies the logits warpers `generate` applies, and packs weights with two
 private oneDNN ops of torch. None of that is a stable API, so it is all reached through this module.
 
-`version_problem()` and `internals_problem(model)` say, in one line, why the engine should not run here:
-transformers outside TESTED_TRANSFORMERS, or an internal missing or with another signature than expected.
-hf.py's `auto` then runs the plain path (`model.generate`) and logs that line. The oneDNN ops have their own probe
-(hf_linear.packed_ops_problem): without them the engine keeps plain linear layers.
+`version_problem()`, `library_problem()` and `model_problem(model)` say, in one line, why the engine should
+not run here: transformers outside TESTED_TRANSFORMERS, or an internal missing or with another signature than
+expected. hf.py's `auto` then runs the plain path (`model.generate`) and logs that line. The oneDNN ops have
+their own probe (hf_linear.packed_ops_problem): without them the engine keeps plain linear layers.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ except ImportError:
 __all__ = ["AttentionInterface", "DynamicCache", "DynamicLayer", "DynamicSlidingWindowLayer", "LogitsProcessorList",
            "MinPLogitsWarper", "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper",
            "sdpa_attention_forward", "ALL_MASK_ATTENTION_FUNCTIONS", "eager_mask", "sdpa_mask",
-           "version_problem", "library_problem", "model_problem", "internals_problem",
+           "version_problem", "library_problem", "model_problem",
            "attention_implementation", "model_eager_attention", "register_attention", "reorder_linear_weight",
            "packed_linear"]
 
@@ -130,11 +130,6 @@ def model_problem(model) -> str | None:
             getattr(sys.modules[type(model).__module__], "eager_attention_forward", None), ATTENTION_PARAMETERS):
         return f"{type(model).__module__} has no eager_attention_forward({', '.join(ATTENTION_PARAMETERS)}, ...)"
     return None
-
-
-def internals_problem(model) -> str | None:
-    """What makes the engine impossible with this transformers and model (one line), or None."""
-    return library_problem() or model_problem(model)
 
 
 def attention_implementation(model) -> str | None:

@@ -121,3 +121,26 @@ def test_backend_imports_run_one_way_and_internals_stay_in_one_module():
         inner = [f"{m}.{n}" for m, n in _imports(BACKENDS / f"{name}.py")
                  if m.startswith("transformers.") or (m == "transformers" and n in internal_names)]
         assert not inner, f"{name}.py imports {inner}: reach them through hf_internals.py"
+
+
+def test_model_code_without_what_the_engine_hands_it_is_named():
+    """A model whose forward takes the cache under another name (transformers 4 called it `past_key_values`)
+    or lacks its attention setting: the probe names what is missing."""
+    from types import SimpleNamespace
+
+    from judges.backends.hf_internals import model_problem
+
+    def older_forward(input_ids, attention_mask, position_ids, past_key_values, use_cache, logits_to_keep):
+        pass
+
+    def forward(input_ids, attention_mask, position_ids, cache, use_cache, logits_to_keep):
+        pass
+
+    class Model(SimpleNamespace):
+        def set_attn_implementation(self, name):
+            pass
+
+    assert model_problem(Model(forward=older_forward, config=SimpleNamespace(_attn_implementation="sdpa"))) == \
+        "Model.forward takes no cache"
+    assert "no config._attn_implementation" in model_problem(Model(forward=forward, config=SimpleNamespace()))
+    assert model_problem(Model(forward=forward, config=SimpleNamespace(_attn_implementation="sdpa"))) is None
