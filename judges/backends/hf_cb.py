@@ -11,7 +11,7 @@ import logging
 import time
 from math import ceil
 
-from transformers import ContinuousBatchingConfig, GenerationConfig, set_seed
+from transformers import GenerationConfig, set_seed
 
 from judges.backends.hf_common import answer_text, batch_seed, render
 from judges.questions import GREEDY_BELOW, temperature_for
@@ -38,10 +38,13 @@ def cb_generate(model, tok, prompts: list[list[int]], temperature: float, max_ne
     return [out.generated_tokens for out in outputs.values()]
 
 
-def cpu_cache_config(prompts: list[list[int]], max_new_token: int) -> ContinuousBatchingConfig:
+def cpu_cache_config(prompts: list[list[int]], max_new_token: int):
     """A paged cache as large as these requests can fill. Left to itself, generate_batch sizes it from the
     machine's memory: on a CPU, 60% of the RAM not yet used by this process, whatever other processes
     need (a tiny model's test was killed for memory on a shared 23 GiB machine)."""
+    # Imported here: only this engine needs it, and hf.py (the plain path too) imports this module.
+    from transformers import ContinuousBatchingConfig
+
     page = ContinuousBatchingConfig().page_size
     return ContinuousBatchingConfig(num_blocks=sum(ceil((len(p) + max_new_token) / page) for p in prompts))
 
