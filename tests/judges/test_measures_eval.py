@@ -127,6 +127,7 @@ def test_hub_tasks_offline_refused_before_the_model_loads(tmp_path, capsys, monk
     broken = tmp_path / "ckpt"
     broken.mkdir()
     (broken / "config.json").write_text("{}")  # loading it would fail otherwise than with exit 2
+    (broken / "model.safetensors").write_bytes(b"not weights")
     err = _refused(["--model-path", str(broken), "--out", str(tmp_path / "out")], capsys)
     assert "HF_DATASETS_OFFLINE=1" in err and "lambada_openai (EleutherAI/lambada_openai)" in err
     assert "wikitext" in err and not (tmp_path / "out").exists()
