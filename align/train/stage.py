@@ -62,7 +62,7 @@ def _resume_checkpoint(out: Path, resume) -> str | None:
     skipped, saying why); a path: that checkpoint, if complete."""
     from align.train.checkpoints import checkpoint_problem, newest_complete_checkpoint
 
-    if str(resume).lower() in ("true", "yes", "1"):
+    if resume is True:
         last, skipped = newest_complete_checkpoint(out)
         for path, why in skipped:
             log.warning("skipping %s: %s", path, why)
@@ -98,12 +98,14 @@ def plan_output_dir(training_args, run_args, inputs: dict[str, str | None]) -> t
     an input.
     """
     from align.outputs import check_output_target, is_previous_run_output
+    from align.train.values import lenient_bool
 
     out = Path(training_args.output_dir)
     check_output_target(out, inputs, flag="output_dir")
     resume = training_args.resume_from_checkpoint
-    if isinstance(resume, str) and resume.lower() in ("false", "no", "none", ""):
-        resume = None
+    word = lenient_bool(resume)  # a path, or a boolean (word) read as every recipe boolean is
+    if word is not None or str(resume).lower() in ("none", ""):
+        resume = True if word else None
     if resume is not None:
         return _resume_checkpoint(out, resume), False
     if out.is_dir() and any(out.iterdir()):

@@ -71,3 +71,22 @@ def test_a_word_transformers_refuses_is_refused_in_a_recipe(tmp_path, tiny_llama
     argv[1] = str(recipe)
     with pytest.raises(UserError, match="key 'bf16' expects a boolean"):
         parse_recipe(SFTConfig, argv)
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS + ["none", ""])
+def test_resume_from_checkpoint_reads_booleans_by_the_same_rule(spelling, tmp_path, monkeypatch):
+    """--resume_from_checkpoint is a path or a boolean word: the same words as every other boolean."""
+    from types import SimpleNamespace
+
+    from transformers.hf_argparser import string_to_bool
+
+    from align.train import stage
+
+    newest = []
+    monkeypatch.setattr(stage, "_resume_checkpoint", lambda out, resume: newest.append(resume) or "ckpt")
+    args = SimpleNamespace(output_dir=str(tmp_path / "out"), resume_from_checkpoint=spelling)
+    planned = stage.plan_output_dir(args, SimpleNamespace(overwrite_output_dir=False), {})
+    resumes = spelling not in ("none", "") and string_to_bool(spelling)
+    assert planned == (("ckpt", False) if resumes else (None, False))
+    if resumes:  # passed on as "resume from the newest", not as a directory named like the word
+        assert newest == [True]
