@@ -1,7 +1,10 @@
 """A checkpoint of another checkpoint's shape with fresh random weights: the `scratch` construction
 when no from-scratch pre-trained model is at hand (the CPU demo). Same config, same tokenizer.
+With `--shape SPEC.yaml` (config fields, as `align grow --to` reads them) the model takes that shape
+instead, still with CKPT's tokenizer: a scratch model of any size (the staged demo's tiny one).
 
     align init --like CKPT --seed 0 --out DIR
+    align init --like CKPT --shape recipes/demo/tiny.yaml --out DIR
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from align.runcard import write_run_card
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--like", required=True, help="checkpoint whose config and tokenizer to use")
+    parser.add_argument("--shape", default=None,
+                        help="YAML of config fields (hidden_size, num_hidden_layers, ...) the model takes instead "
+                             "of CKPT's; a model_type there starts from that architecture's defaults")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random init")
     parser.add_argument("--out", required=True, help="output checkpoint directory (must not exist or be empty)")
 
@@ -34,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    config = AutoConfig.from_pretrained(args.like)
+    config = shaped_config(AutoConfig.from_pretrained(args.like), args.shape)
     torch.manual_seed(args.seed)
     model = AutoModelForCausalLM.from_config(config)
     out = Path(args.out)
@@ -50,6 +56,28 @@ def run(args: argparse.Namespace) -> int:
                              "parameters": params}, started)
     print(f"wrote {out}: {params:,} parameters, random init (seed {args.seed}) of {args.like}'s shape")
     return 0
+
+
+def shaped_config(config, shape: str | None):
+    """`config` with the fields of the YAML file `shape` (None: unchanged). Another model_type there builds
+    that architecture's config with the tokenizer's special token ids kept."""
+    from transformers import AutoConfig
+
+    from align.files import read_yaml_mapping
+
+    if shape is None:
+        return config
+    fields = dict(read_yaml_mapping(shape, "--shape"))
+    kind = fields.pop("model_type", config.model_type)
+    if kind != config.model_type:
+        ids = {k: getattr(config, k, None) for k in ("bos_token_id", "eos_token_id", "pad_token_id", "vocab_size")}
+        fields = {**{k: v for k, v in ids.items() if v is not None}, **fields}
+        try:
+            return AutoConfig.for_model(kind, **fields)
+        except ValueError as err:
+            raise UserError(f"--shape {shape}: model_type {kind!r}: {err}") from None
+    config.update(fields)
+    return config
 
 
 @exit_on_user_error
