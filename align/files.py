@@ -12,14 +12,13 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from align.errors import UserError
-from align.redact import redact
 
 
 def _process_umask() -> int:
@@ -52,8 +51,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """JSON with secret-looking keys redacted, written atomically."""
-    atomic_write_text(path, json.dumps(redact(obj), indent=2, sort_keys=True, default=str) + "\n")
+    """JSON, written atomically, as given: a caller whose record may carry a secret redacts it first
+    (align.redact.redact; run cards always are)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def jsonl_line(record: dict) -> str:
+    """One record as one JSONL line (UTF-8 kept as is, as FastChat writes them)."""
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def atomic_write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    """A whole JSONL file, one record per line, written atomically (the rewrite of an append-only file)."""
+    atomic_write_text(path, "".join(jsonl_line(r) for r in records))
 
 
 @contextlib.contextmanager
@@ -113,7 +123,7 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     records before stay whole and no torn line is left; the failure is a one-line UserError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    line = jsonl_line(record).encode("utf-8")
     with open(path, "a+b", buffering=0) as fh:  # unbuffered: a failed write fails here, not at close
         line = _drop_torn_tail(fh, path) + line
         end = fh.seek(0, os.SEEK_END)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from align.errors import UserError
 from align.files import atomic_write_json
+from align.redact import redact
 
 TRACKED_PACKAGES = ("align", "torch", "transformers", "trl", "datasets", "accelerate", "deepspeed", "peft",
                     "fschat", "openai", "numpy")
@@ -78,7 +79,7 @@ def write_run_card(output_dir: str | os.PathLike, card: dict, started: float | N
     """Write `name` (default `run_card.json`) with provenance added (versions, git revision, host, wall time).
 
     `card` holds the stage's own facts (resolved recipe, data fingerprints, token counts, ...).
-    Secrets are redacted by key name.
+    Secrets are redacted here (by key name, and inside URLs): a card holds command lines and settings.
     """
     full = dict(card)
     full.setdefault("versions", package_versions())
@@ -88,5 +89,5 @@ def write_run_card(output_dir: str | os.PathLike, card: dict, started: float | N
     if started is not None:
         full["wall_time_s"] = round(time.time() - started, 3)
     path = Path(output_dir) / name
-    atomic_write_json(path, full)
+    atomic_write_json(path, redact(full))
     return path

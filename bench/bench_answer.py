@@ -229,6 +229,7 @@ def main() -> None:
         return fastchat_worker(args)
 
     sys.path.insert(0, str(REPO))
+    from align.files import atomic_write_jsonl
     from align.packaged import export_smollm2
     from judges.questions import load_questions
 
@@ -241,7 +242,7 @@ def main() -> None:
     question_dir = out / "mt_bench"
     question_dir.mkdir(exist_ok=True)
     question_file = question_dir / "question.jsonl"
-    question_file.write_text("".join(json.dumps(q) + "\n" for q in questions))
+    atomic_write_jsonl(question_file, questions)
     summary_file = out / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     settings = {"questions": len(questions), "per_category": args.per_category, "max_new_token": args.max_new_token,

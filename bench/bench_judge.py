@@ -26,18 +26,16 @@ sys.path.insert(0, str(REPO))
 
 from fakes.judge_server import FakeJudgeServer  # noqa: E402
 
+from align.files import atomic_write_jsonl  # noqa: E402
 from judges.questions import load_questions  # noqa: E402
 
 
 def write_answers(path: Path) -> int:
     questions = load_questions()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        for q in questions:
-            turns = [f"A synthetic answer to: {t[:60]}" for t in q["turns"]]
-            fh.write(json.dumps({"question_id": q["question_id"], "answer_id": str(q["question_id"]),
-                                 "model_id": "bench-model", "choices": [{"index": 0, "turns": turns}],
-                                 "tstamp": 0.0}) + "\n")
+    atomic_write_jsonl(path, ({"question_id": q["question_id"], "answer_id": str(q["question_id"]),
+                               "model_id": "bench-model", "tstamp": 0.0,
+                               "choices": [{"index": 0, "turns": [f"A synthetic answer to: {t[:60]}"
+                                                                  for t in q["turns"]]}]} for q in questions))
     return sum(len(q["turns"]) for q in questions)
 
 

@@ -23,7 +23,8 @@ from align.argtypes import non_negative_int, positive_int
 from align.errors import UserError
 from align.files import (
     append_jsonl,
-    atomic_write_text,
+    atomic_write_json,
+    atomic_write_jsonl,
     check_output_file,
     name_as_file_stem,
     read_jsonl,
@@ -36,6 +37,7 @@ from judges.client import resolve_api_key
 from judges.kinds import ANSWER, check_file_kind, check_not_inputs, question_data_files
 from judges.lengths import length_summary
 from judges.questions import GREEDY_BELOW, load_questions
+from judges.records import latest_per_slot
 
 log = logging.getLogger(__name__)
 
@@ -118,18 +120,18 @@ def make_record(question: dict, model_id: str, choices: list[dict]) -> dict:
 
 
 def sort_answer_file(answer_file: Path) -> None:
-    """Like FastChat's reorg_answer_file: one record per question, by question_id (atomic rewrite)."""
-    latest = {r["question_id"]: r for r in read_jsonl(answer_file)}
-    text = "".join(json.dumps(latest[q], ensure_ascii=False) + "\n" for q in sorted(latest))
+    """Like FastChat's reorg_answer_file: one record per question (its latest, records.latest_per_slot),
+    by question_id (atomic rewrite)."""
+    latest = latest_per_slot((r["question_id"], r) for r in read_jsonl(answer_file))
     with write_failure_is_one_line(answer_file):
-        atomic_write_text(answer_file, text)
+        atomic_write_jsonl(answer_file, (latest[q] for q in sorted(latest)))
 
 
 def record_lengths(meta_file: Path, meta: dict, lengths: dict) -> None:
     """The answer-length distribution of this run's turns, into the meta file and the log."""
     meta["answer_tokens_this_run"] = lengths
     with write_failure_is_one_line(meta_file):
-        atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        atomic_write_json(meta_file, meta)
     log.info("answer lengths (generated tokens per turn, this run): median %s, p90 %s, max %s; %d of %d turns hit "
              "--max-new-token", lengths["median"], lengths["p90"], lengths["max"], lengths["at_cap"], lengths["turns"])
 
@@ -177,9 +179,9 @@ def write_answers(args: argparse.Namespace, answer_file: Path, meta_file: Path, 
                 for choice in choices:
                     lengths += choice.pop("turn_tokens", [])
                 if n == 0:  # written with the first answer: a run that fails to start leaves nothing
-                    # Plain JSON (no key-name redaction: `max_new_token` is no secret, and none is in here).
+                    # Written as is: base_url, the one field that may carry a secret, is redacted above.
                     with write_failure_is_one_line(meta_file):
-                        atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+                        atomic_write_json(meta_file, meta)
                 append_jsonl(answer_file, make_record(question, args.model_id, choices))
                 bar.update(1)
         if lengths:

@@ -12,16 +12,13 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from align.files import atomic_write_text
 from judges.controls import control_of
 from judges.judge_free_tables import base_delta_table, base_note, base_table, heldout_columns, heldout_note
 from judges.pair_report import PAIR_HEADER, outcome, pair_cells
+from judges.report_rows import Study
 from judges.tables import MAIN_HEADER, main_cells, with_extra
-
-if TYPE_CHECKING:
-    from judges.report import Study
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:110em}

@@ -20,8 +20,6 @@ Differences from FastChat, each on purpose:
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import re
 import sys
@@ -31,11 +29,12 @@ from pathlib import Path
 
 from align.argtypes import non_negative_int, positive_float, positive_int
 from align.errors import UserError
-from align.files import check_output_file, name_as_file_stem, read_jsonl
+from align.files import check_output_file, name_as_file_stem
 from align.locks import output_lock
 from align.runcard import check_own_run_card, run_card_beside, write_run_card
-from judges.judging import JUDGE_TEMPERATURE, judge_all
+from judges.judging import JUDGE_TEMPERATURE, cache_key, judge_all
 from judges.kinds import FAILED, PAIRWISE, SINGLE, check_file_kind, check_not_inputs, question_data_files
+from judges.pairwise import make_pair_matches
 from judges.questions import (
     NEED_REFERENCE,
     REFERENCE_SETS,
@@ -44,6 +43,7 @@ from judges.questions import (
     load_reference_answers,
     reference_fields,
 )
+from judges.records import failed_list_path, load_answers
 
 log = logging.getLogger(__name__)
 
@@ -103,35 +103,6 @@ def build_prompt(template: dict, question: dict, answer_turns: list[str], refere
     return template["prompt_template"].format(question=question["turns"][0], answer=answer_turns[0], **kwargs)
 
 
-def cache_key(judge: str, prompt_name: str, question_id: int, turn: int, system_prompt: str,
-              user_prompt: str, prefill: str = "") -> str:
-    # The user prompt holds the question, the answer text(s) and the reference answer(s).
-    fields = [judge, prompt_name, question_id, turn, system_prompt, user_prompt] + ([prefill] if prefill else [])
-    blob = json.dumps(fields, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def load_answers(paths: list[str]) -> dict[str, dict[int, dict]]:
-    """model -> question_id -> answer record (the last one in the file wins, as in FastChat)."""
-    answers: dict[str, dict[int, dict]] = {}
-    for path in paths:
-        if not Path(path).is_file():
-            raise UserError(f"{path}: answer file not found")
-        for i, rec in enumerate(read_jsonl(path), start=1):
-            try:
-                turns = rec["choices"][0]["turns"]
-                qid = rec["question_id"]
-                assert isinstance(qid, int) and turns and all(isinstance(t, str) for t in turns)
-            except (KeyError, IndexError, TypeError, AssertionError):
-                raise UserError(f"{path}:{i}: expected FastChat model_answer fields question_id (int) and "
-                                "choices[0].turns (list of strings)") from None
-            model = rec.get("model_id") or Path(path).stem
-            answers.setdefault(model, {})[qid] = rec
-    if not answers:
-        raise UserError(f"no answers in {', '.join(paths)}")
-    return answers
-
-
 def make_matches(judge: str, questions: list[dict], answers: dict[str, dict[int, dict]],
                  prompts: dict[str, dict], references: dict[int, list[str]], prefill: str = "") -> list[Match]:
     """All (model, question, turn) judgments, in FastChat's order: turn 1 for every question, then turn 2."""
@@ -183,8 +154,6 @@ def build_matches(args: argparse.Namespace, judge: str, questions: list[dict], a
 
             answers = {**answers, **mismatched_answers(answers, questions)}
         return make_matches(judge, questions, answers, prompts, references, args.judge_prefill)
-    from judges.pairwise import make_pair_matches
-
     pairs = [tuple(p) for p in args.pair] if args.pair else args.baseline_model
     return make_pair_matches(judge, questions, answers, prompts, references, pairs, args.judge_prefill)
 
@@ -281,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
 def check_output_is_ours(args: argparse.Namespace, output: Path, kind: str) -> None:
     """Before anything is written: the output and its sidecars are not inputs of this run, hold only
     judgments of this mode, and the run card beside them is this command's own."""
-    failed = output.with_name(output.name + ".failed.jsonl")
+    failed = failed_list_path(output)
     check_not_inputs({"--output-file": output, "its failed list": failed},
                      {"--answer-file": args.answer_file, "--question-dir": question_data_files(args.question_dir)})
     check_file_kind(output, kind, "--output-file")

@@ -8,13 +8,15 @@ and record(judge, replies): judges.judge.Match (single grading) and judges.pairw
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from pathlib import Path
 
-from align.files import append_jsonl, atomic_write_text, read_jsonl, write_failure_is_one_line
+from align.files import append_jsonl, atomic_write_jsonl, read_jsonl, write_failure_is_one_line
 from judges.client import JudgeCallError, RejectionWatch, run_bounded
+from judges.records import failed_list_path, latest_per_slot, record_slot
 
 log = logging.getLogger("judges.judge")
 
@@ -27,11 +29,13 @@ def failure_record(m, judge: str, error: str) -> dict:
             "error": error, "cache_key": m.cache_key, "tstamp": time.time()}
 
 
-def record_slot(rec: dict) -> tuple:
-    """The judged thing a record is about: (model, question, turn), or (model_1, model_2, question, turn)."""
-    if "model_1" in rec:
-        return rec.get("model_1"), rec.get("model_2"), rec.get("question_id"), rec.get("turn")
-    return rec.get("model"), rec.get("question_id"), rec.get("turn")
+def cache_key(judge: str, prompt_name: str, question_id: int, turn: int, system_prompt: str,
+              user_prompt: str, prefill: str = "") -> str:
+    """What identifies a judgment's inputs (single and pairwise): same key, same prompt, no second call."""
+    # The user prompt holds the question, the answer text(s) and the reference answer(s).
+    fields = [judge, prompt_name, question_id, turn, system_prompt, user_prompt] + ([prefill] if prefill else [])
+    blob = json.dumps(fields, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def is_invalid(rec: dict) -> bool:
@@ -40,19 +44,13 @@ def is_invalid(rec: dict) -> bool:
 
 
 def read_existing(output: Path) -> tuple[dict[str, dict], dict[tuple, str]]:
-    """From an earlier run's output: cache_key -> judgment record, and slot -> its latest cache_key."""
-    by_key: dict[str, dict] = {}
-    latest: dict[tuple, tuple[float, str]] = {}
-    if output.is_file():
-        for rec in read_jsonl(output):
-            key = rec.get("cache_key")
-            if not key:
-                continue  # a FastChat-written row: kept in the file, not used as cache
-            by_key[key] = rec
-            slot = record_slot(rec)
-            if slot not in latest or rec.get("tstamp", 0) >= latest[slot][0]:
-                latest[slot] = (rec.get("tstamp", 0), key)
-    return by_key, {slot: key for slot, (_, key) in latest.items()}
+    """From an earlier run's output: cache_key -> judgment record, and slot -> the cache_key of its
+    latest record (records.latest_per_slot's rule)."""
+    # A FastChat-written row (no cache_key) is kept in the file, not used as cache.
+    ours = [rec for rec in read_jsonl(output) if rec.get("cache_key")] if output.is_file() else []
+    by_key = {rec["cache_key"]: rec for rec in ours}
+    latest = latest_per_slot((record_slot(rec), rec) for rec in ours)
+    return by_key, {slot: rec["cache_key"] for slot, rec in latest.items()}
 
 
 def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
@@ -62,7 +60,7 @@ def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
     `matches` are Match or pairwise.PairMatch: anything with question_id, turn, prompt_name, slot,
     cache_key, requests(), names() and record(judge, replies)."""
     by_key, latest = read_existing(output)
-    failed_path = output.with_name(output.name + ".failed.jsonl")
+    failed_path = failed_list_path(output)
     counts = {"total": len(matches), "cached": 0, "copied": 0, "judged": 0, "failed": 0, "invalid": 0}
     todo: dict[str, list] = {}  # cache_key -> matches sharing that exact prompt
     for m in matches:
@@ -131,6 +129,6 @@ def rewrite_failed_list(failed_path: Path, judged: set[tuple], failures: list[di
         kept[record_slot(rec)] = rec
     if kept:
         with write_failure_is_one_line(failed_path):
-            atomic_write_text(failed_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept.values()))
+            atomic_write_jsonl(failed_path, kept.values())
     elif failed_path.exists():
         failed_path.unlink()

@@ -17,7 +17,7 @@ from pathlib import Path
 from align.errors import UserError
 from align.files import read_jsonl
 from judges.questions import CATEGORIES
-from judges.records import checked_judgment
+from judges.records import load_judgments
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci
 
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
@@ -56,23 +56,9 @@ def _first(records):
 
 def load_pair_judgments(paths: list[str], question_turns: dict[int, int]
                         ) -> tuple[dict[tuple[str, str, int, int], dict], set[tuple]]:
-    """(the latest record per (model_1, model_2, question, turn), by tstamp then file order; the slots in
-    `<file>.failed.jsonl` never judged since); every record checked against the question set."""
-    latest: dict[tuple, tuple[float, int, dict]] = {}
-    failed: set[tuple] = set()
-    order = 0
-    for path in paths:
-        sidecar = Path(str(path) + ".failed.jsonl")
-        if sidecar.is_file():
-            failed |= {(str(r["model_1"]), str(r["model_2"]), int(r["question_id"]), int(r["turn"]))
-                       for r in read_jsonl(sidecar) if "model_1" in r}
-        for i, rec in enumerate(read_jsonl(path), start=1):
-            slot = checked_judgment(rec, f"{path}:{i}", question_turns, pairwise=True)
-            order += 1
-            key = (float(rec.get("tstamp") or 0.0), order)
-            if slot not in latest or key > latest[slot][:2]:
-                latest[slot] = (*key, rec)
-    return {slot: rec for slot, (_, _, rec) in latest.items()}, failed - set(latest)
+    """(the latest record per (model_1, model_2, question, turn); the slots in `<file>.failed.jsonl` never
+    judged since): records.load_judgments, every record checked against the question set."""
+    return load_judgments(paths, question_turns, pairwise=True)
 
 
 def outcome(rec: dict) -> str:

@@ -4,7 +4,8 @@ Per model: MT-Bench score (mean of all valid turn scores, as FastChat's show_res
 and turn 2 means, a 95% bootstrap CI over questions, per-category means, and counts of valid,
 invalid (-1: no usable rating) and missing judgments (failed after retries, in
 `<judgments>.failed.jsonl`, and not judged since; or a turn never judged of a question the model
-has judgments or failures for). A re-judged (model, question, turn) counts once: its latest judgment by tstamp.
+has judgments or failures for). A re-judged (model, question, turn) counts once: its latest judgment
+(judges/records.py: the highest tstamp; among equal ones, the later line).
 For each model whose series entry is not `scratch`: its paired difference from the same-size
 `scratch` model over the questions both have (per-question score = mean of its valid turns),
 with a paired bootstrap CI and a two-sided sign-flip permutation p-value. No CI below
@@ -24,15 +25,15 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 from align.argtypes import int_at_least, non_negative_int, positive_int
 from align.errors import UserError
 from align.file_set import replaced_together
-from align.files import atomic_write_json, atomic_write_text, check_output_dir, read_jsonl, read_yaml_mapping
+from align.files import atomic_write_json, atomic_write_text, check_output_dir, read_yaml_mapping
 from align.locks import output_lock
 from align.runcard import check_own_run_card, write_run_card
+from judges import records
 from judges.check import check_lines, check_warning, judge_check, words_per_turn
 from judges.controls import is_control
 from judges.html import write_html
@@ -43,7 +44,7 @@ from judges.pair_report import is_pair_file, load_pair_judgments, pair_markdown,
 from judges.pair_report import pair_rows as pair_report_rows
 from judges.pretraining_plot import load_curves, plot_pretraining
 from judges.questions import load_questions
-from judges.records import checked_judgment
+from judges.report_rows import Row, Study
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
 from judges.tables import csv_text, latex, markdown, md_table, plot_categories
 
@@ -54,60 +55,17 @@ REPORT_FILES = ("table.md", "table.csv", "table.tex", "categories.png", "pretrai
 REPORT_CARD = "report.run_card.json"  # named after the report: the folder's run_card.json is another stage's
 
 
-@dataclass
-class Row:
-    """One row of the table: a model and where it sits in the series."""
-    name: str
-    size: str = ""
-    construction: str = ""
-    valid: int = 0
-    invalid: int = 0
-    missing: int = 0
-    score: float = math.nan
-    ci: tuple[float, float] = (math.nan, math.nan)
-    turn1: float = math.nan
-    turn2: float = math.nan
-    categories: dict[str, float] = field(default_factory=dict)
-    per_question: dict[int, float] = field(default_factory=dict)
-    baseline: str | None = None
-    diff: object = None  # stats.PairedResult against `baseline`
-    n_questions: int = 0  # questions with at least one valid score
-    words: float = math.nan  # mean words per answer turn (needs --answer-file)
-
-
 # ---------------------------------------------------------------- reading
 
 def load_judgments(paths: list[str], question_turns: dict[int, int]
                    ) -> tuple[dict[tuple[str, int, int], dict], set[tuple[str, int, int]]]:
-    """(latest judgment per (model, question, turn), slots that failed and were never judged since);
-    every record checked against the question set (question_id -> turns)."""
-    latest: dict[tuple[str, int, int], tuple[float, int, dict]] = {}
-    judges: set[str] = set()
-    order = 0
-    failed: set[tuple[str, int, int]] = set()
-    for path in paths:
-        if not Path(path).is_file():
-            raise UserError(f"{path}: judgment file not found")
-        for i, rec in enumerate(read_jsonl(path), start=1):
-            if "model_1" in rec:
-                raise UserError(f"{path}:{i}: a pairwise judgment; expected single-answer grading rows")
-            slot = checked_judgment(rec, f"{path}:{i}", question_turns)
-            if isinstance(rec.get("judge"), list) and rec["judge"]:
-                judges.add(str(rec["judge"][0]))
-            order += 1  # equal tstamps: the later line wins
-            key = (float(rec.get("tstamp") or 0.0), order)
-            if slot not in latest or key > latest[slot][:2]:
-                latest[slot] = (*key, rec)
-        sidecar = Path(str(path) + ".failed.jsonl")
-        if sidecar.is_file():
-            try:
-                failed |= {(str(r["model"]), int(r["question_id"]), int(r["turn"])) for r in read_jsonl(sidecar)}
-            except (KeyError, TypeError, ValueError):
-                raise UserError(f"{sidecar}: expected model, question_id and turn in every row") from None
+    """(latest judgment per (model, question, turn), slots that failed and were never judged since):
+    records.load_judgments, and one judge for all the files."""
+    judged, failed = records.load_judgments(paths, question_turns)
+    judges = {str(rec["judge"][0]) for rec in judged.values() if isinstance(rec.get("judge"), list) and rec["judge"]}
     if len(judges) > 1:
         raise UserError(f"judgments from different judges ({', '.join(sorted(judges))}): report one judge at a time")
-    judged = {slot: rec for slot, (_, _, rec) in latest.items()}
-    return judged, failed - set(judged)
+    return judged, failed
 
 
 def rows_from_series(path: str) -> list[Row]:
@@ -193,24 +151,6 @@ def pair_rows(rows: list[Row], n_boot: int, seed: int, min_questions: int = MIN_
 
 # ---------------------------------------------------------------- command
 
-@dataclass
-class Study:
-    """Everything the report's files are made from."""
-    judge: str = "unknown"
-    rows: list[Row] = field(default_factory=list)
-    judged: dict = field(default_factory=dict)  # (model, question, turn) -> latest single judgment
-    checks: dict = field(default_factory=dict)  # model -> judge check (check.judge_check)
-    controls_seen: bool = False
-    warning: str | None = None
-    pair_judge: str = "unknown"
-    pairs: list = field(default_factory=list)  # pair_report.PairRow
-    pair_judged: dict = field(default_factory=dict)
-    bias: dict | None = None
-    questions: list[dict] = field(default_factory=list)
-    answers: dict = field(default_factory=dict)  # model -> question_id -> answer record
-    free: JudgeFree = field(default_factory=JudgeFree)  # the judge-free measures (base models, held-out)
-
-
 def _judge_name(records) -> str:
     """The judge as the report names it: a local checkpoint (recorded as its absolute path) by its
     directory's name, so no report shows where files lie on the judging machine."""
@@ -255,9 +195,7 @@ def build_study(args: argparse.Namespace) -> Study:
     single_files = [p for p in args.input_file if p not in pair_files]
     study = Study(questions=load_questions(args.question_dir))
     if args.answer_file:
-        from judges.judge import load_answers
-
-        study.answers = load_answers(args.answer_file)
+        study.answers = records.load_answers(args.answer_file)
     if single_files:
         single_rows(study, single_files, args.series, args.bootstrap, args.seed, args.min_ci_questions)
     if pair_files:

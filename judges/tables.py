@@ -1,4 +1,4 @@
-"""The comparison table's files: table.md, table.csv, table.tex and categories.png (from report.Row's)."""
+"""The comparison table's files: table.md, table.csv, table.tex and categories.png (from report_rows.Row's)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from judges.questions import CATEGORIES
+from judges.report_rows import Row
 
-if TYPE_CHECKING:
-    from judges.report import Row
 
 def _f(x: float, digits: int = 2) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"

@@ -9,6 +9,7 @@ from align.files import (
     append_jsonl,
     atomic_directory,
     atomic_write_json,
+    atomic_write_jsonl,
     check_output_dir,
     check_output_file,
     name_as_file_stem,
@@ -69,9 +70,12 @@ def test_yaml_settings_file_errors_name_file_and_line(tmp_path, text, message):
 
 
 def test_atomic_json_and_jsonl_roundtrip(tmp_path):
-    atomic_write_json(tmp_path / "a" / "card.json", {"x": 1, "token": "secret"})
-    assert json.loads((tmp_path / "a" / "card.json").read_text()) == {"x": 1, "token": "<redacted>"}
+    # The file primitive writes what it is given; redaction is the writer of a run card's business.
+    atomic_write_json(tmp_path / "a" / "card.json", {"x": 1, "token": "not-a-secret-here"})
+    assert json.loads((tmp_path / "a" / "card.json").read_text()) == {"x": 1, "token": "not-a-secret-here"}
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["card.json"]  # no temp file left
+    atomic_write_jsonl(tmp_path / "a" / "rows.jsonl", iter([{"t": "é"}, {"t": 2}]))
+    assert (tmp_path / "a" / "rows.jsonl").read_text(encoding="utf-8") == '{"t": "é"}\n{"t": 2}\n'
     f = tmp_path / "r.jsonl"
     append_jsonl(f, {"i": 1})
     append_jsonl(f, {"i": 2})
@@ -212,3 +216,18 @@ def test_atomic_outputs_get_ordinary_modes(tmp_path):
     assert stat.S_IMODE((tmp_path / "table.md").stat().st_mode) == 0o666 & ~mask
     assert stat.S_IMODE((tmp_path / "ckpt").stat().st_mode) == 0o777 & ~mask
     assert 0o666 & ~mask != 0o600  # the test means something only under a umask that shares files
+
+
+def test_run_cards_and_the_series_manifest_are_written_redacted(tmp_path):
+    """Secrets are redacted where records that may carry them are written, not by the file primitive."""
+    from align.runcard import write_run_card
+    from align.series.manifest import Manifest
+
+    card = write_run_card(tmp_path, {"hub_token": "hf_abc", "base_url": "http://u:pw@h/v1?api-key=k", "lr": 1})
+    text = card.read_text()
+    assert "hf_abc" not in text and "pw@" not in text and "=k" not in text
+    assert json.loads(text)["lr"] == 1 and json.loads(text)["hub_token"] == "<redacted>"
+    manifest = Manifest.load(tmp_path / "series")
+    manifest.update("m", "answer", command=["align", "--base-url", "http://u:pw@h/v1"], hf_token="hf_xyz")
+    saved = (tmp_path / "series" / "manifest.json").read_text()
+    assert "hf_xyz" not in saved and "pw@" not in saved

@@ -15,6 +15,7 @@ from typing import Any
 
 from align.errors import UserError
 from align.files import atomic_write_json
+from align.redact import redact
 from align.runcard import utc_timestamp
 
 VERSION = 1
@@ -57,7 +58,7 @@ class Manifest:
 
     def save(self) -> None:
         self.data["updated"] = utc_timestamp()
-        atomic_write_json(self.path, self.data)
+        atomic_write_json(self.path, redact(self.data))  # it records commands, which may carry a secret
 
 
 class RunLock:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from align.argtypes import OneLineParser, positive_int
 from align.errors import UserError, exit_on_user_error
-from align.files import atomic_write_text
+from align.files import atomic_write_jsonl
 from align.packaged import dummy_conversations
 from align.train.data import conversation_problem
 
@@ -90,12 +90,12 @@ def write_demo_text(out: str | Path, limit: int | None = None) -> Path:
     answers = [json.loads(line) for line in references.read_text(encoding="utf-8").splitlines() if line.strip()]
     path = Path(out) / "text.jsonl"
     rows = text_rows(conversations, answers)
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_jsonl(path, rows)
     return path
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_jsonl(path, rows)
 
 
 def write_demo_data(out: str | Path, limit: int | None = None, test_rows: int = 0) -> tuple[Path, Path]:

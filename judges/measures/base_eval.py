@@ -28,6 +28,7 @@ from pathlib import Path
 from align.argtypes import positive_int
 from align.errors import UserError
 from align.files import atomic_directory, atomic_write_json, check_output_dir, file_sha256
+from align.redact import redact
 from align.runcard import write_run_card
 from judges.measures.lm_summary import summarize
 from judges.measures.paths import check_model_path
@@ -117,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
                 shutil.copytree(built, tmp / "tasks")
     summary = summarize(results, samples)
     results_file = sorted((out / "lm_eval").glob("*/results_*.json"))[-1]
-    atomic_write_json(out / "base_eval.json", {"model_path": args.model_path,
-                                               "lm_eval_results": str(results_file.relative_to(out)), **summary})
+    atomic_write_json(out / "base_eval.json", redact({"model_path": args.model_path,  # as given: maybe a URL
+                                                      "lm_eval_results": str(results_file.relative_to(out)),
+                                                      **summary}))
     card = {"stage": "eval", "output_file": str(out / "base_eval.json"), "model_path": args.model_path,
             "tasks": {name: cfg.get("dataset_path") for name, cfg in tasks.items()},
             "include_path": args.include_path, "limit": args.limit, "batch_size": args.batch_size,

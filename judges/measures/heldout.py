@@ -24,6 +24,7 @@ import time
 from align.argtypes import positive_float, positive_int
 from align.errors import UserError
 from align.files import atomic_write_json, check_output_dir
+from align.redact import redact
 from align.runcard import write_run_card
 from judges.measures.logprobs import chat_template_for, dpo_sequences, sequence_logprobs, sft_sequence
 from judges.measures.paths import check_model_path
@@ -143,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
                 "id_field": data.id_field, "max_length": args.max_length, "dtype": args.dtype}
     if args.kind == "dpo":
         settings["beta"] = args.beta
-    atomic_write_json(out / "heldout.json", {**settings, "measures": measures, "rows": per_row, "skipped": skipped})
+    # The settings name the data and models as given, which may be URLs with credentials.
+    atomic_write_json(out / "heldout.json", redact({**settings, "measures": measures, "rows": per_row,
+                                                    "skipped": skipped}))
     write_run_card(out, {"stage": "heldout", "output_file": str(out / "heldout.json"), **settings,
                          "batch_size": args.batch_size, "device": args.device}, started=started,
                    name="heldout.run_card.json")

@@ -22,7 +22,7 @@ from align.errors import UserError
 from align.files import _read_text, read_jsonl
 from judges.pair_report import load_pair_judgments, outcome
 from judges.questions import load_questions
-from judges.records import checked_judgment
+from judges.records import latest_per_slot, read_judgments
 
 WINNER_OF_OUTCOME = {"win": "model_a", "loss": "model_b", "tie": "tie"}
 VOTE_FIELDS = ("question_id", "model_a", "model_b", "winner", "judge", "turn")
@@ -78,15 +78,10 @@ def pair_votes(path: str, turns: dict[int, int]) -> list[dict]:
 
 def single_scores(path: str, turns: dict[int, int]) -> tuple[dict[tuple[str, int, int], float], str]:
     """(valid 1-10 scores by (model, question, turn), the judge's name) of a `_single.jsonl` file: the
-    latest judgment of each slot (tstamp, then file order), every record checked as the report checks it."""
-    latest: dict[tuple, tuple[float, int, dict]] = {}
-    for i, rec in enumerate(read_jsonl(path), start=1):
-        slot = checked_judgment(rec, f"{path}:{i}", turns)
-        key = (float(rec.get("tstamp") or 0.0), i)
-        if slot not in latest or key > latest[slot][:2]:
-            latest[slot] = (*key, rec)
-    scores = {slot: float(rec["score"]) for slot, (_, _, rec) in latest.items() if 1 <= float(rec["score"]) <= 10}
-    judges = {judge_name(rec["judge"]) for _, _, rec in latest.values() if rec.get("judge")}
+    latest judgment of each slot (records.latest_per_slot), every record checked as the report checks it."""
+    latest = latest_per_slot(read_judgments(path, turns))
+    scores = {slot: float(rec["score"]) for slot, rec in latest.items() if 1 <= float(rec["score"]) <= 10}
+    judges = {judge_name(rec["judge"]) for rec in latest.values() if rec.get("judge")}
     if len(judges) > 1:
         raise UserError(f"{path}: judgments from different judges ({', '.join(sorted(judges))}): one judge per file")
     return scores, judges.pop() if judges else Path(path).stem

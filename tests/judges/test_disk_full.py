@@ -125,12 +125,11 @@ def test_answers_on_a_full_disk_keep_what_was_written_and_a_rerun_resumes(tmp_pa
 
 def test_answer_file_sort_on_a_full_disk_is_one_line_and_keeps_the_records(tmp_path, monkeypatch, capsys):
     """The final sort rewrites the answer file (temp file + rename): a full disk leaves it as it was."""
-    import judges.answer
 
     monkeypatch.delenv("ALIGN_TEST_NO_KEY", raising=False)
     write_jsonl(tmp_path / "mt_bench" / "question.jsonl", QUESTIONS[:3])
     answers = tmp_path / "m.jsonl"
-    real_write = judges.answer.atomic_write_text
+    real_write = align.files.atomic_write_text
 
     def full_for_the_answers(path, text):
         if path == answers:
@@ -141,7 +140,7 @@ def test_answer_file_sort_on_a_full_disk_is_one_line_and_keeps_the_records(tmp_p
         argv = ["mtbench", "answer", "--backend", "openai", "--model-path", "m", "--model-id", "m",
                 "--question-dir", str(tmp_path / "mt_bench"), "--api-key-env", "ALIGN_TEST_NO_KEY",
                 "--max-new-token", "8", "--base-url", server.base_url, "--answer-file", str(answers)]
-        monkeypatch.setattr(judges.answer, "atomic_write_text", full_for_the_answers)
+        monkeypatch.setattr(align.files, "atomic_write_text", full_for_the_answers)
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2

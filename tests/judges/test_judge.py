@@ -214,7 +214,7 @@ def test_judge_prefill_continues_the_local_judges_reply(tiny_llama_dir, tmp_path
     server_log = (tmp_path / "j.jsonl.server.log").read_text()
     assert server_log.count("POST /v1/completions") == 2 and "/v1/chat/completions" not in server_log
     # The prefill is part of the cache key: the same prompts without it are judged anew, not reused.
-    from judges.judge import cache_key
+    from judges.judging import cache_key
     assert cache_key("j", "single-v1", 81, 1, "s", "u") != cache_key("j", "single-v1", 81, 1, "s", "u", "Rating: [[")
 
 
