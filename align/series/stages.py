@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import atomic_write_text, file_sha256, read_jsonl
+from align.files import atomic_write_jsonl, file_sha256, read_jsonl
 from align.locks import output_lock
 from align.outputs import remove_previous_output
 from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged
 from align.train.checkpoints import newest_complete_checkpoint
 from judges.controls import control_of
-from judges.records import checked_judgment
+from judges.records import failed_list_path, latest_per_slot, read_judgments
 
 
 @dataclass
@@ -114,7 +114,8 @@ def _answers_verified(series: Series, entry: str | None) -> str | None:
     path = output_path(series, entry, "answer")
     if not path.is_file():
         return None
-    turns = {r.get("question_id"): len((r.get("choices") or [{}])[0].get("turns") or []) for r in read_jsonl(path)}
+    latest = latest_per_slot((r.get("question_id"), r) for r in read_jsonl(path))  # as the judge will read them
+    turns = {qid: len((r.get("choices") or [{}])[0].get("turns") or []) for qid, r in latest.items()}
     if any(turns.get(qid, 0) < n for qid, n in series.question_turns):
         return None
     return file_sha256(path)
@@ -124,10 +125,7 @@ def judgment_records(series: Series, path: Path, pairwise: bool = False) -> list
     """Every record of a judgment file, each checked as the report checks it (a bad one is a UserError)."""
     if not path.is_file():
         return []
-    records = list(read_jsonl(path))
-    for i, rec in enumerate(records, start=1):
-        checked_judgment(rec, f"{path}:{i}", series.question_set, pairwise)
-    return records
+    return [rec for _, rec in read_judgments(path, series.question_set, pairwise)]
 
 
 def judgment_rows(series: Series, entry: str, controls: bool = False) -> list[dict]:
@@ -199,10 +197,10 @@ def _remove_judgments(series: Series, entry: str | None) -> None:
     """The judgment file is shared: drop this entry's and its control's rows (and failures), keep the rest."""
     path = output_path(series, entry, "judge")
     with output_lock(path, "stage reset: judgments"):  # a judge appending meanwhile would lose its records
-        for file in (path, path.with_name(path.name + ".failed.jsonl")):
+        for file in (path, failed_list_path(path)):
             if file.is_file():
                 keep = [r for r in read_jsonl(file) if r.get("model") not in (entry, control_of(entry))]
-                atomic_write_text(file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+                atomic_write_jsonl(file, keep)
 
 
 def _report_verified(series: Series, entry: str | None) -> str | None:
