@@ -102,10 +102,10 @@ def align_side(stage: str, argv: list[str], steps: int, stock: bool = False) -> 
     trainer = seen["trainer"]
     loader = trainer.get_train_dataloader()
     batches = [batch for _, batch in zip(range(steps), loader, strict=False)]
-    return {**rate(seen["clock"].marks), "batches": batches}
+    return {**rate(seen["clock"].marks), "batches": batches, "pad_id": trainer.processing_class.pad_token_id}
 
 
-def plain_side(model_dir: Path, batches: list[dict], lr: float) -> dict:
+def plain_side(model_dir: Path, batches: list[dict], lr: float, pad_id: int | None) -> dict:
     """The same batches through a hand-written loop: forward, loss, backward, clip, AdamW step."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -122,9 +122,18 @@ def plain_side(model_dir: Path, batches: list[dict], lr: float) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        tokens = int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+        tokens = count_tokens(batch, pad_id)
         marks.append((time.perf_counter(), time.process_time(), (marks[-1][2] if marks else 0) + tokens))
     return rate(marks)
+
+
+def count_tokens(batch: dict, pad_id: int | None) -> int:
+    """Non-padding tokens, counted as the trainer counts them (`include_num_input_tokens_seen: non_padding`):
+    the attention mask, else the ids that are not the pad id (a packed batch has no mask)."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    ids = batch["input_ids"]
+    return int((ids != pad_id).sum()) if pad_id is not None else ids.numel()
 
 
 def prepare(workdir: Path) -> tuple[Path, Path, Path]:
@@ -141,7 +150,7 @@ def bench_stage(stage: str, model: Path, data: Path, workdir: Path, args) -> dic
     for r in range(args.rounds):
         argv = recipe_argv(stage, data, model, workdir / f"{stage}-{r}", args.steps, args.max_length)
         align = align_side(stage, argv, args.steps)
-        plain = plain_side(model, align.pop("batches"), 3.0e-4)
+        plain = plain_side(model, align.pop("batches"), 3.0e-4, align.pop("pad_id"))
         row = {"round": r, "timed_tokens": align["tokens"], **side_numbers("align", align),
                **side_numbers("plain", plain), "ratio_wall": round(align["tokens_per_s"] / plain["tokens_per_s"], 3),
                "ratio_cpu": round(align["tokens_per_cpu_s"] / plain["tokens_per_cpu_s"], 3)}

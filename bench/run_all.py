@@ -1,6 +1,6 @@
 """Run every benchmark of BENCHMARKS.md, one after the other, with the commands recorded there.
 
-    python bench/run_all.py [--only sft,answer,linear,families,judge,grow,eval,demo] [--list]
+    python bench/run_all.py [--only sft,cpt,answer,linear,families,judge,grow,eval,demo] [--list]
 
 Each benchmark compares against its own baseline inside its own run (this machine is shared and
 noisy: ratios from one run are what counts). Results land under outputs/bench*/; this script
@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 # name -> arguments, as in BENCHMARKS.md (keep the two in step).
 BENCHMARKS = {
     "sft": ["bench/bench_sft_throughput.py"],
+    "cpt": ["bench/bench_cpt_throughput.py", "--steps", "3", "--rounds", "2", "--stock", "--threads", "1"],
     "answer": ["bench/bench_answer.py", "--per-category", "10", "--max-new-token", "256", "--threads", "1",
                "--batch-size", "80", "--concurrent", "--out-dir", "outputs/bench/answer-256-80q"],
     "linear": ["bench/bench_linear.py"],

@@ -1,12 +1,12 @@
 """TRL's SFTTrainer without the per-step entropy and token-accuracy metrics (used by `align sft` and `align cpt`).
 
 TRL 1.16's SFTTrainer asks its fused LM head for each token's entropy and whether the target is the
-top-1 prediction, on every training step, only to log `entropy` and `mean_token_accuracy`. On a GPU
-that is noise; on a CPU these are extra full-vocabulary passes over every tile of logits (about a
-quarter of the step at SmolLM2's 49k vocabulary). Training does not need them: the loss and its
-gradient come from the log-probabilities alone, so asking only for those changes no weight (tested:
-weights after N steps are bit-identical to the stock trainer's). The two metrics are left out of
-the logs instead of being logged as zeros.
+top-1 prediction, on every training step, only to log `entropy` and `mean_token_accuracy`: extra
+passes over every vocabulary-wide tile of logits (earlier TRL versions computed them from the full
+logits). Training does not need them: the loss and its gradient come from the log-probabilities
+alone, so asking only for those changes no weight (tested: weights after N steps are bit-identical to
+the stock trainer's). The two metrics are left out of the logs instead of being logged as zeros.
+What it saves on a CPU is measured in BENCHMARKS.md (bench/bench_cpt_throughput.py --stock).
 """
 
 from __future__ import annotations
