@@ -1,0 +1,71 @@
+"""No import circle among the evaluation side's modules (judges/), counting every import: at the top,
+inside functions and under TYPE_CHECKING, so a lazy import cannot hide one (issue 25)."""
+
+from __future__ import annotations
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def module_names(package: str) -> dict[str, Path]:
+    names = {}
+    for path in (ROOT / package).rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def imported(path: Path, name: str) -> set[str]:
+    """Every module `path` imports, wherever the import statement sits (absolute names)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                kept = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(kept + ([base] if base else []))
+            out |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return out
+
+
+def import_graph(package: str) -> dict[str, set[str]]:
+    """module -> the package's modules it imports (a name is resolved to the longest module it names;
+    a module's own parent packages do not count: Python runs them first anyway)."""
+    modules = module_names(package)
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for target in imported(path, name):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and not name.startswith(target + "."):
+                targets.add(target)
+        graph[name] = targets
+    return graph
+
+
+def test_no_import_circle_in_judges():
+    graph = import_graph("judges")
+    assert "judges.report" in graph and "judges.report_rows" in graph["judges.tables"]  # the graph is real
+    try:
+        list(TopologicalSorter(graph).static_order())
+    except CycleError as err:
+        raise AssertionError(f"import circle: {' -> '.join(err.args[1])}") from None
+
+
+def test_the_check_sees_a_circle_through_a_lazy_import(tmp_path):
+    (tmp_path / "a.py").write_text("def f():\n    from b import g\n")
+    (tmp_path / "b.py").write_text("import a\n")
+    graph = {name: imported(tmp_path / f"{name}.py", name) & {"a", "b"} for name in ("a", "b")}
+    assert graph == {"a": {"b"}, "b": {"a"}}
+    try:
+        list(TopologicalSorter(graph).static_order())
+    except CycleError:
+        return
+    raise AssertionError("a circle through an import inside a function was not seen")
