@@ -252,3 +252,20 @@ def test_two_processes_share_the_token_budget(tiny_base_llama_dir, tmp_path):
     card = json.loads((out / "run_card.json").read_text())
     assert card["world_size"] == 2 and card["global_step"] == 3 and card["cpt"]["tokens_per_step"] == 128
     assert 3 * 128 - 32 < card["tokens_trained"] <= 3 * 128
+
+
+def test_dataset_name_on_the_command_line_replaces_a_mixer_with_its_splits_and_configs(tmp_path):
+    """The handbook's CPT recipe with `--dataset_name FILE`: dataset_splits and dataset_configs go with the
+    mixer they belong to (they were left behind and refused as 'goes with dataset_mixer')."""
+    from align.train.cpt import CPTConfig
+    from align.train.mixture_spec import mixture_from_args
+    from align.train.recipe import parse_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"model_name_or_path": "m", "dataset_mixer": {"some/corpus": 1.0},
+                                      "dataset_splits": ["train"], "dataset_configs": ["tiny"], "bf16": False}))
+    data_args, *_ = parse_recipe(CPTConfig, ["--config", str(recipe), "--dataset_name", "local.jsonl"])
+    assert mixture_from_args(data_args, str(recipe), seed=0) is None and data_args.dataset_name == "local.jsonl"
+    data_args, *_ = parse_recipe(CPTConfig, ["--config", str(recipe)])
+    assert [(s.path, s.name, s.split) for s in mixture_from_args(data_args, str(recipe), seed=0).sources] == [
+        ("some/corpus", "tiny", "train")]
