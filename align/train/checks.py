@@ -23,7 +23,7 @@ from align.errors import UserError
 from align.train.compat import translate_argv, translate_keys
 from align.train.mixture import is_local, local_file
 from align.train.mixture_spec import Mixture, Source, mixture_from_args
-from align.train.values import lenient_bool, output_dir_problem
+from align.train.values import lenient_bool, output_dir_problem, raw_recipe_file
 
 TRUE = {"true", "1", "yes", "on"}  # environment variables (huggingface_hub's reading), not recipe values
 # report_to names -> the module that must be importable (transformers' integration names)
@@ -54,7 +54,7 @@ def _gpu() -> bool:
 
 def raw_settings(stage: str, argv: list[str]) -> tuple[str | None, dict[str, Any]]:
     """(recipe path, recipe keys translated and overridden by command-line flags, as raw values)."""
-    from align.train.recipe import _cli_keys, _split_config_flag, raw_recipe_file
+    from align.train.recipe import _cli_keys, _split_config_flag
 
     config, cli = _split_config_flag(argv)
     raw: dict[str, Any] = {}
@@ -314,7 +314,7 @@ def preflight(stage: str, argv: list[str]):
 def _output_dir_problem(parsed) -> str | None:
     """What the real run's output_dir policy refuses (a non-empty or input-holding output_dir), so a dry
     run that passes is a run that starts. Deletes and creates nothing."""
-    from align.train.stage import plan_output_dir, run_inputs
+    from align.train.output_plan import plan_output_dir, run_inputs
 
     data_args, training_args, model_args, run_args, _ = parsed
     try:

@@ -97,8 +97,8 @@ def launch_if_asked(stage: str, argv: list[str]) -> int | None:
     """Launch under `accelerate launch` when argv carries launcher flags; None: run in this process."""
     from align.train.checks import preflight
     from align.train.kinds import config_class
+    from align.train.output_plan import plan_output_dir, run_inputs
     from align.train.recipe import known_recipe_keys, recipe_command_line
-    from align.train.stage import plan_output_dir, run_inputs
     from align.train.values import mixed_precision_of
 
     config_cls = config_class(stage)

@@ -22,10 +22,9 @@ from typing import Any
 from trl import ModelConfig, ScriptArguments, TrlParser
 
 from align.errors import UserError
-from align.files import read_yaml_mapping
 from align.train.compat import RunExtras, TemplateArguments, checkpointing_default, translate_argv, translate_keys
 from align.train.mixture_spec import MixtureArguments, command_line_data_wins
-from align.train.values import check_values, recipe_bool
+from align.train.values import check_values, raw_recipe_file, recipe_bool
 
 INVALID_ROW_POLICIES = ("error", "skip")
 
@@ -139,20 +138,6 @@ def _coerce(key: str, value: Any, tp: Any, source: str) -> Any:
     return value
 
 
-def empty_recipe_error(path: str | Path) -> UserError:
-    return UserError(f"{path}: the recipe is empty (expected `key: value` lines: model_name_or_path, "
-                     "dataset_name, output_dir, ...)")
-
-
-def raw_recipe_file(path: str | Path) -> dict[str, Any]:
-    """A recipe file's keys as YAML wrote them: the one reading of the file, for the strict parse below
-    and for what must be known before it (the pre-run checks, a launched process's mixed precision)."""
-    data = read_yaml_mapping(path, "recipe")
-    if not data:
-        raise empty_recipe_error(path)
-    return data
-
-
 def load_recipe_file(path: str | Path, known: dict[str, Any], choices: dict[str, list] | None = None,
                      stage: str = "sft", notes: list[str] | None = None) -> dict[str, Any]:
     """Read a recipe YAML and check every key and scalar type against the dataclass fields.
@@ -237,7 +222,7 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
     resolved = {"recipe_file": config_path, **recipe, **_cli_keys(cli), "translated_keys": notes + cli_notes}
     check_values(training_args, model_args, data_args, resolved, set(_cli_keys(cli)))
     if stage == "cpt":  # a budget in tokens -> max_steps, said in the run card
-        from align.train.cpt import apply_token_budget
+        from align.train.cpt_parts import apply_token_budget
 
         note = apply_token_budget(training_args, resolved, set(_cli_keys(cli)))
         resolved["translated_keys"] += [note] if note else []

@@ -1,4 +1,5 @@
-"""What the SFT and DPO entry points share: output-dir policy, resume, saving, run card, loss plot."""
+"""What the SFT and DPO entry points share: saving, run card, loss plot, and applying the output-dir
+policy and resume that output_plan.py decides."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from align.accounting import count_parameters, training_flops
 from align.errors import UserError
 from align.locks import output_lock
 from align.runcard import write_run_card
+from align.train.output_plan import plan_output_dir, run_inputs
 
 log = logging.getLogger("align")
 
@@ -55,69 +57,6 @@ def cpu_distributed_argv(argv: list[str]) -> list[str]:
               file=sys.stderr, flush=True)
     os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     return argv
-
-
-def _resume_checkpoint(out: Path, resume) -> str | None:
-    """`--resume_from_checkpoint true`: the newest *complete* checkpoint-N (a save cut short by a kill is
-    skipped, saying why); a path: that checkpoint, if complete."""
-    from align.train.checkpoints import checkpoint_problem, newest_complete_checkpoint
-
-    if resume is True:
-        last, skipped = newest_complete_checkpoint(out)
-        for path, why in skipped:
-            log.warning("skipping %s: %s", path, why)
-        if last is None:
-            if out.is_dir() and (out / "run_card.json").exists():
-                raise UserError(f"{out} already holds a finished run (run_card.json); nothing to resume")
-            log.warning("resume requested but %s has no complete checkpoint-N yet: starting from scratch", out)
-            return None
-        log.info("resuming from %s%s", last, f" (newer {len(skipped)} skipped: incomplete)" if skipped else "")
-        return last
-    if not Path(resume).is_dir():
-        raise UserError(f"resume_from_checkpoint {resume} is not a checkpoint directory")
-    problem = checkpoint_problem(resume)
-    if problem:
-        raise UserError(f"resume_from_checkpoint {resume} is incomplete ({problem}); "
-                        "pass --resume_from_checkpoint true to use the newest complete one")
-    return str(resume)
-
-
-def run_inputs(model_args, data_args, training_args) -> dict[str, str | None]:
-    """The local paths a run reads, which its output_dir must never be, contain or lie inside."""
-    return {"model_name_or_path": model_args.model_name_or_path, "dataset_name": data_args.dataset_name,
-            "chat_template_path": getattr(training_args, "chat_template_path", None),
-            "ref_model": getattr(training_args, "ref_model", None)}  # a recipe's separate DPO reference, if any
-
-
-def plan_output_dir(training_args, run_args, inputs: dict[str, str | None]) -> tuple[str | None, bool]:
-    """Check the output-dir policy; return (checkpoint to resume from or None, whether to replace the
-    previous output). Deletes nothing: `replace_previous_output` does that, last, before training.
-
-    A non-empty output_dir is refused unless resuming or overwrite_output_dir; overwriting is refused
-    when output_dir is not a previous run's output, and output_dir must never be, contain or lie inside
-    an input.
-    """
-    from align.outputs import check_output_target, is_previous_run_output
-    from align.train.values import lenient_bool
-
-    out = Path(training_args.output_dir)
-    check_output_target(out, inputs, flag="output_dir")
-    resume = training_args.resume_from_checkpoint
-    word = lenient_bool(resume)  # a path, or a boolean (word) read as every recipe boolean is
-    if word is not None or str(resume).lower() in ("none", ""):
-        resume = True if word else None
-    if resume is not None:
-        return _resume_checkpoint(out, resume), False
-    if out.is_dir() and any(out.iterdir()):
-        if not run_args.overwrite_output_dir:
-            raise UserError(f"output_dir {out} is not empty: pass --overwrite_output_dir to replace it, "
-                            "or --resume_from_checkpoint true to continue its last checkpoint")
-        if not is_previous_run_output(out):
-            from align.outputs import remove_previous_output
-
-            remove_previous_output(out, flag="output_dir")  # raises: it names what is in there
-        return None, True
-    return None, False
 
 
 def replace_previous_output(training_args, replace: bool) -> None:
@@ -337,7 +276,7 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
                                    chat_template=data_args.chat_template)
         training_args.chat_template_path = None  # applied above (to the tokenizer that gets saved)
     elif stage == "cpt":
-        from align.train.cpt import load_text_tokenizer
+        from align.train.cpt_parts import load_text_tokenizer
 
         tokenizer = load_text_tokenizer(model_args, training_args)  # plain text: no chat template
     else:
@@ -348,7 +287,7 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
     model_init_kwargs(training_args, model_args)
     extra = {}
     if stage == "cpt":
-        from align.train.cpt import run_card_extra
+        from align.train.cpt_parts import run_card_extra
 
         extra.update(run_card_extra(training_args))
     if stage == "dpo":

@@ -6,15 +6,19 @@
   CUDA, merge_adapter without LoRA).
 - `recipe_mixed_precision` / `follow_recipe_precision`: the recipe's bf16/fp16 is the one source of
   truth for mixed precision; an accelerate config saying otherwise is overridden, and said so.
+- `raw_recipe_file`: the one reading of a recipe file, for the strict parse (recipe.py) and what is read
+  before it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
+from align.files import read_yaml_mapping
 
 
 def key_source(key: str, resolved: dict[str, Any], cli_keys: set[str]) -> str:
@@ -162,11 +166,23 @@ def mixed_precision_of(bf16: Any, fp16: Any) -> str:
     return "fp16" if fp16 else "bf16" if bf16 else "no"
 
 
+def empty_recipe_error(path: str | Path) -> UserError:
+    return UserError(f"{path}: the recipe is empty (expected `key: value` lines: model_name_or_path, "
+                     "dataset_name, output_dir, ...)")
+
+
+def raw_recipe_file(path: str | Path) -> dict[str, Any]:
+    """A recipe file's keys as YAML wrote them: the one reading of the file, for the strict parse below
+    and for what must be known before it (the pre-run checks, a launched process's mixed precision)."""
+    data = read_yaml_mapping(path, "recipe")
+    if not data:
+        raise empty_recipe_error(path)
+    return data
+
+
 def recipe_mixed_precision(recipe_path: str | None, cli: dict[str, Any]) -> str:
     """mixed_precision_of the recipe (file, then command line), read before the recipe is parsed (in the
     launched process, before TrainingArguments exist). Read leniently: the strict parse names any error."""
-    from align.train.recipe import raw_recipe_file
-
     data = {**(raw_recipe_file(recipe_path) if recipe_path else {}), **cli}
     return mixed_precision_of(data.get("bf16"), data.get("fp16"))
 

@@ -80,12 +80,12 @@ def test_resume_from_checkpoint_reads_booleans_by_the_same_rule(spelling, tmp_pa
 
     from transformers.hf_argparser import string_to_bool
 
-    from align.train import stage
+    from align.train import output_plan
 
     newest = []
-    monkeypatch.setattr(stage, "_resume_checkpoint", lambda out, resume: newest.append(resume) or "ckpt")
+    monkeypatch.setattr(output_plan, "_resume_checkpoint", lambda out, resume: newest.append(resume) or "ckpt")
     args = SimpleNamespace(output_dir=str(tmp_path / "out"), resume_from_checkpoint=spelling)
-    planned = stage.plan_output_dir(args, SimpleNamespace(overwrite_output_dir=False), {})
+    planned = output_plan.plan_output_dir(args, SimpleNamespace(overwrite_output_dir=False), {})
     resumes = spelling not in ("none", "") and string_to_bool(spelling)
     assert planned == (("ckpt", False) if resumes else (None, False))
     if resumes:  # passed on as "resume from the newest", not as a directory named like the word
