@@ -79,6 +79,7 @@ def plot_pretraining(curves: dict[str, dict], png: Path) -> Path | None:
     if not curves:
         return None
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -89,6 +90,7 @@ def plot_pretraining(curves: dict[str, dict], png: Path) -> Path | None:
         ax.plot(flops, loss, label=f"{name} ({curve['construction']})", marker="." if len(flops) < 30 else None,
                 linestyle="--" if curve["construction"] == "scratch" else "-")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: minor labels collide
     ax.set_xlabel("cumulative training compute, FLOPs (6·N·D, ancestors included)")
     ax.set_ylabel("training loss")
     ax.set_title("Pretraining loss against compute")

@@ -69,8 +69,9 @@ def load_judgments(paths: list[str], question_turns: dict[int, int]
 
 
 def rows_from_series(path: str) -> list[Row]:
-    """One row per entry of a series file's `models:` table (name, size, construction); the rest of
-    the file is the series runner's business and is not read here."""
+    """One row per entry of a series file's `models:` table (name, size, construction), except entries with
+    `post_train: false` (pretrained only: nothing to judge); the rest of the file is the series runner's
+    business and is not read here."""
     models = read_yaml_mapping(path, "series file").get("models")
     if not isinstance(models, list) or not models:
         raise UserError(f"{path}: expected a `models:` list")
@@ -79,6 +80,8 @@ def rows_from_series(path: str) -> list[Row]:
         if not isinstance(entry, dict) or not all(entry.get(k) not in (None, "") for k in
                                                   ("name", "size", "construction")):
             raise UserError(f"{path}: models[{i}] needs name, size and construction")
+        if entry.get("post_train") is False:
+            continue
         rows.append(Row(str(entry["name"]), str(entry["size"]), str(entry["construction"])))
     return rows
 

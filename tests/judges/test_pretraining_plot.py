@@ -58,11 +58,18 @@ def test_the_plot_is_drawn_and_in_report_html(sources, tmp_path):
     assert plot_pretraining({}, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
     rows = [{"question_id": 81, "model": m, "judge": ["j", "single-v1"], "user_prompt": "p", "judgment": "[[5]]",
              "score": 5, "turn": t, "tstamp": 1} for m in ("big", "twin") for t in (1, 2)]
+    series = tmp_path / "series.yaml"  # the report reads only `models:`; small is pretrained only
+    series.write_text("models:\n- {name: small, size: S, construction: staged, post_train: false}\n"
+                      "- {name: big, size: B, construction: staged}\n- {name: twin, size: B, construction: scratch}\n")
     out = tmp_path / "report"
     assert main(["mtbench", "report", "--input-file", str(write_jsonl(tmp_path / "j.jsonl", rows)),
-                 "--out-dir", str(out), "--bootstrap", "100", "--pretraining", str(sources)]) == 0
+                 "--out-dir", str(out), "--bootstrap", "100", "--pretraining", str(sources),
+                 "--series", str(series)]) == 0
     assert (out / "pretraining.png").is_file()
     assert 'id="pretraining-chart"' in (out / "report.html").read_text()
+    table = (out / "table.md").read_text()
+    assert "big" in table and "twin" in table
+    assert "small" not in table  # no row for a model with nothing to judge
 
 
 def test_a_broken_sources_file_is_one_line(tmp_path):
