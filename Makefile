@@ -16,7 +16,7 @@ CHROMIUM := /usr/bin/chromium
 comma    := ,
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup lock test test-fast lint demo bench clean
+.PHONY: setup lock test test-fast lint demo demo-staged bench clean
 
 setup: $(VENV)/.installed
 
@@ -53,6 +53,9 @@ lint: setup
 
 demo: setup
 	$(BIN)/align series recipes/demo/series.yaml
+
+demo-staged: setup
+	$(BIN)/align series recipes/demo/staged.yaml
 
 bench: setup
 	$(BIN)/python bench/run_all.py

@@ -60,6 +60,9 @@ STOPS_HERE = {
         (2, "HF_DATASETS_OFFLINE=1 but task(s) need the hub: lambada_openai", "the study's Table 1 tasks read "
                                                                           "their data from the hub: refused offline, "
                                                                           "before the model loads"),
+    "align series recipes/series/staged-study.yaml --dry-run":
+        (2, "bf16: true needs a GPU", "the plan and the study's pretraining budgets print (no weights loaded), then "
+                                      "its recipes are checked against the machine: bf16 needs a GPU"),
     "align series recipes/series/growth-vs-scratch.yaml --dry-run":
         (2, "bf16: true needs a GPU", "the plan prints, then the study's recipes are checked against the machine: "
                                       "bf16 needs a GPU, UltraChat/UltraFeedback need the hub"),

@@ -4,7 +4,7 @@ With `--shape SPEC.yaml` (config fields, as `align grow --to` reads them) the mo
 instead, still with CKPT's tokenizer: a scratch model of any size (the staged demo's tiny one).
 
     align init --like CKPT --seed 0 --out DIR
-    align init --like CKPT --shape recipes/demo/tiny.yaml --out DIR
+    align init --like CKPT --shape recipes/demo/tiny-small.yaml --out DIR
 """
 
 from __future__ import annotations

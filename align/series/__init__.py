@@ -6,4 +6,5 @@
     process.py   a stage as a subprocess (process group, log, heartbeat)
     manifest.py  per-stage records (state, fingerprints), the run lock
     estimate.py  --dry-run compute estimates
+    pretraining.py  the cpt stage's token budgets (chinchilla2x, staged) and the report's pretraining curves
 """

@@ -33,10 +33,14 @@ def entry_config(series: plan.Series, entry: plan.Entry) -> dict | None:
     if entry.path is not None:
         return checkpoint_config(series, entry.path)
     source = checkpoint_config(series, str(entry.source))
+    if source is None and entry.init and entry.init.get("shape"):
+        source = {}  # a hub checkpoint's config is not read here: the shape says what the model is
     if source is None:
         return None
     if entry.grow:
         source = {**source, **read_yaml_mapping(entry.grow["spec"])}
+    elif entry.init.get("shape"):
+        source = {**source, **read_yaml_mapping(entry.init["shape"])}
     return source
 
 
@@ -105,6 +109,11 @@ def estimate_rows(series: plan.Series, names: list[str]) -> list[str]:
                 text += f", {2 * turns} pairwise games vs the same-size scratch entry (if it has one)"
             parts.append(text)
         rows.append("; ".join(parts))
+    from align.series.pretraining import cpt_rows
+
+    pretraining, flops = cpt_rows(series, names)
+    rows += pretraining
+    total += flops
     seconds = total / EFFECTIVE_FLOPS
     when = f"{seconds / 3600:.1f} GPU-hours" if seconds >= 3600 else f"{seconds:.3g} GPU-seconds"
     rows.append(f"training total {human(total)} FLOPs ~ {when} "

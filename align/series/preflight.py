@@ -1,6 +1,6 @@
 """`align series FILE --dry-run`: the training checks for every recipe the series runs.
 
-Each SFT/DPO stage's command line (recipe + the series' overrides) goes through the same checks
+Each CPT/SFT/DPO stage's command line (recipe + the series' overrides) goes through the same checks
 as `align sft|dpo --dry_run true`, except the model: a stage's model is often built by an earlier
 stage. A problem shared by several stages is reported once, naming them.
 """
@@ -21,7 +21,9 @@ def recipe_problems(series: plan.Series, names: list[str]) -> dict[str, list[str
     produced = frozenset(str(Path(out)) for step in series.prepare for out in step["outputs"])
     found: dict[str, list[str]] = {}
     for name in names:
-        for stage in ("sft", "dpo"):
+        for stage in ("cpt", "sft", "dpo"):
+            if not STAGES[stage].applies(series, name):
+                continue
             args = STAGES[stage].command(series, name, resolve=False).args[1:]  # the recipe command line
             for problem in check_recipe(stage, args, check_model=False, produced=produced):
                 found.setdefault(problem, []).append(f"{name}/{stage}")

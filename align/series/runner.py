@@ -39,7 +39,7 @@ from judges.client import resolve_api_key
 def add_arguments(parser) -> None:
     parser.add_argument("series_file", help="series YAML (see recipes/series/)")
     parser.add_argument("--only", help="comma-separated stages to run: "
-                                       "prepare,base (grow),sft,dpo,answer,judge,pairwise,report")
+                                       "prepare,base (grow),cpt,sft,dpo,answer,judge,pairwise,report")
     parser.add_argument("--models", help="comma-separated entry names (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and compute estimates; run nothing")
 
@@ -240,7 +240,7 @@ class Runner:
             self.run_series_end(stage)
         if self.dry:
             return 0
-        missing = [n for n in self.names if (n, ENTRY_STAGES[-1]) not in self.outputs]
+        missing = [n for n in self.names if not self.finished(n)]
         report_ok = (SERIES_KEY, "report") in self.outputs
         if report_ok:
             table = s.output_dir / "table.md"
@@ -275,17 +275,29 @@ class Runner:
                 if any(o == a or a in o.parents for o in outputs for a in paths)]
 
     def source_output(self, name: str) -> str | None:
-        """The fingerprint of what an entry's base is built from: another entry's base or a given path."""
-        s, source = self.series, self.series.entry(name).source
+        """The fingerprint of what an entry's base is built from: another entry's base (a grow: its cpt
+        output, when it has a cpt stage) or a given path."""
+        s, entry = self.series, self.series.entry(name)
+        source = entry.source
         if source is None or not s.is_entry(source):
             return None if source is None else checkpoint_fingerprint(source)
-        return (STAGES["base"].given(s, source) or self.outputs.get((source, "base"))
-                or self.recorded_output(source, "base"))
+        stage = "cpt" if entry.grow and STAGES["cpt"].applies(s, source) else "base"
+        return ((STAGES[stage].given(s, source) if stage == "base" else None) or self.outputs.get((source, stage))
+                or self.recorded_output(source, stage))
 
     def run_entry(self, name: str) -> None:
         """The entry's stages in order, each one's output the next one's upstream; stops at the first not done."""
         upstream, why = self.source_output(name), f"its source entry {self.series.entry(name).source} has no base yet"
         for stage in PIPELINE:
+            if stage.name == "sft" and not self.series.entry(name).post_train:  # pretrained only (an ancestor)
+                for later in ENTRY_STAGES[ENTRY_STAGES.index("sft"):]:
+                    self.status[(name, later)] = "off (post_train)"
+                return
+            if not stage.applies(self.series, name):  # e.g. no `cpt:`: the next stage reads what this one would
+                self.status[(name, stage.name)] = "none"
+                if upstream is not None:
+                    self.outputs[(name, stage.name)] = upstream
+                continue
             given = stage.given(self.series, name)
             if given is not None:
                 self.outputs[(name, stage.name)], self.status[(name, stage.name)] = given, "given"
@@ -297,6 +309,13 @@ class Runner:
             why = f"{stage.name} not done"
         if upstream is None:
             self.block(name, ENTRY_STAGES[len(PIPELINE)], why)
+
+    def finished(self, name: str) -> bool:
+        """Every stage of the entry is current: through the judge, or, for an entry with `post_train: false`,
+        through its pretraining."""
+        if not self.series.entry(name).post_train:
+            return all((name, st.name) in self.outputs for st in PIPELINE[:PIPELINE.index(STAGES["sft"])])
+        return (name, ENTRY_STAGES[-1]) in self.outputs
 
     def recorded_output(self, entry: str, stage: str) -> str | None:
         """An entry outside this run's selection: trust its manifest record if its outputs still verify."""

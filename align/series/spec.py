@@ -26,7 +26,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${VAR} or ${VAR:-default}
 
 LAUNCHERS = ("accelerate", "python", "slurm")
-TOP_KEYS = {"name", "output_dir", "train", "prepare", "sft", "dpo", "answer", "judge", "report", "models"}
+TOP_KEYS = {"name", "output_dir", "train", "prepare", "sft", "dpo", "answer", "judge", "report", "models", "cpt"}
 TRAIN_KEYS = {"accelerate_config", "launcher", "env"}
 RECIPE_KEYS = {"recipe", "overrides", "tokens"}
 ANSWER_KEYS = {"backend", "question_begin", "question_end", "max_new_token", "batch_size", "question_dir",
@@ -36,9 +36,15 @@ JUDGE_KEYS = {"model", "base_url", "parallel", "max_tokens", "prefill", "extra_a
 JUDGE_MODES = ("single", "pairwise")  # pairwise: single scores plus each entry against its same-size scratch
 REPORT_KEYS = {"extra_args"}
 PREPARE_KEYS = {"name", "command", "outputs"}
-MODEL_KEYS = {"name", "size", "construction", "path", "grow", "init", "sft", "dpo", "answer"}
+MODEL_KEYS = {"name", "size", "construction", "path", "grow", "init", "cpt", "sft", "dpo", "answer", "post_train"}
 GROW_KEYS = {"from", "spec", "method", "depth", "noise", "seed"}
-INIT_KEYS = {"like", "seed"}
+INIT_KEYS = {"like", "seed", "shape"}
+# cpt: continued pretraining between the base checkpoint and SFT (align/series/pretraining.py). The top-level
+# block holds what every entry shares; an entry with its own `cpt:` block has the stage.
+CPT_KEYS = {"recipe", "overrides", "params", "scale"}
+ENTRY_CPT_KEYS = {"recipe", "overrides", "tokens"}
+PARAM_CONVENTIONS = ("nominal", "non_embedding", "total")  # what N counts in 6·N·D and D = 40 N
+TOKEN_RULES = ("chinchilla2x", "staged")
 ENTRY_OVERRIDE_KEYS = {"overrides", "tokens"}
 # The file names an entry's name becomes (stages.output_path, judges/answer.py, align.locks, and
 # align.files' atomic writes: a temporary `.NAME.XXXXXXXX.tmp` beside the file it replaces).
@@ -54,6 +60,8 @@ class Entry:
     path: str | None = None          # local dir, hub id or packaged:NAME (no base stage)
     grow: dict | None = None         # how to grow it from another entry / path
     init: dict | None = None         # fresh random init of another entry's / path's shape
+    cpt: dict | None = None          # continued pretraining {recipe, tokens, overrides}; None: no cpt stage
+    post_train: bool = True          # False: pretrained only (another entry's ancestor): no SFT, DPO, answers
     sft: dict = field(default_factory=dict)     # per-entry {overrides, tokens}
     dpo: dict = field(default_factory=dict)
     answer: dict = field(default_factory=dict)
@@ -81,6 +89,7 @@ class Series:
     judge: dict
     report: dict
     models: list[Entry]
+    cpt: dict = field(default_factory=dict)  # shared continued-pretraining settings (recipe, params, scale)
 
     def entry(self, name: str) -> Entry:
         return next(e for e in self.models if e.name == name)
@@ -203,7 +212,11 @@ def load_series(path: str | os.PathLike) -> Series:
                     sft=_recipe_block(raw["sft"], "sft", file), dpo=_recipe_block(raw["dpo"], "dpo", file),
                     answer=_answer_block(raw.get("answer"), file), judge=_judge_block(raw["judge"], file),
                     report=_check_keys(raw.get("report"), REPORT_KEYS, "report", file),
-                    models=_entries(raw["models"], file))
+                    models=_entries(raw["models"], file), cpt=_cpt_block(raw.get("cpt"), file))
+    for i, entry in enumerate(series.models):
+        if entry.cpt is not None and not (entry.cpt.get("recipe") or series.cpt.get("recipe")):
+            raise UserError(f"{file}: models[{i}] ({entry.name}).cpt: missing required key 'recipe' "
+                            f"(or give cpt.recipe at the top level)")
     ordered_entries(series)  # raises on grow cycles
     for i, entry in enumerate(series.models):
         check_name_fits(entry.name, f"models[{i}] ({entry.name}).name", series.output_dir, file)
@@ -273,6 +286,33 @@ def _answer_block(obj: Any, file: Path) -> dict:
     return answer
 
 
+def _cpt_block(obj: Any, file: Path) -> dict:
+    block = _check_keys(obj, CPT_KEYS, "cpt", file)
+    if block.get("recipe") is not None:
+        _check_file(block["recipe"], "cpt.recipe", file)
+    _check_keys(block.setdefault("overrides", {}) or {}, set(block["overrides"] or {}), "cpt.overrides", file)
+    if block.setdefault("params", "non_embedding") not in PARAM_CONVENTIONS:
+        raise UserError(f"{file}: cpt.params: expected one of {', '.join(PARAM_CONVENTIONS)}, got {block['params']!r}")
+    scale = _number(block.setdefault("scale", 1.0), "cpt.scale", file)
+    if not scale > 0:
+        raise UserError(f"{file}: cpt.scale: expected a number above 0 (the fraction of each rule's budget), "
+                        f"got {scale!r}")
+    return block
+
+
+def _entry_cpt(obj: Any, where: str, file: Path) -> dict:
+    block = _check_keys(obj, ENTRY_CPT_KEYS, where, file)
+    if block.get("recipe") is not None:
+        _check_file(block["recipe"], f"{where}.recipe", file)
+    _check_keys(block.setdefault("overrides", {}) or {}, set(block["overrides"] or {}), f"{where}.overrides", file)
+    tokens = block.get("tokens")
+    if tokens is not None and tokens not in TOKEN_RULES and (
+            isinstance(tokens, bool) or not isinstance(tokens, (int, float)) or tokens < 1 or tokens != int(tokens)):
+        raise UserError(f"{file}: {where}.tokens: expected a whole number of tokens or one of "
+                        f"{', '.join(TOKEN_RULES)}, got {tokens!r} (YAML reads 4e10 as text: write 4.0e+10)")
+    return block
+
+
 def _judge_block(obj: Any, file: Path) -> dict:
     judge = _check_keys(obj, JUDGE_KEYS, "judge", file, required=("model",))
     for key in ("parallel", "max_tokens"):
@@ -320,6 +360,10 @@ def _entry(m: Any, i: int, names: list, file: Path) -> Entry:
     else:
         entry.init = _check_keys(m["init"], INIT_KEYS, f"{where}.init", file, required=("like",))
         _number(entry.init.get("seed"), f"{where}.init.seed", file, int)
+        if entry.init.get("shape") is not None:
+            _check_file(entry.init["shape"], f"{where}.init.shape", file)
+    if m.get("cpt") is not None:
+        entry.cpt = _entry_cpt(m["cpt"], f"{where}.cpt", file)
     src = entry.source
     if src is not None and str(src) not in names:
         check_checkpoint(str(src), f"{where}.{'grow.from' if entry.grow else 'init.like'}", file)
@@ -329,6 +373,9 @@ def _entry(m: Any, i: int, names: list, file: Path) -> Entry:
         _check_keys(block["overrides"], set(block["overrides"] or {}), f"{where}.{stage}.overrides", file)
         setattr(entry, stage, block)
     entry.answer = _check_keys(m.get("answer"), {"extra_args"}, f"{where}.answer", file)
+    entry.post_train = m.get("post_train", True)
+    if not isinstance(entry.post_train, bool):
+        raise UserError(f"{file}: {where}.post_train: expected true or false, got {entry.post_train!r}")
     return entry
 
 

@@ -22,6 +22,7 @@ from align.errors import UserError
 from align.files import atomic_write_jsonl, file_sha256, read_jsonl
 from align.locks import output_lock
 from align.outputs import remove_previous_output
+from align.series import pretraining
 from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged
 from align.train.checkpoints import newest_complete_checkpoint
@@ -56,6 +57,8 @@ class Stage:
     per_entry: bool = True      # False: once for the whole series (manifest key SERIES_KEY)
     batched: bool = False       # one command for every entry that needs it (the judge: one server start)
     unfingerprinted: tuple[str, ...] = ()  # flags whose value does not change the outputs
+    # False: the entry has no such stage (no `cpt:` block); its upstream passes through to the next stage
+    applies: Callable[[Series, str | None], bool] = lambda series, entry: True
 
 
 # ----------------------------------------------------------------------------- outputs and checks
@@ -65,6 +68,7 @@ def output_path(series: Series, entry: str | None, stage: str) -> Path:
     out = series.output_dir
     return {
         "base": lambda: out / entry / "base",
+        "cpt": lambda: out / entry / "cpt",
         "sft": lambda: out / entry / "sft",
         "dpo": lambda: out / entry / "dpo",
         "answer": lambda: out / entry / "model_answer" / f"{entry}.jsonl",
@@ -244,11 +248,19 @@ def training_program(series: Series) -> list[str]:
 
 
 def base_checkpoint(series: Series, name: str, resolve: bool = True) -> str:
-    """The base checkpoint an entry's SFT starts from (its given path / hub id, or its base stage's output)."""
+    """An entry's base checkpoint (its given path / hub id, or its base stage's output)."""
     entry = series.entry(name)
     if entry.path is not None:
         return resolve_packaged(entry.path) if resolve else entry.path
     return str(output_path(series, name, "base"))
+
+
+def pretrained_checkpoint(series: Series, name: str, resolve: bool = True) -> str:
+    """What an entry's SFT starts from and what a `grow: from:` it is grown: its cpt output when it has
+    a cpt stage, else its base checkpoint."""
+    if series.entry(name).cpt is not None:
+        return str(output_path(series, name, "cpt"))
+    return base_checkpoint(series, name, resolve)
 
 
 def _options(mapping: dict, flags: dict[str, str]) -> list[str]:
@@ -270,11 +282,14 @@ def _recipe_overrides(mapping: dict) -> list[str]:
 
 def _base_command(series: Series, entry: str | None, *, resolve: bool = True, **_) -> StageCommand:
     e = series.entry(entry)
-    src = base_checkpoint(series, e.source, resolve) if series.is_entry(e.source) else (
+    # an init copies a shape (the source's base will do), a grow the trained weights
+    source = pretrained_checkpoint if e.grow else base_checkpoint
+    src = source(series, e.source, resolve) if series.is_entry(e.source) else (
         resolve_packaged(e.source) if resolve else e.source)
     out = str(output_path(series, entry, "base"))
     if e.init:
-        return StageCommand(align_cli(), ["init", "--like", src, "--seed", str(e.init.get("seed", 0)), "--out", out])
+        return StageCommand(align_cli(), ["init", "--like", src, "--seed", str(e.init.get("seed", 0)), "--out", out,
+                                          *_options(e.init, {"shape": "--shape"})])
     g = e.grow
     return StageCommand(align_cli(), ["grow", "--from", src, "--to", str(g["spec"]), "--method", str(g["method"]),
                                       "--depth", str(g.get("depth", "stack")), "--out", out,
@@ -285,7 +300,8 @@ def _training_command(stage: str) -> Callable[..., StageCommand]:
     def command(series: Series, entry: str | None, *, resume: bool = False, resolve: bool = True,
                 **_) -> StageCommand:
         block, own = getattr(series, stage), getattr(series.entry(entry), stage)
-        model = base_checkpoint(series, entry, resolve) if stage == "sft" else str(output_path(series, entry, "sft"))
+        model = pretrained_checkpoint(series, entry, resolve) if stage == "sft" else str(
+            output_path(series, entry, "sft"))
         args = [stage, "--config", str(block["recipe"]), "--model_name_or_path", model,
                 "--output_dir", str(output_path(series, entry, stage)),
                 *_recipe_overrides({**(block.get("overrides") or {}), **(own.get("overrides") or {})})]
@@ -301,6 +317,15 @@ def _training_inputs(stage: str) -> Callable[[Series, str | None], list[str]]:
         accelerate = series.train.get("accelerate_config")
         return [getattr(series, stage)["recipe"]] + ([accelerate] if accelerate else [])
     return inputs
+
+
+def _cpt_command(series: Series, entry: str | None, *, resume: bool = False, resolve: bool = True,
+                 **_) -> StageCommand:
+    """`align cpt` on the entry's base checkpoint, with the token budget the series gives or derives."""
+    args, overrides = pretraining.cpt_args(series, entry, base_checkpoint(series, entry, resolve),
+                                           str(output_path(series, entry, "cpt")))
+    args += _recipe_overrides(overrides) + (["--resume_from_checkpoint", "true"] if resume else [])
+    return StageCommand(training_program(series), args, {k: str(v) for k, v in (series.train.get("env") or {}).items()})
 
 
 def _answer_command(series: Series, entry: str | None, **_) -> StageCommand:
@@ -346,15 +371,24 @@ def _pairwise_command(series: Series, entry: str | None, *, resolve: bool = True
     return StageCommand(align_cli(), args)
 
 
-def _report_command(series: Series, entry: str | None, **_) -> StageCommand:
-    """The table from both judgment files (the pairwise one when there is one) and every entry's answers."""
+def _report_command(series: Series, entry: str | None, *, resolve: bool = True, **_) -> StageCommand:
+    """The table from both judgment files (the pairwise one when there is one) and every entry's answers;
+    with cpt stages, the pretraining curves' sources (written now, when the command is to run)."""
+    curves = pretraining.write_curve_sources(series) if resolve else pretraining.curve_sources_path(series)
     inputs = [output_path(series, None, stage) for stage in ("judge", "pairwise")]
     answers = [output_path(series, e.name, "answer") for e in series.models]
     return StageCommand(align_cli(), ["mtbench", "report", "--input-file", *[str(p) for p in inputs if p.is_file()],
                                       "--answer-file", *[str(p) for p in answers if p.is_file()],
                                       "--out-dir", str(series.output_dir), "--series", str(series.file),
                                       *_options(series.answer, {"question_dir": "--question-dir"}),
+                                      *(["--pretraining", str(curves)] if curves else []),
                                       *map(str, series.report.get("extra_args") or [])])
+
+
+def _base_inputs(series: Series, entry: str | None) -> list[str]:
+    """The growth spec or the init shape: their content is part of the base's fingerprint."""
+    e = series.entry(entry)
+    return [e.grow["spec"]] if e.grow else [e.init["shape"]] if e.init and e.init.get("shape") else []
 
 
 # ----------------------------------------------------------------------------- the table
@@ -363,7 +397,13 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in [
     # grow / init: built from another entry or a path; an entry with `path:` has it given
     Stage("base", outputs=_outputs("base"), verify=_checkpoint_verified("base"), command=_base_command,
           reset=_remove_outputs("base"), given=_given_base,
-          inputs=lambda series, entry: [series.entry(entry).grow["spec"]] if series.entry(entry).grow else []),
+          inputs=_base_inputs),
+    # continued pretraining of the base checkpoint (entries with a `cpt:` block); SFT starts from its output
+    Stage("cpt", outputs=_outputs("cpt"), verify=_checkpoint_verified("cpt"), command=_cpt_command,
+          resumable=_has_checkpoint("cpt"), reset=_remove_outputs("cpt"),
+          inputs=lambda series, entry: [pretraining.recipe_of(series, series.entry(entry))] + (
+              [series.train["accelerate_config"]] if series.train.get("accelerate_config") else []),
+          applies=lambda series, entry: series.entry(entry).cpt is not None),
     Stage("sft", outputs=_outputs("sft"), verify=_checkpoint_verified("sft"), command=_training_command("sft"),
           resumable=_has_checkpoint("sft"), reset=_remove_outputs("sft"), inputs=_training_inputs("sft")),
     Stage("dpo", outputs=_outputs("dpo"), verify=_checkpoint_verified("dpo"), command=_training_command("dpo"),

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from judges.questions import load_questions
 
-OUTPUT_FLAG = {"sft": "--output_dir", "dpo": "--output_dir", "answer": "--answer-file", "judge": "--output-file",
-               "report": "--out-dir"}
+OUTPUT_FLAG = {"sft": "--output_dir", "cpt": "--output_dir", "dpo": "--output_dir", "answer": "--answer-file",
+               "judge": "--output-file", "report": "--out-dir"}
 
 
 def option(argv: list[str], flag: str) -> str | None:
@@ -43,6 +43,13 @@ def write_checkpoint(out: Path, stage: str, argv: list[str], key: str) -> None:
         time.sleep(600)
     (out / "config.json").write_text(json.dumps({"model_type": "llama"}))
     (out / "run_card.json").write_text(json.dumps({"stage": stage, "argv": argv, "written": time.time()}))
+
+
+def write_trainer_state(out: Path, argv: list[str]) -> None:
+    """A cpt run's log: four steps trained to --max_tokens (default 4096), loss falling."""
+    tokens = int(option(argv, "--max_tokens") or 4096)
+    history = [{"step": s, "loss": 5.0 / s, "num_input_tokens_seen": tokens * s // 4} for s in range(1, 5)]
+    (out / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": history}))
 
 
 def write_answers(path: Path, argv: list[str]) -> None:
@@ -77,7 +84,7 @@ def write_report(out: Path, argv: list[str]) -> None:
 def main(stage: str, argv: list[str]) -> int:
     out = Path(option(argv, OUTPUT_FLAG.get(stage, "--out")))
     entry = option(argv, "--model-id") if stage == "answer" else (
-        out.parent.name if stage in ("base", "sft", "dpo") else "_series")
+        out.parent.name if stage in ("base", "cpt", "sft", "dpo") else "_series")
     with open(os.environ["FAKE_CALLS"], "a") as fh:
         fh.write(json.dumps({"stage": stage, "entry": entry, "argv": argv}) + "\n")
     key = f"{entry}:{stage}"
@@ -87,8 +94,10 @@ def main(stage: str, argv: list[str]) -> int:
     if stage == "prepare":
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(" ".join(argv) + "\n")
-    elif stage in ("base", "sft", "dpo"):
+    elif stage in ("base", "cpt", "sft", "dpo"):
         write_checkpoint(out, stage, argv, key)
+        if stage == "cpt":
+            write_trainer_state(out, argv)
     elif stage == "answer":
         write_answers(out, argv)
     elif stage == "judge":
