@@ -20,7 +20,8 @@ def num(x, signed: bool = False) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     sign = "+" if signed else ""
-    return f"{x:{sign}.3g}" if abs(x) >= 1e5 else f"{x:{sign}.2f}"
+    small = x != 0 and abs(x) < 0.01  # a reward margin of 1e-4 is not "0.00"
+    return f"{x:{sign}.3g}" if abs(x) >= 1e5 or small else f"{x:{sign}.2f}"
 
 
 def base_label(measure: str) -> str:

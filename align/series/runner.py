@@ -39,7 +39,8 @@ from judges.client import resolve_api_key
 def add_arguments(parser) -> None:
     parser.add_argument("series_file", help="series YAML (see recipes/series/)")
     parser.add_argument("--only", help="comma-separated stages to run: "
-                                       "prepare,base (grow),cpt,sft,dpo,answer,judge,pairwise,report")
+                                       "prepare,base (grow),cpt,base_eval,sft,dpo,heldout_sft,heldout_dpo,answer,judge,"
+                                       "pairwise,report")
     parser.add_argument("--models", help="comma-separated entry names (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and compute estimates; run nothing")
 
@@ -52,6 +53,7 @@ PIPELINE = [st for st in STAGES.values() if st.per_entry and not st.batched]
 ACROSS_ENTRIES = [st for st in STAGES.values() if st.per_entry and st.batched]
 SERIES_END = [st for st in STAGES.values() if not st.per_entry]
 ENTRY_STAGES = [st.name for st in PIPELINE + ACROSS_ENTRIES]
+SIDE_STAGES = [st for st in PIPELINE if st.reads]  # measurements: read one stage's output, feed only the report
 
 
 def run(args, commands: CommandFactory = build_command) -> int:
@@ -166,7 +168,8 @@ class Runner:
                 continue
             elif decision == "blocked":
                 self.problems.setdefault(key, f"{stage.name} is not done and not selected by --only")
-                say(f"{key} {stage.name}: not done and not selected by --only; {key} stops here")
+                say(f"{key} {stage.name}: not done and not selected by --only" + ("" if stage.reads else
+                                                                                  f"; {key} stops here"))
             elif decision == "resume" and (out := stage.verify(self.series, entry)) is not None:
                 # it finished, but the runner died before recording it
                 self.manifest.update(key, stage.name, state="done", output_fingerprint=out, finished=utc_timestamp())
@@ -293,6 +296,9 @@ class Runner:
                 for later in ENTRY_STAGES[ENTRY_STAGES.index("sft"):]:
                     self.status[(name, later)] = "off (post_train)"
                 return
+            if stage.reads:
+                self.run_side(stage, name)
+                continue
             if not stage.applies(self.series, name):  # e.g. no `cpt:`: the next stage reads what this one would
                 self.status[(name, stage.name)] = "none"
                 if upstream is not None:
@@ -311,11 +317,23 @@ class Runner:
             self.block(name, ENTRY_STAGES[len(PIPELINE)], why)
 
     def finished(self, name: str) -> bool:
-        """Every stage of the entry is current: through the judge, or, for an entry with `post_train: false`,
-        through its pretraining."""
+        """Every stage of the entry is current: through the judge and its measures, or, for an entry with
+        `post_train: false`, through its pretraining."""
         if not self.series.entry(name).post_train:
             return all((name, st.name) in self.outputs for st in PIPELINE[:PIPELINE.index(STAGES["sft"])])
-        return (name, ENTRY_STAGES[-1]) in self.outputs
+        return all((name, st) in self.outputs for st in [ENTRY_STAGES[-1], *(side.name for side in SIDE_STAGES)])
+
+    def run_side(self, stage: Stage, name: str) -> None:
+        """A measurement of the stage it reads: run when that output is current; the chain goes on either way."""
+        given = stage.given(self.series, name)
+        if given is not None:  # switched off (no `eval:` block)
+            self.outputs[(name, stage.name)], self.status[(name, stage.name)] = given, "off"
+            return
+        read = self.outputs.get((name, stage.reads))
+        if read is None:
+            self.status.setdefault((name, stage.name), "pending" if self.dry else f"waits ({stage.reads} not done)")
+            return
+        self.run_stage(stage, [(name, self.fingerprint(stage, name, read))])
 
     def recorded_output(self, entry: str, stage: str) -> str | None:
         """An entry outside this run's selection: trust its manifest record if its outputs still verify."""
@@ -362,7 +380,10 @@ class Runner:
                                                  f"nothing to report (see the judge log in {self.series.output_dir})")
             return
         models = [(e.name, e.size, e.construction) for e in self.series.models]
-        self.run_stage(stage, [(None, self.fingerprint(stage, None, [sorted(fps.items()), models]))])
+        # the judge-free measures of every entry, as far as they are done, are in the report too
+        measured = [(e.name, st.name, self.outputs.get((e.name, st.name)) or self.recorded_output(e.name, st.name))
+                    for e in self.series.models for st in SIDE_STAGES]
+        self.run_stage(stage, [(None, self.fingerprint(stage, None, [sorted(fps.items()), models, measured]))])
 
 
 # ---------------------------------------------------------------------- dry run

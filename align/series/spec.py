@@ -26,7 +26,8 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${VAR} or ${VAR:-default}
 
 LAUNCHERS = ("accelerate", "python", "slurm")
-TOP_KEYS = {"name", "output_dir", "train", "prepare", "sft", "dpo", "answer", "judge", "report", "models", "cpt"}
+TOP_KEYS = {"name", "output_dir", "train", "prepare", "sft", "dpo", "answer", "judge", "report", "models", "eval",
+            "cpt"}
 TRAIN_KEYS = {"accelerate_config", "launcher", "env"}
 RECIPE_KEYS = {"recipe", "overrides", "tokens"}
 ANSWER_KEYS = {"backend", "question_begin", "question_end", "max_new_token", "batch_size", "question_dir",
@@ -35,6 +36,10 @@ JUDGE_KEYS = {"model", "base_url", "parallel", "max_tokens", "prefill", "extra_a
               "pair_prefill"}
 JUDGE_MODES = ("single", "pairwise")  # pairwise: single scores plus each entry against its same-size scratch
 REPORT_KEYS = {"extra_args"}
+# eval: the judge-free stages (align/series/eval_stages.py): `align eval` on base checkpoints, `align heldout`
+# after DPO. Lists: tasks, include_path; files: heldout_text, sft_data, dpo_data (a prepare step may write them).
+EVAL_KEYS = {"tasks", "include_path", "heldout_text", "limit", "batch_size", "device", "dtype", "heldout_rows",
+             "sft_data", "sft_split", "dpo_data", "dpo_split", "beta", "max_length", "heldout_batch_size"}
 PREPARE_KEYS = {"name", "command", "outputs"}
 MODEL_KEYS = {"name", "size", "construction", "path", "grow", "init", "cpt", "sft", "dpo", "answer", "post_train"}
 GROW_KEYS = {"from", "spec", "method", "depth", "noise", "seed"}
@@ -89,6 +94,7 @@ class Series:
     judge: dict
     report: dict
     models: list[Entry]
+    eval: dict | None = None  # None: no `eval:` block, the judge-free stages are off
     cpt: dict = field(default_factory=dict)  # shared continued-pretraining settings (recipe, params, scale)
 
     def entry(self, name: str) -> Entry:
@@ -212,7 +218,8 @@ def load_series(path: str | os.PathLike) -> Series:
                     sft=_recipe_block(raw["sft"], "sft", file), dpo=_recipe_block(raw["dpo"], "dpo", file),
                     answer=_answer_block(raw.get("answer"), file), judge=_judge_block(raw["judge"], file),
                     report=_check_keys(raw.get("report"), REPORT_KEYS, "report", file),
-                    models=_entries(raw["models"], file), cpt=_cpt_block(raw.get("cpt"), file))
+                    models=_entries(raw["models"], file), eval=_eval_block(raw, file),
+                    cpt=_cpt_block(raw.get("cpt"), file))
     for i, entry in enumerate(series.models):
         if entry.cpt is not None and not (entry.cpt.get("recipe") or series.cpt.get("recipe")):
             raise UserError(f"{file}: models[{i}] ({entry.name}).cpt: missing required key 'recipe' "
@@ -284,6 +291,25 @@ def _answer_block(obj: Any, file: Path) -> dict:
     for key in ("question_begin", "question_end", "max_new_token", "batch_size"):
         _number(answer.get(key), f"answer.{key}", file, int)
     return answer
+
+
+def _eval_block(raw: dict, file: Path) -> dict | None:
+    if "eval" not in raw:
+        return None
+    block = _check_keys(raw["eval"], EVAL_KEYS, "eval", file)
+    for key in ("limit", "heldout_rows", "max_length", "heldout_batch_size"):
+        if _number(block.get(key), f"eval.{key}", file, int) is not None and block[key] < 1:
+            raise UserError(f"{file}: eval.{key}: expected a whole number of at least 1, got {block[key]!r}")
+    _number(block.get("beta"), "eval.beta", file)
+    for key in ("tasks", "include_path"):
+        value = block.get(key)
+        if value is not None and (not isinstance(value, list) or not value or
+                                  not all(isinstance(v, str) and v for v in value)):
+            raise UserError(f"{file}: eval.{key}: expected a non-empty list of names, got {value!r}")
+    for i, folder in enumerate(block.get("include_path") or []):
+        if not Path(folder).is_dir():
+            raise UserError(f"{file}: eval.include_path[{i}]: folder {folder!r} not found (lm-eval task YAMLs)")
+    return block
 
 
 def _cpt_block(obj: Any, file: Path) -> dict:

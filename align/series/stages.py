@@ -22,7 +22,7 @@ from align.errors import UserError
 from align.files import atomic_write_jsonl, file_sha256, read_jsonl
 from align.locks import output_lock
 from align.outputs import remove_previous_output
-from align.series import pretraining
+from align.series import eval_stages, pretraining
 from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged
 from align.train.checkpoints import newest_complete_checkpoint
@@ -57,6 +57,9 @@ class Stage:
     per_entry: bool = True      # False: once for the whole series (manifest key SERIES_KEY)
     batched: bool = False       # one command for every entry that needs it (the judge: one server start)
     unfingerprinted: tuple[str, ...] = ()  # flags whose value does not change the outputs
+    # A side stage (a measurement): its upstream is this stage's output, and no later stage reads its output,
+    # so it never re-runs training, and a failure of it stops nothing else.
+    reads: str | None = None
     # False: the entry has no such stage (no `cpt:` block); its upstream passes through to the next stage
     applies: Callable[[Series, str | None], bool] = lambda series, entry: True
 
@@ -75,6 +78,7 @@ def output_path(series: Series, entry: str | None, stage: str) -> Path:
         "judge": lambda: out / "model_judgment" / "judgments.jsonl",
         "pairwise": lambda: out / "model_judgment" / "judgments_pair.jsonl",  # FastChat's _pair beside _single
         "report": lambda: out,
+        **{name: (lambda name=name: eval_stages.eval_dir(series, entry, name)) for name in eval_stages.OUTPUT_DIRS},
     }[stage]()
 
 
@@ -328,6 +332,22 @@ def _cpt_command(series: Series, entry: str | None, *, resume: bool = False, res
     return StageCommand(training_program(series), args, {k: str(v) for k, v in (series.train.get("env") or {}).items()})
 
 
+def _eval_command(stage: str) -> Callable[..., StageCommand]:
+    """`align eval` on the entry's base checkpoint; `align heldout` on its DPO model (reference: its SFT model)."""
+    def command(series: Series, entry: str | None, *, resolve: bool = True, **_) -> StageCommand:
+        args = eval_stages.base_eval_args(series, entry, pretrained_checkpoint(series, entry, resolve)) \
+            if stage == "base_eval" else eval_stages.heldout_args(series, entry, stage.split("_")[1], *(
+                str(output_path(series, entry, s)) for s in ("dpo", "sft")))
+        return StageCommand(align_cli(), args, {k: str(v) for k, v in (series.train.get("env") or {}).items()})
+    return command
+
+
+def _eval_stage(name: str, reads: str) -> Stage:
+    return Stage(name, outputs=_outputs(name), verify=eval_stages.verified(name), command=_eval_command(name),
+                 reset=eval_stages.reset(name), inputs=eval_stages.inputs(name), given=eval_stages.off, reads=reads,
+                 unfingerprinted=("--batch-size", "--device"))
+
+
 def _answer_command(series: Series, entry: str | None, **_) -> StageCommand:
     a = series.answer
     args = ["mtbench", "answer", "--model-path", str(output_path(series, entry, "dpo")), "--model-id", entry,
@@ -381,6 +401,7 @@ def _report_command(series: Series, entry: str | None, *, resolve: bool = True, 
                                       "--answer-file", *[str(p) for p in answers if p.is_file()],
                                       "--out-dir", str(series.output_dir), "--series", str(series.file),
                                       *_options(series.answer, {"question_dir": "--question-dir"}),
+                                      *eval_stages.report_args(series),
                                       *(["--pretraining", str(curves)] if curves else []),
                                       *map(str, series.report.get("extra_args") or [])])
 
@@ -404,10 +425,13 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in [
           inputs=lambda series, entry: [pretraining.recipe_of(series, series.entry(entry))] + (
               [series.train["accelerate_config"]] if series.train.get("accelerate_config") else []),
           applies=lambda series, entry: series.entry(entry).cpt is not None),
+    _eval_stage("base_eval", reads="cpt"),  # the study's Table 1, before SFT
     Stage("sft", outputs=_outputs("sft"), verify=_checkpoint_verified("sft"), command=_training_command("sft"),
           resumable=_has_checkpoint("sft"), reset=_remove_outputs("sft"), inputs=_training_inputs("sft")),
     Stage("dpo", outputs=_outputs("dpo"), verify=_checkpoint_verified("dpo"), command=_training_command("dpo"),
           resumable=_has_checkpoint("dpo"), reset=_remove_outputs("dpo"), inputs=_training_inputs("dpo")),
+    _eval_stage("heldout_sft", reads="dpo"),  # the final model on held-out SFT rows
+    _eval_stage("heldout_dpo", reads="dpo"),  # ... and on held-out preference pairs
     Stage("answer", outputs=_outputs("answer"), verify=_answers_verified, command=_answer_command,
           resumable=_always, reset=_remove_outputs("answer")),
     Stage("judge", outputs=_outputs("judge"), verify=_judgments_verified, command=_judge_command,

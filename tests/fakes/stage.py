@@ -17,8 +17,10 @@ from pathlib import Path
 
 from judges.questions import load_questions
 
+MEASURES = ("base_eval", "heldout_sft", "heldout_dpo")  # --out DIR, like base
 OUTPUT_FLAG = {"sft": "--output_dir", "cpt": "--output_dir", "dpo": "--output_dir", "answer": "--answer-file",
-               "judge": "--output-file", "report": "--out-dir"}
+               "judge": "--output-file",
+               "report": "--out-dir"}
 
 
 def option(argv: list[str], flag: str) -> str | None:
@@ -73,6 +75,15 @@ def write_judgments(path: Path, argv: list[str]) -> None:
                                          "score": 5, "tstamp": time.time()}) + "\n")
 
 
+def write_measures(out: Path, stage: str, argv: list[str]) -> None:
+    """base_eval: base_eval.json then eval.run_card.json; heldout_*: heldout.json then heldout.run_card.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    result, card = ("base_eval.json", "eval.run_card.json") if stage == "base_eval" else \
+        ("heldout.json", "heldout.run_card.json")
+    (out / result).write_text(json.dumps({"measures": {}, "items": {}, "rows": {}, "argv": argv}))
+    (out / card).write_text(json.dumps({"stage": stage, "argv": argv}))
+
+
 def write_report(out: Path, argv: list[str]) -> None:
     rows = [json.loads(line) for line in Path(option(argv, "--input-file")).read_text().splitlines()]
     models = sorted({r["model"] for r in rows})
@@ -84,7 +95,7 @@ def write_report(out: Path, argv: list[str]) -> None:
 def main(stage: str, argv: list[str]) -> int:
     out = Path(option(argv, OUTPUT_FLAG.get(stage, "--out")))
     entry = option(argv, "--model-id") if stage == "answer" else (
-        out.parent.name if stage in ("base", "cpt", "sft", "dpo") else "_series")
+        out.parent.name if stage in ("base", "cpt", "sft", "dpo", *MEASURES) else "_series")
     with open(os.environ["FAKE_CALLS"], "a") as fh:
         fh.write(json.dumps({"stage": stage, "entry": entry, "argv": argv}) + "\n")
     key = f"{entry}:{stage}"
@@ -98,6 +109,8 @@ def main(stage: str, argv: list[str]) -> int:
         write_checkpoint(out, stage, argv, key)
         if stage == "cpt":
             write_trainer_state(out, argv)
+    elif stage in MEASURES:
+        write_measures(out, stage, argv)
     elif stage == "answer":
         write_answers(out, argv)
     elif stage == "judge":

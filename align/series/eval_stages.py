@@ -1,0 +1,123 @@
+"""The judge-free stages of a series (the series file's `eval:` block), for the stage table in stages.py.
+
+- `base_eval`: `align eval` (lm-evaluation-harness) on every entry's base checkpoint, before SFT: the
+  study's Table 1.
+- `heldout_sft` / `heldout_dpo`: `align heldout` on the final post-trained model (after DPO), the model
+  the MT-Bench table describes: its mean held-out loss on the SFT recipe's test split, and its preference
+  accuracy and reward margin on the DPO recipe's test split, with the SFT checkpoint as the reference
+  (the model DPO started from, as in training).
+
+They are side stages: each reads one stage's output (`reads`) and no stage reads theirs except the report,
+so changing `eval:` never re-runs training. Without an `eval:` block they are off (nothing runs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from align.files import file_sha256, read_yaml_mapping
+from align.series.manifest import fingerprint
+from align.series.spec import Series
+
+OUTPUT_DIRS = {"base_eval": "base_eval", "heldout_sft": "heldout_sft", "heldout_dpo": "heldout_dpo"}
+# What each stage writes (its run card last), so a reset removes exactly these.
+WRITES = {"base_eval": ("eval.run_card.json", "base_eval.json", "lm_eval"),
+          "heldout_sft": ("heldout.run_card.json", "heldout.json"),
+          "heldout_dpo": ("heldout.run_card.json", "heldout.json")}
+RESULT = {"base_eval": "base_eval.json", "heldout_sft": "heldout.json", "heldout_dpo": "heldout.json"}
+DEFAULT_DATA = {"sft": "HuggingFaceH4/ultrachat_200k", "dpo": "HuggingFaceH4/ultrafeedback_binarized"}
+DEFAULT_ROWS = 1000
+
+
+def eval_dir(series: Series, entry: str, stage: str) -> Path:
+    return series.output_dir / entry / OUTPUT_DIRS[stage]
+
+
+def off(series: Series, entry: str | None) -> str | None:
+    """The stand-in output fingerprint when the series has no `eval:` block (the stage is not run)."""
+    return fingerprint("eval off") if series.eval is None else None
+
+
+def verified(stage: str):
+    """Complete once the run card (written last) and the result file are there: the result's hash."""
+    def verify(series: Series, entry: str | None) -> str | None:
+        out = eval_dir(series, entry, stage)
+        result = out / RESULT[stage]
+        return file_sha256(result) if result.is_file() and (out / WRITES[stage][0]).is_file() else None
+    return verify
+
+
+def reset(stage: str):
+    """Remove what a previous run of the stage wrote (the run card first), nothing else in the folder."""
+    def remove(series: Series, entry: str | None) -> None:
+        import shutil
+
+        out = eval_dir(series, entry, stage)
+        for name in WRITES[stage]:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    return remove
+
+
+def inputs(stage: str):
+    """Files a measurement reads (their content is part of its fingerprint): for `base_eval` every file under
+    the include paths and the held-out text, for `heldout_*` its data file; only those that exist now (a
+    prepared file counts through its prepare step, a hub dataset by its name in the arguments)."""
+    def files(series: Series, entry: str | None) -> list[str]:
+        e = series.eval or {}
+        if stage != "base_eval":
+            data = e.get(f"{stage.split('_')[1]}_data")
+            return [str(data)] if data and Path(data).is_file() else []
+        found = sorted(str(f) for folder in e.get("include_path") or [] for f in Path(folder).rglob("*") if f.is_file())
+        text = e.get("heldout_text")
+        return found + ([str(text)] if text and Path(text).is_file() else [])
+    return files
+
+
+def _flags(mapping: dict, flags: dict[str, str]) -> list[str]:
+    return [a for key, flag in flags.items() if mapping.get(key) is not None for a in (flag, str(mapping[key]))]
+
+
+def base_eval_args(series: Series, entry: str, model: str) -> list[str]:
+    e = series.eval or {}
+    args = ["eval", "--model-path", model, "--out", str(eval_dir(series, entry, "base_eval"))]
+    if e.get("tasks"):
+        args += ["--tasks", ",".join(map(str, e["tasks"]))]
+    for folder in e.get("include_path") or []:
+        args += ["--include-path", str(folder)]
+    return args + _flags(e, {"heldout_text": "--heldout-text", "limit": "--limit", "batch_size": "--batch-size",
+                             "device": "--device", "dtype": "--dtype"})
+
+
+def dpo_beta(series: Series) -> float | None:
+    """The DPO recipe's beta (the series' overrides first): the implicit reward is the one DPO trained."""
+    overrides = series.dpo.get("overrides") or {}
+    if overrides.get("beta") is not None:
+        return overrides["beta"]
+    return read_yaml_mapping(series.dpo["recipe"], "DPO recipe").get("beta")
+
+
+def heldout_args(series: Series, entry: str, kind: str, model: str, reference: str) -> list[str]:
+    e = series.eval or {}
+    data, rows = e.get(f"{kind}_data") or DEFAULT_DATA[kind], e.get("heldout_rows") or DEFAULT_ROWS
+    args = ["heldout", "--kind", kind, "--model-path", model, "--data", str(data), "--rows", str(rows),
+            "--out", str(eval_dir(series, entry, f"heldout_{kind}"))]
+    if kind == "dpo":
+        args += ["--ref-model-path", reference]
+        beta = e.get("beta", dpo_beta(series))
+        args += ["--beta", str(beta)] if beta is not None else []
+    return args + _flags(e, {f"{kind}_split": "--split", "max_length": "--max-length",
+                             "heldout_batch_size": "--batch-size", "device": "--device", "dtype": "--dtype"})
+
+
+def report_args(series: Series) -> list[str]:
+    """`--base-eval NAME=DIR` / `--heldout NAME=DIR` for every entry whose evaluation is complete."""
+    args = []
+    for entry in series.models if series.eval is not None else []:
+        for stage, flag in (("base_eval", "--base-eval"), ("heldout_sft", "--heldout"), ("heldout_dpo", "--heldout")):
+            if verified(stage)(series, entry.name) is not None:
+                args += [flag, f"{entry.name}={eval_dir(series, entry.name, stage)}"]
+    return args
