@@ -39,6 +39,8 @@ class PairRow:
     adjusted_ci: tuple[float, float] = (math.nan, math.nan)
     categories: dict[str, float] = field(default_factory=dict)  # tie-adjusted win rate per category
     category_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # its bootstrap CI (enough questions)
+    length_controlled: dict | None = None  # {value, ci}: judges/trust (needs the answers' texts)
+    style_controlled: dict | None = None
 
 
 def is_pair_file(path: str) -> bool:
@@ -135,13 +137,22 @@ def _cat_cell(row: PairRow, category: str) -> str:
 
 
 PAIR_HEADER = ["Model", "vs", "Win", "Tie", "Loss", "Errors", "Missing", "Win rate", "95% CI", "Tie-adjusted", "95% CI",
-               "Questions"]
+               "Questions", "LC win rate [95% CI]", "SC win rate [95% CI]"]
+
+
+def _controlled_cell(result: dict | None) -> str:
+    """A controlled win rate: "61% [52%, 70%]", "61%" (too few questions for a CI), "–" (no answers)."""
+    if not result or result["value"] is None:
+        return "–"
+    low, high = result["ci"]
+    return _pct(result["value"]) + ("" if low is None else f" [{_pct(low)}, {_pct(high)}]")
 
 
 def pair_cells(r: PairRow) -> list[str]:
     return [r.model_1, r.model_2, str(r.win), str(r.tie), str(r.loss), str(r.errors), str(r.missing),
             _pct(r.win_rate),
-            _ci(r.win_ci, r.questions), _pct(r.adjusted), _ci(r.adjusted_ci, r.questions), str(r.questions)]
+            _ci(r.win_ci, r.questions), _pct(r.adjusted), _ci(r.adjusted_ci, r.questions), str(r.questions),
+            _controlled_cell(r.length_controlled), _controlled_cell(r.style_controlled)]
 
 
 def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, table,
@@ -157,7 +168,11 @@ def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, tabl
              "[[A]], [[B]] or [[C]] in either order (left out of the rates); Missing: matches that failed after "
              "retries and were not redone (in <file>.failed.jsonl). Win rate = wins / matches; tie-adjusted = "
              f"(wins + ties/2) / matches; 95% CI: percentile bootstrap over questions ({n_boot} resamples), "
-             f"not shown below {min_questions} questions (n = questions).", "",
+             f"not shown below {min_questions} questions (n = questions). LC / SC: the tie-adjusted win rate "
+             "with the answers' length (LC: AlpacaEval 2's GLM, read at zero length difference) or length and "
+             "markdown style (SC: Arena-Hard-Auto's style control, read at the pool's mean style difference) held "
+             "fixed; bootstrap CI over questions; – without --answer-file. A raw rate well above LC / SC: the judge "
+             "rewards length or formatting.", "",
              f"Position bias: of {bias['A'] + bias['B']} games with a decisive verdict, the judge preferred the "
              f"answer shown first (A) in {bias['A']} ({_pct(share) if share is not None else '–'}); 50% is "
              f"unbiased. Ties: {bias['tie']} games; unreadable verdicts: {bias['error']} of {bias['games']}."]
@@ -167,6 +182,15 @@ def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, tabl
                   table(["Model", "vs"] + cats,
                         [[r.model_1, r.model_2] + [_cat_cell(r, c) for c in cats] for r in rows])]
     return "\n".join(lines) + "\n"
+
+
+def _controlled_fields(row: PairRow) -> dict:
+    out = {}
+    for name, result in (("length_controlled_win_rate", row.length_controlled),
+                         ("style_controlled_win_rate", row.style_controlled)):
+        result = result or {"value": None, "ci": [None, None]}
+        out[name], out[f"{name}_ci"] = result["value"], list(result["ci"])
+    return out
 
 
 def pair_summary(rows: list[PairRow], bias: dict) -> dict:
@@ -179,5 +203,6 @@ def pair_summary(rows: list[PairRow], bias: dict) -> dict:
                        "win_rate_ci": [clean(x) for x in r.win_ci], "adjusted_win_rate": clean(r.adjusted),
                        "adjusted_win_rate_ci": [clean(x) for x in r.adjusted_ci],
                        "categories": r.categories,
-                       "category_ci": {c: list(ci) for c, ci in r.category_ci.items()}} for r in rows],
+                       "category_ci": {c: list(ci) for c, ci in r.category_ci.items()},
+                       **_controlled_fields(r)} for r in rows],
             "position_bias": bias}

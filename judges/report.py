@@ -47,6 +47,7 @@ from judges.questions import load_questions
 from judges.report_rows import Row, Study
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
 from judges.tables import csv_text, latex, markdown, md_table, plot_categories
+from judges.trust import report_parts as trust
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +195,15 @@ def single_rows(study: Study, files: list[str], series: str | None, n_boot: int,
 
 
 def build_study(args: argparse.Namespace) -> Study:
-    pair_files = [p for p in args.input_file if is_pair_file(p)]
-    single_files = [p for p in args.input_file if p not in pair_files]
+    judges = trust.split_by_judge(args.input_file)  # a second judge's files: only its agreement with the first
+    pair_files = [p for p in judges[0][1] if is_pair_file(p)]
+    single_files = [p for p in judges[0][1] if p not in pair_files]
     study = Study(questions=load_questions(args.question_dir))
     if args.answer_file:
         study.answers = records.load_answers(args.answer_file)
     if single_files:
         single_rows(study, single_files, args.series, args.bootstrap, args.seed, args.min_ci_questions)
+        trust.length_adjusted(study.rows, study.answers, args.min_ci_questions)
     if pair_files:
         study.pair_judged, failed = load_pair_judgments(pair_files, {q["question_id"]: len(q["turns"])
                                                                      for q in study.questions})
@@ -210,7 +213,16 @@ def build_study(args: argparse.Namespace) -> Study:
         study.pairs = pair_report_rows(study.pair_judged, categories, args.bootstrap, args.seed,
                                        args.min_ci_questions, failed)
         study.bias = position_bias(study.pair_judged)
+        controls = trust.pair_controls(study.pair_judged, study.answers, args.bootstrap, args.seed,
+                                       args.min_ci_questions)
+        for row in study.pairs:
+            control = controls.get((row.model_1, row.model_2), {})
+            row.length_controlled = control.get("length_controlled_win_rate")
+            row.style_controlled = control.get("style_controlled_win_rate")
         study.pair_judge = _judge_name(study.pair_judged.values())
+    if len(judges) == 2:
+        study.agreement = trust.judges_agreement(judges[0][1], judges[1][1], args.question_dir)
+        study.agreement_judges = tuple(_judge_name([{"judge": [name]}]) for name, _ in judges)
     judge_free(study, args)
     return study
 
@@ -242,11 +254,14 @@ def summary(study: Study, min_questions: int) -> dict:
          "turn1": clean(r.turn1), "turn2": clean(r.turn2),
          "judged": r.valid, "invalid": r.invalid, "missing": r.missing,
          "categories": {k: clean(v) for k, v in r.categories.items()}, "baseline": r.baseline,
-         "diff": None if r.diff is None else {k: clean(v) for k, v in vars(r.diff).items()}}
+         "diff": None if r.diff is None else {k: clean(v) for k, v in vars(r.diff).items()},
+         "length_adjusted": r.length_adjusted}
         for r in study.rows],
         "judge_check": study.checks, "judge_check_warning": study.warning}
     if study.pairs:
         out["pairwise"] = {"judge": study.pair_judge, **pair_summary(study.pairs, study.bias)}
+    if study.agreement:
+        out["agreement"] = {**study.agreement, "judges": list(study.agreement_judges)}
     out.update(summary_parts(study.free))
     return out
 
@@ -295,6 +310,8 @@ def write_report(out: Path, study: Study, args: argparse.Namespace, started: flo
     if study.pairs:
         md += ("\n" if md else "") + pair_markdown(study.pairs, study.bias, study.pair_judge, args.bootstrap,
                                                    md_table, args.min_ci_questions)
+    if study.agreement:
+        md += ("\n" if md else "") + trust.agreement_markdown(study.agreement, *study.agreement_judges, md_table)
     atomic_write_text(out / "table.md", md)
     atomic_write_json(out / "summary.json", summary(study, args.min_ci_questions))
     if args.pretraining:

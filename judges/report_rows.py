@@ -28,6 +28,7 @@ class Row:
     diff: object = None  # stats.PairedResult against `baseline`
     n_questions: int = 0  # questions with at least one valid score
     words: float = math.nan  # mean words per answer turn (needs --answer-file)
+    length_adjusted: dict | None = None  # Δ vs baseline at equal answer length (judges/trust; needs answers)
 
 
 @dataclass
@@ -45,4 +46,6 @@ class Study:
     bias: dict | None = None
     questions: list[dict] = field(default_factory=list)
     answers: dict = field(default_factory=dict)  # model -> question_id -> answer record
+    agreement: dict | None = None  # two judges' files given: their agreement (judges/trust)
+    agreement_judges: tuple[str, str] = ("", "")
     free: JudgeFree = field(default_factory=JudgeFree)  # the judge-free measures (base models, held-out)

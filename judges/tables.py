@@ -42,11 +42,19 @@ def main_cells(row: Row) -> list[str]:
     return [row.size, row.construction, row.name, _f(row.score), ci_cell(*row.ci, row.n_questions),
             _f(row.words, 1), _f(row.turn1), _f(row.turn2), str(row.valid), str(row.invalid), str(row.missing),
             _signed(d.mean) if d else "", ci_cell(d.ci_low, d.ci_high, d.n, _signed) if d else "",
-            _f(d.p_value, 3) if d else "", str(d.n) if d else ""]
+            _f(d.p_value, 3) if d else "", str(d.n) if d else "", equal_length_cell(row.length_adjusted)]
+
+
+def equal_length_cell(result: dict | None) -> str:
+    """Δ at equal answer length (judges/trust/single_length): "+0.42 [-0.10, +0.95]"; "" without answers."""
+    if not result or result["value"] is None:
+        return ""
+    low, high = result["ci"]
+    return _signed(result["value"]) + ("" if low is None else f" [{_signed(low)}, {_signed(high)}]")
 
 
 MAIN_HEADER = ["Size", "Construction", "Model", "MT-Bench", "95% CI", "Words/turn", "Turn 1", "Turn 2", "Judged",
-               "Invalid", "Missing", "Δ vs scratch", "Δ 95% CI", "p", "Paired n"]
+               "Invalid", "Missing", "Δ vs scratch", "Δ 95% CI", "p", "Paired n", "Δ at equal length [95% CI]"]
 
 
 def with_extra(header: list[str], body: list[list], rows: list[Row], extra) -> tuple[list[str], list[list]]:
@@ -75,7 +83,10 @@ def markdown(rows: list[Row], judge: str, n_boot: int, min_questions: int, warni
             "were not redone, or turns never judged. "
             "Δ vs scratch: paired mean difference from the same-size scratch model over the questions both have "
             "(per-question score = mean of its valid turns); CI: paired bootstrap; p: two-sided sign-flip "
-            "permutation test.", "", *check, "",
+            "permutation test. Δ at equal length (needs --answer-file): the intercept of an OLS of the per-question "
+            "score difference on the answers' length difference (characters), i.e. Δ had both answered at the "
+            "same length, with its 95% CI; a Δ that shrinks to nothing here was bought with length.", "",
+            *check, "",
             "### Per category", "",
             table(["Model"] + cats, [[r.name] + [_f(r.categories.get(c, math.nan)) for c in cats] for r in rows])]
     return "\n".join(text) + "\n"
@@ -87,7 +98,8 @@ def csv_text(rows: list[Row], extra=None) -> str:
     writer = csv.writer(out, lineterminator="\n")
     header = (["size", "construction", "model", "mtbench", "ci_low", "ci_high", "questions", "words_per_turn",
                "turn1", "turn2", "judged",
-               "invalid", "missing", "baseline", "diff", "diff_ci_low", "diff_ci_high", "p_value", "paired_n"]
+               "invalid", "missing", "baseline", "diff", "diff_ci_low", "diff_ci_high", "p_value", "paired_n",
+               "diff_equal_length", "diff_equal_length_ci_low", "diff_equal_length_ci_high"]
               + [f"cat_{c}" for c in cats])
     body = []
 
@@ -100,12 +112,17 @@ def csv_text(rows: list[Row], extra=None) -> str:
                          num(r.words), num(r.turn1),
                          num(r.turn2), r.valid, r.invalid, r.missing, r.baseline or "",
                          num(d.mean) if d else "", num(d.ci_low) if d else "", num(d.ci_high) if d else "",
-                         num(d.p_value) if d else "", d.n if d else ""]
+                         num(d.p_value) if d else "", d.n if d else "", *_equal_length_numbers(r, num)]
                     + [num(r.categories.get(c, math.nan)) for c in cats])
     header, body = with_extra(header, body, rows, extra)
     writer.writerow(header)
     writer.writerows(body)
     return out.getvalue()
+
+
+def _equal_length_numbers(row: Row, num) -> list:
+    result = row.length_adjusted or {"value": None, "ci": [None, None]}
+    return [num(result["value"]), num(result["ci"][0]), num(result["ci"][1])]
 
 
 TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$",
