@@ -4,10 +4,13 @@ study's rules, the dry run's compute totals, and the stage in the runner (stand-
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 
 import pytest
 from conftest import REPO
-from test_series import calls, drive, manifest, study, write_series  # noqa: F401  (study is a fixture)
+from test_series import calls, drive, manifest, start_until_hung, study, write_series  # noqa: F401
 
 from align.errors import UserError
 from align.series import pretraining
@@ -182,3 +185,20 @@ def test_an_entry_pretrained_only_is_an_ancestor_and_nothing_more(staged):
     spec["models"][2]["post_train"] = "no"
     with pytest.raises(UserError, match="post_train: expected true or false"):
         load_series(write_series(tmp_path, spec))
+
+
+def test_a_killed_cpt_stage_resumes_from_its_checkpoint(staged):
+    tmp_path, _ = staged
+    proc, stage_pid = start_until_hung(tmp_path, "big-expanded:cpt", stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = tmp_path / "out" / "big-expanded" / "cpt" / "checkpoint-1"
+    assert checkpoint.exists()
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner, then its stage: like a lost node
+    proc.wait()
+    os.kill(stage_pid, signal.SIGKILL)
+    assert manifest(tmp_path)["big-expanded"]["cpt"]["state"] == "running"
+    assert drive(tmp_path).returncode == 0
+    rerun = calls(tmp_path)
+    assert ("big-expanded", "base") not in rerun and ("small-init", "cpt") not in rerun
+    assert "--resume_from_checkpoint" in argv_of(tmp_path, "big-expanded", "cpt")
+    assert checkpoint.exists()  # resumed, not wiped
