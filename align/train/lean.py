@@ -13,9 +13,25 @@ from __future__ import annotations
 
 import functools
 
+import torch
 from trl import SFTTrainer
 
 UNUSED_METRICS = ("entropy", "mean_token_accuracy")
+
+
+def trained_token_count(inputs: dict, *, padded_to_multiple: bool) -> int:
+    """Tokens the model was fed in one batch. A padded batch: its attention mask. A padding-free batch
+    (bfd packing) has no mask: one row of packed sequences, padded only when pad_to_multiple_of is set,
+    by a tail of position-0 entries. (Counting `!= pad_token_id` dropped every real eos when pad = eos.)"""
+    if "attention_mask" in inputs:
+        return int(inputs["attention_mask"].sum())
+    total = inputs["input_ids"].numel()
+    positions = inputs.get("position_ids")
+    if not padded_to_multiple or positions is None:
+        return total
+    row = positions.reshape(-1).tolist()
+    tail = next((i for i in range(len(row) - 1, -1, -1) if row[i] != 0), -1)  # last token of the last sequence
+    return tail + 1 if tail >= 0 else total
 
 
 def _log_probs_only(model) -> None:
@@ -45,6 +61,15 @@ class LeanSFTTrainer(SFTTrainer):
         from accelerate.utils import is_peft_model
 
         _log_probs_only(self.model.get_base_model() if is_peft_model(self.model) else self.model)
+
+    def _track_num_input_tokens(self, inputs):
+        """The run card's tokens_trained: every token fed, eos included even where pad = eos."""
+        if self.args.include_num_input_tokens_seen == "non_padding" and "input_ids" in inputs:
+            count = trained_token_count(inputs, padded_to_multiple=bool(self.args.pad_to_multiple_of))
+            tokens = torch.as_tensor(count, device=self.args.device, dtype=torch.int64)
+            self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+            return
+        super()._track_num_input_tokens(inputs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         for metrics in self._metrics.values():

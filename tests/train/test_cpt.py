@@ -269,3 +269,34 @@ def test_dataset_name_on_the_command_line_replaces_a_mixer_with_its_splits_and_c
     data_args, *_ = parse_recipe(CPTConfig, ["--config", str(recipe)])
     assert [(s.path, s.name, s.split) for s in mixture_from_args(data_args, str(recipe), seed=0).sources] == [
         ("some/corpus", "tiny", "train")]
+
+
+@pytest.mark.parametrize("strategy", ["bfd", "wrapped"])
+def test_tokens_trained_is_every_token_of_the_packed_dataset_eos_included(
+        strategy, tiny_base_llama_dir, tmp_path, capsys, captured_trainer):
+    """pad = eos here: padding-free (bfd) batches have no attention mask, so counting `!= pad` left out
+    every eos; one epoch must count each token of the packed dataset exactly once."""
+    data = text_file(tmp_path / "docs.jsonl")
+    out = tmp_path / "out"
+    code, _, err = run_cpt(base_argv(tiny_base_llama_dir, data, out, "--packing_strategy", strategy,
+                                     "--num_train_epochs", "1"), capsys)
+    assert code == 0, err[-2000:]
+    trainer = captured_trainer["trainer"]
+    assert trainer.processing_class.pad_token_id == trainer.processing_class.eos_token_id
+    packed = sum(len(row["input_ids"]) for row in trainer.train_dataset)
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["tokens_trained"] == packed
+    assert card["flops_6nd"] == 6 * card["parameters"] * packed
+
+
+def test_a_padding_free_batch_padded_to_a_multiple_counts_only_its_sequences():
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from align.train.lean import trained_token_count
+
+    eos = 2
+    rows = [{"input_ids": [5, 6, eos], "seq_lengths": [3]}, {"input_ids": [7, eos, 8, 9, eos], "seq_lengths": [2, 3]}]
+    batch = DataCollatorForLanguageModeling(pad_token_id=eos, padding_free=True, pad_to_multiple_of=16)(rows)
+    assert batch["input_ids"].numel() == 16 and "attention_mask" not in batch
+    assert trained_token_count(batch, padded_to_multiple=True) == 8
+    assert trained_token_count(dict(batch, input_ids=batch["input_ids"][:, :8]), padded_to_multiple=False) == 8

@@ -160,3 +160,26 @@ def test_resume_after_kill(tiny_llama_dir, tmp_path, capsys):
     card = json.loads((out / "run_card.json").read_text())
     assert Path(card["resumed_from"]).name in ("checkpoint-2", "checkpoint-4")  # the kill may land after step 4
     assert card["global_step"] == 4
+
+
+def test_sft_packed_bfd_counts_every_packed_token_eos_included(tiny_llama_dir, chat_jsonl, tmp_path, capsys,
+                                                               monkeypatch):
+    from align.train.lean import LeanSFTTrainer
+
+    seen, original = {}, LeanSFTTrainer.train
+    monkeypatch.setattr(LeanSFTTrainer, "train", lambda self, *a, **k: (seen.setdefault("t", self),
+                                                                         original(self, *a, **k))[1])
+    out = tmp_path / "out"
+    argv = sft_args(tiny_llama_dir, chat_jsonl, out, "--packing", "true", "--packing_strategy", "bfd",
+                    "--max_steps", "-1", "--num_train_epochs", "1", "--save_strategy", "no")[2:]
+    from align.sft import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exited:
+        code = exited.code
+    assert code in (0, None), capsys.readouterr().err[-2000:]
+    trainer = seen["t"]
+    assert trainer.processing_class.pad_token_id == trainer.processing_class.eos_token_id
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["tokens_trained"] == sum(len(row["input_ids"]) for row in trainer.train_dataset)
