@@ -210,8 +210,8 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
         "data": data_cards,
         "global_step": state.global_step,
         "tokens_trained": tokens,
-        "tokens_trained_note": "input ids (tokens) the model was fed, padding excluded and eos included, all processes, resumed runs "
-                                  "included; DPO counts chosen + rejected",
+        "tokens_trained_note": "input ids (tokens) the model was fed, padding excluded and eos included, all "
+                                  "processes, resumed runs included; DPO counts chosen + rejected",
         **counts,
         "flops_6nd": training_flops(counts["parameters"], tokens),
         "flops_6nd_note": "6·N·D with N = `parameters` (the model's own, a LoRA adapter not included: forward "
