@@ -7,18 +7,27 @@ written into a hidden staging folder inside it; only when every one is written a
 moved aside and the new ones moved in. Renames need no free space, so a full disk fails the writing,
 before anything is moved; a failure while moving puts the previous files back. Entries of the folder
 that are not in the set are never touched.
+
+A writer killed with kill -9 can leave its hidden `.staging-*` / `.previous-*` folder behind. The next
+run removes such leftovers only when they are provably stale: it holds the folder's output lock (so no
+other align writer is live) and the names are the ones `tempfile.mkdtemp` made for us. Files a crash
+left in `.previous-*` that the folder lacks (killed mid-swap) are put back, not deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from align.errors import UserError
+from align.locks import lock_path
+
+LEFTOVER = re.compile(r"\.(staging|previous)-[a-z0-9_]{8}")  # tempfile.mkdtemp's names, with our prefixes
 
 
 @contextlib.contextmanager
@@ -33,6 +42,7 @@ def replaced_together(out: str | os.PathLike, owned: Iterable[str], flag: str = 
         raise UserError(f"{flag} {out}: {in_the_way[0]} is a directory where a file of ours goes; move it away")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    recover_leftovers(out)
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
     try:
         yield staging
@@ -41,6 +51,30 @@ def replaced_together(out: str | os.PathLike, owned: Iterable[str], flag: str = 
         shutil.rmtree(staging, ignore_errors=True)
         if created and not any(out.iterdir()):
             out.rmdir()  # a first run that failed leaves no empty folder behind
+
+
+def _lock_is_ours(out: Path) -> bool:
+    """This process holds `out`'s output lock (align.locks writes `pid N (command)` into it)."""
+    try:
+        first = lock_path(out).read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    except OSError:
+        return False
+    return first.startswith(f"pid {os.getpid()} ")
+
+
+def recover_leftovers(out: Path) -> None:
+    """Remove the staging / set-aside folders a killed writer left in `out`, after putting back any
+    previous file the folder lacks. Only under our own lock on `out`; other entries are never touched."""
+    if not _lock_is_ours(out):
+        return
+    for entry in sorted(out.iterdir()):
+        if not LEFTOVER.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
+            continue
+        if entry.name.startswith(".previous-"):
+            for kept in sorted(entry.iterdir()):
+                if not os.path.lexists(out / kept.name):
+                    os.replace(kept, out / kept.name)  # killed mid-swap: the previous file goes back
+        shutil.rmtree(entry)
 
 
 def _swap_in(out: Path, staging: Path, names: set[str]) -> None:
