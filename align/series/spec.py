@@ -264,9 +264,18 @@ def _train_block(obj: Any, file: Path) -> dict:
     if launcher != "python":
         if not train.get("accelerate_config"):
             raise UserError(f"{file}: train: missing required key 'accelerate_config' (or set launcher: python)")
-        _check_file(train["accelerate_config"], "train.accelerate_config", file)
+        train["accelerate_config"] = _accelerate_config(train["accelerate_config"], file)
     _check_keys(train.get("env") or {}, set(train.get("env") or {}), "train.env", file)
     return train
+
+
+def _accelerate_config(value: Any, file: Path) -> str:
+    """A path, or the name of a shipped config (`zero3`), as `align sft --accelerate_config` takes it."""
+    from align.train.launch import accelerate_config_path
+
+    if Path(str(value)).is_file():
+        return value  # as written: a path stays what the series file says
+    return str(accelerate_config_path(str(value), f"{file}: train.accelerate_config:"))
 
 
 def _prepare_steps(prepare: Any, file: Path) -> list[dict]:

@@ -29,8 +29,9 @@ ACCELERATE_CONFIGS = Path(str(resources.files("align") / "data" / "accelerate"))
 NOT_FORWARDED = {"-h", "--help", "-m", "--module", "--no_python", "--no-python"}
 
 
-def accelerate_config_path(value: str) -> Path:
-    """A path to an accelerate config, or the name of one shipped in align/data/accelerate/."""
+def accelerate_config_path(value: str, where: str = "--accelerate_config") -> Path:
+    """A path to an accelerate config, or the name of one shipped in align/data/accelerate/ (the one
+    lookup `align sft|dpo|cpt` and a series file's train.accelerate_config share)."""
     path = Path(value)
     if path.is_file():
         return path
@@ -38,7 +39,7 @@ def accelerate_config_path(value: str) -> Path:
     if named.is_file():
         return named
     names = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
-    raise UserError(f"--accelerate_config {value}: neither a file nor one of {', '.join(names)}")
+    raise UserError(f"{where} {value}: neither a file nor one of {', '.join(names)}")
 
 
 def check_launcher_installed(config: Path) -> None:
