@@ -173,6 +173,13 @@ def _read_text(path: Path) -> str:
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
     """Yield records (JSON objects); a torn last line (killed writer) is skipped, any other bad line,
     a non-object record or a file that is not UTF-8 is a UserError naming the file (and line)."""
+    for _, record in numbered_jsonl(path):
+        yield record
+
+
+def numbered_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number in the file, record) as read_jsonl reads them: blank lines count, so a message
+    naming `file:line` points at the real line."""
     path = Path(path)
     parts = _read_text(path).split("\n")  # not splitlines(): U+2028 and friends may sit inside JSON strings
     lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
@@ -187,7 +194,7 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
         if not isinstance(record, dict):
             raise UserError(f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
-        yield record
+        yield lineno, record
 
 
 def name_as_file_stem(name: str, flag: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import read_jsonl
+from align.files import numbered_jsonl
 
 ANSWER = "MT-Bench answer"
 SINGLE = "single-answer judgment"
@@ -39,11 +39,11 @@ def check_file_kind(path: str | os.PathLike, expected: str, flag: str) -> None:
     path = Path(path)
     if not path.is_file():
         return
-    for lineno, record in enumerate(read_jsonl(path), start=1):
+    for lineno, record in numbered_jsonl(path):
         kind = record_kind(record)
         if kind != expected:
             what = "a record of no MT-Bench kind" if kind == "unrecognised" else f"a {kind} record"
-            raise UserError(f"{flag} {path}: record {lineno} is {what}; this command writes only {expected} "
+            raise UserError(f"{flag} {path}:{lineno}: {what}; this command writes only {expected} "
                             "records there and refuses a file holding anything else: choose another file")
 
 

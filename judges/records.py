@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import read_jsonl
+from align.files import numbered_jsonl
 
 PAIR_VERDICTS = ("model_1", "model_2", "tie", "error")
 
@@ -103,7 +103,7 @@ def read_judgments(path: str | Path, question_turns: Mapping[int, int], pairwise
     if not Path(path).is_file():
         raise UserError(f"{path}: judgment file not found")
     out = []
-    for i, rec in enumerate(read_jsonl(path), start=1):
+    for i, rec in numbered_jsonl(path):
         if not pairwise and isinstance(rec, dict) and "model_1" in rec:
             raise UserError(f"{path}:{i}: a pairwise judgment; expected single-answer grading rows")
         out.append((checked_judgment(rec, f"{path}:{i}", question_turns, pairwise), rec))
@@ -118,7 +118,7 @@ def failed_slots(failed_list: str | Path, pairwise: bool = False) -> set[tuple]:
         return set()
     names = ("model_1", "model_2") if pairwise else ("model",)
     slots = set()
-    for i, rec in enumerate(read_jsonl(failed_list), start=1):
+    for i, rec in numbered_jsonl(failed_list):
         slot = record_slot(rec) if isinstance(rec, dict) else ()
         if (len(slot) != len(names) + 2 or not all(isinstance(s, str) and s for s in slot[:-2])
                 or not all(_plain_int(s) for s in slot[-2:])):
@@ -149,7 +149,7 @@ def answer_slots(path: str | Path) -> list[tuple[tuple[str, int], dict]]:
     if not Path(path).is_file():
         raise UserError(f"{path}: answer file not found")
     out = []
-    for i, rec in enumerate(read_jsonl(path), start=1):
+    for i, rec in numbered_jsonl(path):
         try:
             turns = rec["choices"][0]["turns"]
             qid = rec["question_id"]

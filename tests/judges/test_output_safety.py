@@ -101,7 +101,7 @@ def test_judge_refuses_an_output_of_another_kind(mode, existing, kind, tmp_path,
             _judge(server, [a, b], out, "--first-n", "1", *extra)
         assert exc.value.code == 2 and server.requests == 0
     err = capsys.readouterr().err
-    assert f"record 1 is a {kind} record" in err and err.count("\n") == 1, err
+    assert f":1: a {kind} record" in err and err.count("\n") == 1, err
     assert out.read_bytes() == before
 
 
