@@ -22,6 +22,7 @@ from align.redact import redact_argv
 from align.runcard import utc_timestamp
 from align.series.estimate import estimate_rows
 from align.series.manifest import SERIES_KEY, Manifest, RunLock, fingerprint
+from align.series.more_judges import judge_stages
 from align.series.process import run_logged, say, tail_lines
 from align.series.spec import PACKAGED_PREFIX, Series, load_series, parse_models
 from align.series.stages import (
@@ -81,10 +82,11 @@ def run(args, commands: CommandFactory = build_command) -> int:
 
 def check_judge_key(series: Series) -> None:
     """A served judge's key is checked before days of training, not when the judge stage starts."""
-    model = str(series.judge["model"])
-    if model.startswith(PACKAGED_PREFIX) or Path(model).expanduser().is_dir():
-        return  # a local judge: served on loopback, no key
-    resolve_api_key("OPENAI_API_KEY", series.judge.get("base_url"), flag=f"{series.file}: judge:")
+    for judge in [series.judge, *series.more_judges]:
+        model = str(judge["model"])
+        if model.startswith(PACKAGED_PREFIX) or Path(model).expanduser().is_dir():
+            continue  # a local judge: served on loopback, no key
+        resolve_api_key("OPENAI_API_KEY", judge.get("base_url"), flag=f"{series.file}: judge:")
 
 
 def _interrupt(signum, frame):
@@ -241,10 +243,12 @@ class Runner:
             self.run_across_entries(stage)
         for stage in SERIES_END:
             self.run_series_end(stage)
+        self.run_more_judges()
         if self.dry:
             return 0
         missing = [n for n in self.names if not self.finished(n)]
-        report_ok = (SERIES_KEY, "report") in self.outputs
+        report_ok = (SERIES_KEY, "report") in self.outputs and all(
+            (SERIES_KEY, f"report:{j['name']}") in self.outputs for j in s.more_judges)
         if report_ok:
             table = s.output_dir / "table.md"
             print("\n" + table.read_text(encoding="utf-8"), flush=True)
@@ -367,6 +371,19 @@ class Runner:
             work.append((name, self.fingerprint(stage, name, self.outputs[(name, before)])))
         self.run_stage(stage, work)
 
+    def run_more_judges(self) -> None:
+        """Each later judge of a `judge:` list: its judgments of the judged entries, then its report
+        (its table and its agreement with the first judge), which waits for them."""
+        for judge in self.series.more_judges:
+            for stage in judge_stages(self.series, judge):
+                waiting = [st for st in self.status if st[0] == SERIES_KEY and st[1].endswith(f":{judge['name']}")
+                           and (SERIES_KEY, st[1]) not in self.outputs]
+                if stage.name.startswith("report:") and waiting:
+                    self.status[(SERIES_KEY, stage.name)] = "pending" if self.dry else "waits (judgments)"
+                    self.problems.setdefault(SERIES_KEY, f"{stage.name}: its judge's judgments are not complete")
+                    continue
+                self.run_series_end(stage)
+
     def run_series_end(self, stage: Stage) -> None:
         # Every entry of the series with current judgments (also ones outside --models) is in the table.
         last = ENTRY_STAGES[-1]
@@ -400,6 +417,9 @@ def print_plan(runner: Runner) -> None:
     for step in s.prepare:
         print(f"prepare {step['name']}: {runner.status.get((SERIES_KEY, 'prepare:' + step['name']), 'pending')}")
     print(f"report: {runner.status.get((SERIES_KEY, 'report'), 'pending')}")
+    for judge in s.more_judges:  # a later judge of the `judge:` list: its judgments and its own report
+        for stage in judge_stages(s, judge):
+            print(f"{stage.name}: {runner.status.get((SERIES_KEY, stage.name), 'pending')}")
     print()
     print("compute estimates (6·N·D for training; DPO adds 2·N·D for the reference model; "
           "D = the series' `tokens`, else max_steps x global batch x max_length as an upper bound):")

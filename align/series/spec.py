@@ -33,7 +33,8 @@ RECIPE_KEYS = {"recipe", "overrides", "tokens"}
 ANSWER_KEYS = {"backend", "question_begin", "question_end", "max_new_token", "batch_size", "question_dir",
                "extra_args"}
 JUDGE_KEYS = {"model", "base_url", "parallel", "max_tokens", "prefill", "extra_args", "mode", "controls",
-              "pair_prefill"}
+              "pair_prefill", "name"}
+JUDGE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")  # a folder name under model_judgment/ and the report
 JUDGE_MODES = ("single", "pairwise")  # pairwise: single scores plus each entry against its same-size scratch
 REPORT_KEYS = {"extra_args"}
 # eval: the judge-free stages (align/series/eval_stages.py): `align eval` on base checkpoints, `align heldout`
@@ -96,6 +97,8 @@ class Series:
     models: list[Entry]
     eval: dict | None = None  # None: no `eval:` block, the judge-free stages are off
     cpt: dict = field(default_factory=dict)  # shared continued-pretraining settings (recipe, params, scale)
+    # `judge:` a list: the judges after the first (each with its `name`); the first is `judge`, the reference
+    more_judges: list[dict] = field(default_factory=list)
 
     def entry(self, name: str) -> Entry:
         return next(e for e in self.models if e.name == name)
@@ -213,13 +216,14 @@ def load_series(path: str | os.PathLike) -> Series:
                       required=("output_dir", "models", "sft", "dpo", "judge"))
     output_dir = _expand(str(raw["output_dir"]), "output_dir", file, {})
     raw = _expand(raw, "", file, {"output_dir": output_dir, "series_dir": str(file.parent)})
+    judges = _judges(raw["judge"], file)
     series = Series(file=file, name=str(raw.get("name") or file.stem), output_dir=Path(output_dir),
                     train=_train_block(raw.get("train"), file), prepare=_prepare_steps(raw.get("prepare"), file),
                     sft=_recipe_block(raw["sft"], "sft", file), dpo=_recipe_block(raw["dpo"], "dpo", file),
-                    answer=_answer_block(raw.get("answer"), file), judge=_judge_block(raw["judge"], file),
+                    answer=_answer_block(raw.get("answer"), file), judge=judges[0],
                     report=_check_keys(raw.get("report"), REPORT_KEYS, "report", file),
                     models=_entries(raw["models"], file), eval=_eval_block(raw, file),
-                    cpt=_cpt_block(raw.get("cpt"), file))
+                    cpt=_cpt_block(raw.get("cpt"), file), more_judges=judges[1:])
     for i, entry in enumerate(series.models):
         if entry.cpt is not None and not (entry.cpt.get("recipe") or series.cpt.get("recipe")):
             raise UserError(f"{file}: models[{i}] ({entry.name}).cpt: missing required key 'recipe' "
@@ -348,17 +352,42 @@ def _entry_cpt(obj: Any, where: str, file: Path) -> dict:
     return block
 
 
-def _judge_block(obj: Any, file: Path) -> dict:
-    judge = _check_keys(obj, JUDGE_KEYS, "judge", file, required=("model",))
+def _judges(obj: Any, file: Path) -> list[dict]:
+    """`judge:` one mapping, or a list of them: the first is the reference (the main table), each later one
+    is judged too, gets its own table and its agreement with the first; every judge after the first is named."""
+    if not isinstance(obj, list):
+        return [_judge_block(obj, file)]
+    if not obj:
+        raise UserError(f"{file}: judge: expected a mapping or a non-empty list of mappings")
+    judges = [_judge_block(j, file, f"judge[{i}]") for i, j in enumerate(obj)]
+    names = [str(j.get("name") or f"judge-{i + 1}") for i, j in enumerate(judges)]
+    for i, name in enumerate(names):
+        if not JUDGE_NAME.match(name):
+            raise UserError(f"{file}: judge[{i}].name: expected letters, digits, '.', '_' or '-' "
+                            f"(a folder name), got {name!r}")
+        if names.index(name) != i:
+            raise UserError(f"{file}: judge[{i}].name: {name!r} names two judges")
+        judges[i]["name"] = name
+    models = [str(j["model"]) for j in judges]
+    if len(set(models)) < len(models):  # the report tells judges apart by the model named in each record
+        raise UserError(f"{file}: judge: two judges of the list have the same model {max(models, key=models.count)!r}")
+    if any(j.get("mode", "single") != judges[0].get("mode", "single") for j in judges):
+        raise UserError(f"{file}: judge: every judge of the list needs the same mode (their agreement compares "
+                        "like with like)")
+    return judges
+
+
+def _judge_block(obj: Any, file: Path, where: str = "judge") -> dict:
+    judge = _check_keys(obj, JUDGE_KEYS, where, file, required=("model",))
     for key in ("parallel", "max_tokens"):
-        _number(judge.get(key), f"judge.{key}", file, int)
+        _number(judge.get(key), f"{where}.{key}", file, int)
     if judge.get("mode", "single") not in JUDGE_MODES:
-        raise UserError(f"{file}: judge.mode: expected one of {', '.join(JUDGE_MODES)}, got {judge['mode']!r}")
+        raise UserError(f"{file}: {where}.mode: expected one of {', '.join(JUDGE_MODES)}, got {judge['mode']!r}")
     if not isinstance(judge.get("controls", True), bool):
-        raise UserError(f"{file}: judge.controls: expected true or false, got {judge['controls']!r}")
+        raise UserError(f"{file}: {where}.controls: expected true or false, got {judge['controls']!r}")
     judge_model = str(judge["model"])
     if judge_model.startswith(PACKAGED_PREFIX) or judge_model.startswith((".", "/", "~")):
-        check_checkpoint(judge_model, "judge.model", file)
+        check_checkpoint(judge_model, f"{where}.model", file)
     return judge
 
 

@@ -360,13 +360,14 @@ def _answer_command(series: Series, entry: str | None, **_) -> StageCommand:
 
 
 def _judge_command(series: Series, entry: str | None, *, resolve: bool = True, batch: list[str] | None = None,
-                   **_) -> StageCommand:
-    """Single scores, with the judge check's @mismatched controls unless `controls: false`."""
-    j = series.judge
+                   judge: dict | None = None, output: Path | None = None, **_) -> StageCommand:
+    """Single scores, with the judge check's @mismatched controls unless `controls: false`
+    (`judge`, `output`: another judge of a `judge:` list and its own file; default the first judge's)."""
+    j = judge or series.judge
     model = resolve_packaged(str(j["model"])) if resolve else str(j["model"])
     answers = [str(output_path(series, name, "answer")) for name in batch or [entry]]
     args = ["mtbench", "judge", "--answer-file", *answers, "--judge-model", model,
-            "--output-file", str(output_path(series, None, "judge")),
+            "--output-file", str(output or output_path(series, None, "judge")),
             *(["--controls"] if j.get("controls", True) else []),
             *_options(j, {"base_url": "--base-url", "parallel": "--parallel", "max_tokens": "--max-tokens",
                           "prefill": "--judge-prefill"}),
@@ -375,15 +376,15 @@ def _judge_command(series: Series, entry: str | None, *, resolve: bool = True, b
 
 
 def _pairwise_command(series: Series, entry: str | None, *, resolve: bool = True, batch: list[str] | None = None,
-                      **_) -> StageCommand:
+                      judge: dict | None = None, output: Path | None = None, **_) -> StageCommand:
     """Each entry against its same-size scratch entry, both orders (FastChat's pairwise-baseline, a baseline
     per entry). `pair_prefill`, not `prefill`: a score prefill ("Rating: [[") fits no [[A]]/[[B]] verdict."""
-    j = series.judge
+    j = judge or series.judge
     model = resolve_packaged(str(j["model"])) if resolve else str(j["model"])
     pairs = [(name, scratch_baseline(series, name)) for name in batch or [entry]]
     answers = dict.fromkeys(str(output_path(series, name, "answer")) for pair in pairs for name in pair)
     args = ["mtbench", "judge", "--mode", "pairwise-baseline", "--answer-file", *answers, "--judge-model", model,
-            "--output-file", str(output_path(series, None, "pairwise")),
+            "--output-file", str(output or output_path(series, None, "pairwise")),
             *[arg for pair in pairs for arg in ("--pair", *pair)],
             *_options(j, {"base_url": "--base-url", "parallel": "--parallel", "max_tokens": "--max-tokens",
                           "pair_prefill": "--judge-prefill"}),

@@ -85,6 +85,7 @@ def write_measures(out: Path, stage: str, argv: list[str]) -> None:
 
 
 def write_report(out: Path, argv: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)  # a later judge's report: <output_dir>/judges/<name>
     rows = [json.loads(line) for line in Path(option(argv, "--input-file")).read_text().splitlines()]
     models = sorted({r["model"] for r in rows})
     (out / "table.csv").write_text("model,n\n" + "".join(f"{m},{sum(r['model'] == m for r in rows)}\n"

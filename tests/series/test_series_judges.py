@@ -1,0 +1,96 @@
+"""Several judges in a series (`judge:` a list): each later judge judges what the first judged, into its
+own file, and gets its own report (its table and its agreement with the first), with stand-in stages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_series import drive, manifest, study, write_series  # noqa: F401  (study is a fixture)
+
+from align.errors import UserError
+from align.series.spec import load_series
+
+OPEN_JUDGE = {"name": "open", "model": "open-judge", "base_url": "http://127.0.0.1:9/v1"}
+
+
+def _calls(tmp_path):
+    path = tmp_path / "calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _two_judges(study):  # noqa: F811
+    tmp_path, series = study
+    series["judge"] = [series["judge"], OPEN_JUDGE]
+    write_series(tmp_path, series)
+    return tmp_path, series
+
+
+def test_second_judge_gets_its_judgments_and_its_own_report_then_is_skipped(study):  # noqa: F811
+    tmp_path, _ = _two_judges(study)
+    out = tmp_path / "out"
+    first = drive(tmp_path)
+    assert first.returncode == 0, first.stderr + first.stdout
+    judge_files = [c["argv"][c["argv"].index("--output-file") + 1] for c in _calls(tmp_path) if c["stage"] == "judge"]
+    assert judge_files == [str(out / "model_judgment" / "judgments.jsonl"),
+                           str(out / "model_judgment" / "open" / "judgments.jsonl")]
+    # the open judge judged every entry the first judged
+    rows = (out / "model_judgment/open/judgments.jsonl").read_text().splitlines()
+    judged = {json.loads(line)["model"] for line in rows}
+    assert judged == {"small-scratch", "big-expanded", "small-init"}
+    report = next(c["argv"] for c in _calls(tmp_path) if c["stage"] == "report" and "judges" in str(c["argv"]))
+    inputs = report[report.index("--input-file") + 1:report.index("--answer-file")]
+    assert inputs == judge_files[::-1]  # its own table first, the reference judge's for the agreement
+    assert report[report.index("--out-dir") + 1] == str(out / "judges" / "open")
+    assert (out / "judges" / "open" / "table.md").is_file() and (out / "table.md").is_file()
+    assert {"judge:open", "report:open"} <= {k for k, v in manifest(tmp_path)["_series"].items()
+                                             if v["state"] == "done"}
+
+    again = drive(tmp_path)
+    assert again.returncode == 0 and _calls(tmp_path) == [], again.stderr
+
+    # its judgments lost: only its judge and its report run again, nothing of the first judge
+    (out / "model_judgment" / "open" / "judgments.jsonl").unlink()
+    third = drive(tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert [(c["stage"], c["argv"][c["argv"].index("--out-dir" if c["stage"] == "report" else "--output-file") + 1])
+            for c in _calls(tmp_path)] == [("judge", str(out / "model_judgment/open/judgments.jsonl")),
+                                           ("report", str(out / "judges/open"))]
+
+
+def test_dry_run_lists_each_later_judge_stage(study):  # noqa: F811
+    tmp_path, _ = _two_judges(study)
+    plan = drive(tmp_path, "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "judge:open: pending" in plan.stdout and "report:open: pending" in plan.stdout
+    assert _calls(tmp_path) == []
+
+
+def test_only_judge_selects_every_judge_and_a_missing_judge_report_fails_the_run(study):  # noqa: F811
+    tmp_path, _ = _two_judges(study)
+    run = drive(tmp_path, "--only", "prepare,base,sft,dpo,answer,judge")
+    assert run.returncode == 1  # no report selected: neither report is done
+    assert [c["stage"] for c in _calls(tmp_path)].count("judge") == 2
+    assert "report:open: not done and not selected" in run.stdout
+
+
+@pytest.mark.parametrize("judges, message", [
+    ([], "judge: expected a mapping or a non-empty list"),
+    ([{"model": "a"}, {"model": "a"}], "two judges of the list have the same model 'a'"),
+    ([{"model": "a"}, {"model": "b", "name": "../x"}], "judge[1].name: expected letters"),
+    ([{"model": "a", "name": "x"}, {"model": "b", "name": "x"}], "judge[1].name: 'x' names two judges"),
+    ([{"model": "a"}, {"model": "b", "mode": "pairwise"}], "every judge of the list needs the same mode"),
+    ([{"model": "a"}, {"model": "b", "colour": 1}], "judge[1]: unknown key 'colour'"),
+])
+def test_bad_judge_list_names_the_key(study, judges, message):  # noqa: F811
+    tmp_path, series = study
+    series["judge"] = judges
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_series(write_series(tmp_path, series))
+
+
+def test_later_judges_are_named_by_default(study):  # noqa: F811
+    tmp_path, series = study
+    series["judge"] = [{"model": "a"}, {"model": "b"}]
+    loaded = load_series(write_series(tmp_path, series))
+    assert loaded.judge["model"] == "a" and [j["name"] for j in loaded.more_judges] == ["judge-2"]
