@@ -19,6 +19,7 @@ from judges.judge_free_tables import base_delta_table, base_note, base_table, he
 from judges.pair_report import PAIR_HEADER, outcome, pair_cells
 from judges.report_rows import Study
 from judges.tables import MAIN_HEADER, main_cells, with_extra
+from judges.trust.report_parts import AGREEMENT_HEADER, agreement_notes, agreement_rows
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:110em}
@@ -89,6 +90,16 @@ def _base_html(study: Study, summary: dict) -> str:
         parts.append(_table(header, body, "base-delta-table"))
     n_boot = study.free.n_boot
     return "".join(parts) + f'<p class="note">{_e(base_note(n_boot, summary["min_ci_questions"]))}</p>'
+
+
+def _agreement_html(study: Study) -> str:
+    """Two judges' files given: how often the second judge's verdicts match the first's (as in table.md)."""
+    if not study.agreement:
+        return ""
+    judge_a, judge_b = study.agreement_judges
+    notes = "".join(f'<p class="note">{_e(note)}</p>' for note in agreement_notes(study.agreement, judge_a))
+    return (f"<h2>Judge agreement ({_e(judge_a)} vs {_e(judge_b)})</h2>"
+            + _table(AGREEMENT_HEADER, agreement_rows(study.agreement), "agreement-table") + notes)
 
 
 def _answer_cell(study: Study, model: str, qid: int, turn: int) -> str:
@@ -177,6 +188,7 @@ def page(study: Study, summary: dict, png: Path) -> str:
                    f'<p class="note">Position bias: the answer shown first won {bias.get("A", 0)} of '
                    f'{bias.get("A", 0) + bias.get("B", 0)} decisive games'
                    f'{"" if share is None or math.isnan(share) else f" ({100 * share:.0f}%)"}.</p>']
+    pieces.append(_agreement_html(study))
     pieces.append(_pretraining_chart(png.with_name("pretraining.png")))
     pieces += ['<h2>Questions</h2><div id="filters">Category: <select id="category"><option value="all">all'
                f"</option>{options}</select> Models: {toggles} · <span id=\"shown\"></span> question(s) shown</div>",

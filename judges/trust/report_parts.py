@@ -118,15 +118,21 @@ def judges_agreement(files_a: list[str], files_b: list[str], question_dir: str |
     return compare(a, b, question_dir=question_dir)
 
 
-def agreement_markdown(result: dict, judge_a: str, judge_b: str, table) -> str:
+AGREEMENT_HEADER = ["Turn", "With ties (S1)", "Without ties (S2)"]
+
+
+def agreement_rows(result: dict) -> list[list[str]]:
+    """The agreement table's rows (table.md and report.html)."""
     def cell(c: dict) -> str:
         return "–" if c["ratio"] is None else f"{100 * c['ratio']:.0f}% ({c['agree']}/{c['total']})"
 
-    body = [[turn.replace("_", " "), cell(result[turn]["with_ties"]), cell(result[turn]["without_ties"])]
+    return [[turn.replace("_", " "), cell(result[turn]["with_ties"]), cell(result[turn]["without_ties"])]
             for turn in ("turn_1", "turn_2")]
-    lines = [f"## Judge agreement ({judge_a} vs {judge_b})", "",
-             table(["Turn", "With ties (S1)", "Without ties (S2)"], body), "",
-             f"Files: {result['a']['file']} ({result['a']['kind']}) against {result['b']['file']} "
+
+
+def agreement_notes(result: dict, judge_a: str) -> list[str]:
+    """What the agreement numbers mean, and the scores' rank agreement when both judges gave scores."""
+    notes = [f"Files: {result['a']['file']} ({result['a']['kind']}) against {result['b']['file']} "
              f"({result['b']['kind']}). FastChat's definitions: a match agrees when both give the same verdict "
              "(two ties agree); S2 skips matches either judge called a tie. Chance: 33% (S1), 50% (S2); GPT-4 "
              "against humans in the MT-Bench paper: 66% / 85%, humans among themselves 63% / 81%. The tables "
@@ -134,7 +140,14 @@ def agreement_markdown(result: dict, judge_a: str, judge_b: str, table) -> str:
     single = result.get("single")
     if single and single.get("spearman") is not None:
         kappa = single["kappa_quadratic"]
-        lines += ["", f"Scores: Spearman {single['spearman']:.2f}, quadratic-weighted kappa "
-                      f"{'–' if kappa is None or math.isnan(kappa) else f'{kappa:.2f}'} over {single['scores']} "
-                      "scores both judges gave."]
+        notes.append(f"Scores: Spearman {single['spearman']:.2f}, quadratic-weighted kappa "
+                     f"{'–' if kappa is None or math.isnan(kappa) else f'{kappa:.2f}'} over {single['scores']} "
+                     "scores both judges gave.")
+    return notes
+
+
+def agreement_markdown(result: dict, judge_a: str, judge_b: str, table) -> str:
+    lines = [f"## Judge agreement ({judge_a} vs {judge_b})", "", table(AGREEMENT_HEADER, agreement_rows(result))]
+    for note in agreement_notes(result, judge_a):
+        lines += ["", note]
     return "\n".join(lines) + "\n"

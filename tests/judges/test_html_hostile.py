@@ -1,6 +1,6 @@
 """report.html with hostile text everywhere a value lands in the page (model names, answers, categories,
-question text, judge names and explanations, pairwise records): opened in headless Chromium, no injected
-handler runs, no dialog fires, and the hostile text is shown as text."""
+question text, judge names and explanations, pairwise records, a second judge's agreement section): opened
+in headless Chromium, no injected handler runs, no dialog fires, and the hostile text is shown as text."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def hostile(tag: str) -> str:
 MODEL_A, MODEL_B = hostile("modelA"), hostile("modelB")
 CATEGORY = hostile("category")
 JUDGE = hostile("judge")
+JUDGE_B = hostile("judgeB")  # a second judge: the report's agreement section names both
 TASK = hostile("task")
 
 
@@ -43,9 +44,9 @@ def _answers(model: str) -> list[dict]:
             for qid in (1, 2)]
 
 
-def _single(model: str, qid: int, turn: int) -> dict:
-    return {"question_id": qid, "model": model, "judge": [JUDGE, "single-v1"], "user_prompt": "p",
-            "judgment": hostile("explanation") + " Rating: [[5]]", "score": 5, "turn": turn, "tstamp": 1}
+def _single(model: str, qid: int, turn: int, judge: str = JUDGE, score: int = 5) -> dict:
+    return {"question_id": qid, "model": model, "judge": [judge, "single-v1"], "user_prompt": "p",
+            "judgment": hostile("explanation") + f" Rating: [[{score}]]", "score": score, "turn": turn, "tstamp": 1}
 
 
 def _pair(qid: int, turn: int) -> dict:
@@ -75,10 +76,13 @@ def hostile_report(tmp_path) -> Path:
     singles = write_jsonl(tmp_path / "j_single.jsonl",
                           [_single(m, q, t) for m in (MODEL_A, MODEL_B) for q in (1, 2) for t in (1, 2)])
     pairs = write_jsonl(tmp_path / "j_pair.jsonl", [_pair(q, t) for q in (1, 2) for t in (1, 2)])
+    second = write_jsonl(tmp_path / "b_single.jsonl", [_single(m, q, t, JUDGE_B, 3 + q + (m == MODEL_A))
+                                                       for m in (MODEL_A, MODEL_B) for q in (1, 2) for t in (1, 2)])
     answers = write_jsonl(tmp_path / "answers.jsonl", _answers(MODEL_A) + _answers(MODEL_B))
     out = tmp_path / "report"
-    assert main(["mtbench", "report", "--input-file", str(singles), str(pairs), "--answer-file", str(answers),
-                 "--question-dir", str(_questions(tmp_path)), "--out-dir", str(out), "--bootstrap", "100",
+    assert main(["mtbench", "report", "--input-file", str(singles), str(pairs), str(second),
+                 "--answer-file", str(answers), "--question-dir", str(_questions(tmp_path)), "--out-dir", str(out),
+                 "--bootstrap", "100",
                  *_judge_free(tmp_path)]) == 0
     return out / "report.html"
 
@@ -110,11 +114,13 @@ def test_hostile_text_is_shown_as_text_and_never_runs(hostile_report):
             assert page.locator("img:not(#category-chart), svg").count() == 0  # no injected element at all
             body = page.locator("body").inner_text()
             for shown in (MODEL_A, MODEL_B, CATEGORY, hostile("question1"), hostile("answer1"),
-                          hostile("explanation"), hostile("game1"), f"A={MODEL_A}", JUDGE, f"{TASK} acc"):
+                          hostile("explanation"), hostile("game1"), f"A={MODEL_A}", JUDGE, f"{TASK} acc",
+                          f"Judge agreement ({JUDGE} vs {JUDGE_B})", f"The tables above are {JUDGE}'s."):
                 page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
                 body = page.locator("body").inner_text()
                 assert shown in body, shown[:20]
             assert page.locator("#summary").count() == 1
+            assert page.locator("#agreement-table tbody tr").count() == 2  # turn 1, turn 2
             assert json.loads(page.locator("#summary").text_content())["judge"] == JUDGE
             # the page's own script still ran: the filter counts the two questions
             assert page.locator("#shown").inner_text() == "2"
