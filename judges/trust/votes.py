@@ -20,6 +20,7 @@ from pathlib import Path
 
 from align.errors import UserError
 from align.files import _read_text, read_jsonl
+from judges.controls import is_control
 from judges.pair_report import load_pair_judgments, outcome
 from judges.questions import load_questions
 from judges.records import latest_per_slot, read_judgments
@@ -80,7 +81,9 @@ def single_scores(path: str, turns: dict[int, int]) -> tuple[dict[tuple[str, int
     """(valid 1-10 scores by (model, question, turn), the judge's name) of a `_single.jsonl` file: the
     latest judgment of each slot (records.latest_per_slot), every record checked as the report checks it."""
     latest = latest_per_slot(read_judgments(path, turns))
-    scores = {slot: float(rec["score"]) for slot, rec in latest.items() if 1 <= float(rec["score"]) <= 10}
+    # the judge check's @mismatched controls are left out: their easy verdicts would lift any agreement
+    scores = {slot: float(rec["score"]) for slot, rec in latest.items()
+              if 1 <= float(rec["score"]) <= 10 and not is_control(slot[0])}
     judges = {judge_name(rec["judge"]) for rec in latest.values() if rec.get("judge")}
     if len(judges) > 1:
         raise UserError(f"{path}: judgments from different judges ({', '.join(sorted(judges))}): one judge per file")

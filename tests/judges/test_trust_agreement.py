@@ -165,3 +165,15 @@ def test_no_shared_match_is_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["mtbench", "agreement", str(a), str(b)])
     assert exit_info.value.code == 2 and "no match judged by both" in capsys.readouterr().err
+
+
+def test_mismatched_controls_are_left_out_of_single_agreement(tmp_path):
+    """A series' single files hold the judge check's `@mismatched` controls: easy verdicts (an answer to
+    another question loses) that would lift the agreement of any two judges; only the judged models count."""
+    real = {("x", 81, 1): 8, ("y", 81, 1): 5}
+    controls = {("x@mismatched", 81, 1): 1, ("y@mismatched", 81, 1): 1}
+    a = _single(tmp_path / "a_single.jsonl", "a", {**real, **controls})
+    b = _single(tmp_path / "b_single.jsonl", "b", {("x", 81, 1): 2, ("y", 81, 1): 6, **controls})
+    result = compare(str(a), str(b))
+    assert result["turn_1"]["with_ties"] == {"agree": 0, "total": 1, "ratio": 0.0}
+    assert result["single"]["scores"] == 2
