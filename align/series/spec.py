@@ -18,6 +18,7 @@ from typing import Any
 from align.errors import UserError
 from align.files import read_yaml_mapping
 from align.packaged import default_cache_dir, export_smollm2
+from align.series.judge_list import judge_list
 from judges.questions import load_questions
 
 PACKAGED_PREFIX = "packaged:"
@@ -34,7 +35,6 @@ ANSWER_KEYS = {"backend", "question_begin", "question_end", "max_new_token", "ba
                "extra_args"}
 JUDGE_KEYS = {"model", "base_url", "parallel", "max_tokens", "prefill", "extra_args", "mode", "controls",
               "pair_prefill", "name"}
-JUDGE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")  # a folder name under model_judgment/ and the report
 JUDGE_MODES = ("single", "pairwise")  # pairwise: single scores plus each entry against its same-size scratch
 REPORT_KEYS = {"extra_args"}
 # eval: the judge-free stages (align/series/eval_stages.py): `align eval` on base checkpoints, `align heldout`
@@ -216,7 +216,7 @@ def load_series(path: str | os.PathLike) -> Series:
                       required=("output_dir", "models", "sft", "dpo", "judge"))
     output_dir = _expand(str(raw["output_dir"]), "output_dir", file, {})
     raw = _expand(raw, "", file, {"output_dir": output_dir, "series_dir": str(file.parent)})
-    judges = _judges(raw["judge"], file)
+    judges = judge_list(raw["judge"], file, _judge_block)
     series = Series(file=file, name=str(raw.get("name") or file.stem), output_dir=Path(output_dir),
                     train=_train_block(raw.get("train"), file), prepare=_prepare_steps(raw.get("prepare"), file),
                     sft=_recipe_block(raw["sft"], "sft", file), dpo=_recipe_block(raw["dpo"], "dpo", file),
@@ -350,31 +350,6 @@ def _entry_cpt(obj: Any, where: str, file: Path) -> dict:
         raise UserError(f"{file}: {where}.tokens: expected a whole number of tokens or one of "
                         f"{', '.join(TOKEN_RULES)}, got {tokens!r} (YAML reads 4e10 as text: write 4.0e+10)")
     return block
-
-
-def _judges(obj: Any, file: Path) -> list[dict]:
-    """`judge:` one mapping, or a list of them: the first is the reference (the main table), each later one
-    is judged too, gets its own table and its agreement with the first; every judge after the first is named."""
-    if not isinstance(obj, list):
-        return [_judge_block(obj, file)]
-    if not obj:
-        raise UserError(f"{file}: judge: expected a mapping or a non-empty list of mappings")
-    judges = [_judge_block(j, file, f"judge[{i}]") for i, j in enumerate(obj)]
-    names = [str(j.get("name") or f"judge-{i + 1}") for i, j in enumerate(judges)]
-    for i, name in enumerate(names):
-        if not JUDGE_NAME.match(name):
-            raise UserError(f"{file}: judge[{i}].name: expected letters, digits, '.', '_' or '-' "
-                            f"(a folder name), got {name!r}")
-        if names.index(name) != i:
-            raise UserError(f"{file}: judge[{i}].name: {name!r} names two judges")
-        judges[i]["name"] = name
-    models = [str(j["model"]) for j in judges]
-    if len(set(models)) < len(models):  # the report tells judges apart by the model named in each record
-        raise UserError(f"{file}: judge: two judges of the list have the same model {max(models, key=models.count)!r}")
-    if any(j.get("mode", "single") != judges[0].get("mode", "single") for j in judges):
-        raise UserError(f"{file}: judge: every judge of the list needs the same mode (their agreement compares "
-                        "like with like)")
-    return judges
 
 
 def _judge_block(obj: Any, file: Path, where: str = "judge") -> dict:

@@ -94,3 +94,43 @@ def test_later_judges_are_named_by_default(study):  # noqa: F811
     series["judge"] = [{"model": "a"}, {"model": "b"}]
     loaded = load_series(write_series(tmp_path, series))
     assert loaded.judge["model"] == "a" and [j["name"] for j in loaded.more_judges] == ["judge-2"]
+
+
+def test_pairwise_mode_later_judge_runs_the_matches_whose_sides_were_judged(tmp_path, monkeypatch):
+    from align.series import more_judges
+    from align.series.stages import output_path
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    for name in ("sft.yaml", "dpo.yaml"):
+        (tmp_path / name).write_text("learning_rate: 1.0e-5\nmax_steps: 1\n")
+    series = load_series(write_series(tmp_path, {
+        "output_dir": str(tmp_path / "out"), "train": {"launcher": "python"},
+        "sft": {"recipe": str(tmp_path / "sft.yaml")},
+        "dpo": {"recipe": str(tmp_path / "dpo.yaml")},
+        "judge": [{"model": "gpt-4", "mode": "pairwise"},
+                  {**OPEN_JUDGE, "mode": "pairwise", "pair_prefill": "[["}],
+        "models": [{"name": n, "size": s, "construction": c, "path": str(ckpt)} for n, s, c in
+                   [("s-scratch", "1B", "scratch"), ("s-grown", "1B", "expanded"), ("b-scratch", "2B", "scratch"),
+                    ("b-grown", "2B", "expanded")]]}))
+    judge = series.more_judges[0]
+    # b-scratch's judgments are not complete: the b match waits
+    monkeypatch.setattr(more_judges, "judged_entries", lambda s: ["s-scratch", "s-grown", "b-grown"])
+    single, pair, report = more_judges.judge_stages(series, judge)
+    assert [single.name, pair.name, report.name] == ["judge:open", "pairwise:open", "report:open"]
+    argv = pair.command(series, None).args
+    assert [tuple(argv[i + 1:i + 3]) for i, a in enumerate(argv) if a == "--pair"] == [("s-grown", "s-scratch")]
+    assert argv[argv.index("--judge-model") + 1] == "open-judge"
+    assert argv[argv.index("--judge-prefill") + 1] == "[["
+    assert argv[argv.index("--output-file") + 1] == str(tmp_path / "out/model_judgment/open/judgments_pair.jsonl")
+    assert single.command(series, None).args.count("--answer-file") == 1
+    assert single.verify(series, None) is None and pair.verify(series, None) is None  # nothing judged yet
+    files = [more_judges.judgment_file(series, judge, k) for k in ("judge", "pairwise")] + \
+        [output_path(series, None, k) for k in ("judge", "pairwise")]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("")
+    argv = report.command(series, None).args
+    assert argv[argv.index("--input-file") + 1:argv.index("--answer-file")] == [str(f) for f in files]
+    assert report.inputs(series, None) == [str(f) for f in files]  # their content is in its fingerprint
