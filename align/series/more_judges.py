@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from align.errors import UserError
 from align.files import file_sha256
 from align.series import stages
 from align.series.manifest import fingerprint
@@ -66,8 +67,11 @@ def _judge_stage(judge: dict, kind: str) -> Stage:
     def command(series: Series, entry: str | None, **options) -> StageCommand:
         make = stages._pairwise_command if pairwise else stages._judge_command
         options.pop("batch", None)
-        return make(series, None, batch=names(series), judge=judge, output=judgment_file(series, judge, kind),
-                    **options)
+        batch = names(series)
+        if not batch:  # the runner starts this stage only once the first judge has judged an entry
+            raise UserError(f"{kind}:{judge['name']}: nothing to judge yet: no entry's judgments by the first "
+                            "judge are complete")
+        return make(series, None, batch=batch, judge=judge, output=judgment_file(series, judge, kind), **options)
 
     def verify(series: Series, entry: str | None) -> str | None:
         return _rows_complete(series, judgment_file(series, judge, kind), names(series), pairwise)

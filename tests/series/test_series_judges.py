@@ -134,3 +134,37 @@ def test_pairwise_mode_later_judge_runs_the_matches_whose_sides_were_judged(tmp_
     argv = report.command(series, None).args
     assert argv[argv.index("--input-file") + 1:argv.index("--answer-file")] == [str(f) for f in files]
     assert report.inputs(series, None) == [str(f) for f in files]  # their content is in its fingerprint
+
+
+def test_later_judge_for_real_its_report_has_its_agreement_with_the_first(study):  # noqa: F811
+    """The real `align mtbench judge` (both judges behind the fake judge server, which rates each prompt the
+    same way) and the real `align mtbench report` on the stand-in series' answers: the later judge's report
+    is its own table plus its agreement with the first judge, 100% here."""
+    from conftest import run_cli
+    from fakes.judge_server import FakeJudgeServer
+
+    from align.series import more_judges
+    from align.series.stages import STAGES
+
+    tmp_path, series = study
+    with FakeJudgeServer() as server:
+        series["judge"] = [{**series["judge"], "base_url": server.base_url},
+                           {**OPEN_JUDGE, "base_url": server.base_url}]
+        series["report"] = {"extra_args": ["--bootstrap", "100"]}
+        write_series(tmp_path, series)
+        drive(tmp_path, "--only", "prepare,base,sft,dpo,answer")  # stand-in answers for every entry
+        loaded = load_series(tmp_path / "series.yaml")
+        names = [e.name for e in loaded.models]
+        later = more_judges.judge_stages(loaded, loaded.more_judges[0])
+        with pytest.raises(UserError, match="judge:open: nothing to judge yet"):
+            later[0].command(loaded, None)
+        for command in [lambda: STAGES["judge"].command(loaded, None, batch=names),
+                        *(lambda st=st: st.command(loaded, None) for st in later)]:  # each once the last is done
+            done = run_cli(*command().argv[1:], timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+    assert later[0].verify(loaded, None) is not None and later[1].verify(loaded, None) is not None
+    summary = json.loads((tmp_path / "out/judges/open/summary.json").read_text())
+    assert summary["agreement"]["judges"] == ["open-judge", "stand-in-judge"]
+    assert summary["agreement"]["turn_1"]["with_ties"]["ratio"] == 1.0
+    assert summary["judge"] == "open-judge"  # the table is the later judge's
+    assert "## Judge agreement (open-judge vs stand-in-judge)" in (tmp_path / "out/judges/open/table.md").read_text()
