@@ -20,6 +20,7 @@ from pathlib import Path
 from align.files import file_sha256
 from align.redact import redact_argv
 from align.runcard import utc_timestamp
+from align.series import more_judges
 from align.series.estimate import estimate_rows
 from align.series.manifest import SERIES_KEY, Manifest, RunLock, fingerprint
 from align.series.more_judges import judge_stages
@@ -253,6 +254,9 @@ class Runner:
             table = s.output_dir / "table.md"
             print("\n" + table.read_text(encoding="utf-8"), flush=True)
             say(f"report: {table} (+ table.csv, categories.png, report.html to browse every answer)")
+            for judge in s.more_judges:
+                say(f"report:{judge['name']}: {more_judges.report_dir(s, judge) / 'table.md'} (its table and its "
+                    "agreement with the first judge)")
         if missing or not report_ok:
             for name in missing:
                 print(f"error: {name}: not finished: {self.problems.get(name, 'see the manifest')}", file=sys.stderr)
