@@ -43,6 +43,7 @@ def test_second_judge_gets_its_judgments_and_its_own_report_then_is_skipped(stud
     assert inputs == judge_files[::-1]  # its own table first, the reference judge's for the agreement
     assert report[report.index("--out-dir") + 1] == str(out / "judges" / "open")
     assert (out / "judges" / "open" / "table.md").is_file() and (out / "table.md").is_file()
+    assert f"report:open: {out / 'judges/open/table.md'}" in first.stdout
     assert {"judge:open", "report:open"} <= {k for k, v in manifest(tmp_path)["_series"].items()
                                              if v["state"] == "done"}
 
