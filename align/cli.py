@@ -40,10 +40,10 @@ RECIPE_COMMANDS = {
     "cpt": ("align.train.cpt", "continued pretraining on plain text, packed, every token trained (recipe + overrides)"),
 }
 MTBENCH_COMMANDS = {
-    "answer": ("judges.answer", "generate MT-Bench answers (FastChat model_answer JSONL)"),
-    "judge": ("judges.judge", "judge answers (FastChat model_judgment JSONL)"),
-    "report": ("judges.report", "scores, confidence intervals, paired comparisons, table and plot"),
-    "subset": ("judges.subset", "write a smaller MT-Bench (the first N questions of each category)"),
+    "answer": ("judges.answers.command", "generate MT-Bench answers (FastChat model_answer JSONL)"),
+    "judge": ("judges.judging.command", "judge answers (FastChat model_judgment JSONL)"),
+    "report": ("judges.reporting.command", "scores, confidence intervals, paired comparisons, table and plot"),
+    "subset": ("judges.answers.subset", "write a smaller MT-Bench (the first N questions of each category)"),
     "agreement": ("judges.trust.command", "how often two judges agree (FastChat's definitions, with and without ties)"),
 }
 

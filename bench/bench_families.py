@@ -60,7 +60,7 @@ def checkpoint(family: str, out: Path) -> Path:
 
 def run_side(model_dir: Path, questions: list[dict], max_new_token: int, batch_1: bool) -> tuple[dict, dict, list]:
     """(wall and CPU seconds, turns by question id, generated tokens per turn)."""
-    import judges.backends.hf as hf
+    import judges.answers.backends.hf as hf
 
     settings = hf.Settings(max_new_token=max_new_token, batch_size=1 if batch_1 else 32, cache_reuse=not batch_1)
     wall, cpu = time.perf_counter(), time.process_time()

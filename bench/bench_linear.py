@@ -1,5 +1,5 @@
 """Benchmark: SmolLM2-135M-Instruct's linear layers, plain `nn.Linear` vs packed once for oneDNN
-(judges/backends/hf_linear.py), as a decoding step runs them: every layer in the model's order, so
+(judges/answers/backends/hf_linear.py), as a decoding step runs them: every layer in the model's order, so
 each weight arrives from memory (540 MB of float32 weights do not stay in cache), at the row counts a
 decoding step has. One torch thread, CPU seconds, both sides in the same run, alternating.
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM
 
     from align.packaged import export_smollm2
-    from judges.backends.hf_linear import PackedLinear
+    from judges.answers.backends.hf_linear import PackedLinear
 
     torch.set_num_threads(1)
     model = AutoModelForCausalLM.from_pretrained(str(export_smollm2()), dtype=torch.float32).eval()

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import numbered_jsonl
+from align.files import numbered_jsonl, read_jsonl
 
 PAIR_VERDICTS = ("model_1", "model_2", "tie", "error")
 
@@ -170,3 +170,35 @@ def load_answers(paths: list[str]) -> dict[str, dict[int, dict]]:
     for (model, qid), rec in latest.items():
         answers.setdefault(model, {})[qid] = rec
     return answers
+
+
+# Pairwise records: which files hold them, and model_1's result of a match (FastChat's show_result rule),
+# here so that the report and the judge-trust measures read them one way.
+def is_pair_file(path: str) -> bool:
+    """Whether a judgment file holds pairwise records (judged by its first record)."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: judgment file not found")
+    return any("model_1" in rec for rec in _first(read_jsonl(path)))
+
+
+def _first(records):
+    for rec in records:
+        return [rec]
+    return []
+
+
+def load_pair_judgments(paths: list[str], question_turns: dict[int, int]
+                        ) -> tuple[dict[tuple[str, str, int, int], dict], set[tuple]]:
+    """(the latest record per (model_1, model_2, question, turn); the slots in `<file>.failed.jsonl` never
+    judged since): records.load_judgments, every record checked against the question set."""
+    return load_judgments(paths, question_turns, pairwise=True)
+
+
+def outcome(rec: dict) -> str:
+    """model_1's result: win, loss, tie (FastChat: a game-1 tie or a flipped verdict) or error."""
+    g1, g2 = rec["g1_winner"], rec["g2_winner"]
+    if "error" in (g1, g2):
+        return "error"
+    if g1 == "tie" or g1 != g2:
+        return "tie"
+    return "win" if g1 == "model_1" else "loss"

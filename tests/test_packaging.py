@@ -75,7 +75,7 @@ def hide_modules(monkeypatch, *names: str) -> None:
 def test_a_missing_optional_extra_is_one_line_naming_it(monkeypatch, tmp_path):
     from align.packaged import export_smollm2
     from align.train.launch import split_launch_args
-    from judges.serve import local_server
+    from judges.api.serve import local_server
 
     hide_modules(monkeypatch, "gguf", "deepspeed", "uvicorn")
     with pytest.raises(UserError, match=r"Q4_1.gguf needs gguf, which is not installed: install align's 'gguf' "

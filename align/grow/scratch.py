@@ -10,13 +10,12 @@ instead, still with CKPT's tokenizer: a scratch model of any size (the staged de
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from align.accounting import count_parameters
 from align.argtypes import non_negative_int
-from align.errors import UserError, exit_on_user_error
+from align.errors import UserError
 from align.files import atomic_directory
 from align.outputs import check_new_output
 from align.runcard import write_run_card
@@ -78,14 +77,3 @@ def shaped_config(config, shape: str | None):
             raise UserError(f"--shape {shape}: model_type {kind!r}: {err}") from None
     config.update(fields)
     return config
-
-
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
-    from align.cli import COMMANDS, run_module
-
-    return run_module(__name__, "align init", COMMANDS["init"][1], argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,6 +24,7 @@ from pathlib import Path
 from align.accounting import TOKENS_PER_PARAMETER, count_config_parameters, training_flops
 from align.errors import UserError
 from align.files import read_yaml_mapping
+from align.series.configs import entry_config
 from align.series.spec import Entry, Series
 
 SIZE_LABEL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMBT])\s*$", re.IGNORECASE)
@@ -51,8 +52,6 @@ def parameters(series: Series, entry: Entry) -> float | None:
             raise UserError(f"{series.file}: models ({entry.name}).size: {entry.size!r} is not a size such as 1B or "
                             f"135M, and cpt.params: nominal reads N from it")
         return n
-    from align.series.estimate import entry_config
-
     config = entry_config(series, entry)
     return None if config is None else float(_counts(json.dumps(config, sort_keys=True))[
         "total" if convention == "total" else "non_embedding"])
@@ -165,18 +164,17 @@ def zetta(flops: float | None) -> str:
     return f"{flops / 1e21:.3g} ZFLOPs ({flops:.3g})" if flops >= 1e18 else f"{flops:.3g} FLOPs"
 
 
-def curve_sources(series: Series) -> dict:
+def curve_sources(series: Series, cpt_dir) -> dict:
     """What the report's pretraining plot reads: per entry with pretraining in its chain, the cpt output
-    folders of its ancestors and its own, oldest first, each with its N (judges/pretraining_plot.py)."""
-    from align.series.stages import output_path
-
+    folders (`cpt_dir(name)`, the stage table's) of its ancestors and its own, oldest first, each with its N
+    (judges/reporting/pretraining_plot.py)."""
     entries = {}
     for entry in series.models:
         chain = [e for e in [*grown_from(series, entry), entry] if e.cpt is not None]
         if entry.cpt is None or not chain:
             continue
         entries[entry.name] = {"size": entry.size, "construction": entry.construction, "chain": [
-            {"entry": e.name, "dir": str(output_path(series, e.name, "cpt")), "params": parameters(series, e)}
+            {"entry": e.name, "dir": str(cpt_dir(e.name)), "params": parameters(series, e)}
             for e in chain]}
     return {"params": series.cpt.get("params", "non_embedding"), "entries": entries}
 
@@ -186,13 +184,13 @@ def curve_sources_path(series: Series) -> Path | None:
     return series.output_dir / CURVES_FILE if any(e.cpt is not None for e in series.models) else None
 
 
-def write_curve_sources(series: Series) -> Path | None:
+def write_curve_sources(series: Series, cpt_dir) -> Path | None:
     """Write curve_sources() to curve_sources_path() (when there is one)."""
     from align.files import atomic_write_json
 
     path = curve_sources_path(series)
     if path is not None:
-        atomic_write_json(path, curve_sources(series))
+        atomic_write_json(path, curve_sources(series, cpt_dir))
     return path
 
 

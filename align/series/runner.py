@@ -35,7 +35,7 @@ from align.series.stages import (
     prepare_stage,
     selected_stages,
 )
-from judges.client import resolve_api_key
+from judges.api.client import resolve_api_key
 
 
 def add_arguments(parser) -> None:

@@ -52,7 +52,7 @@ ENTRY_CPT_KEYS = {"recipe", "overrides", "tokens"}
 PARAM_CONVENTIONS = ("nominal", "non_embedding", "total")  # what N counts in 6·N·D and D = 40 N
 TOKEN_RULES = ("chinchilla2x", "staged")
 ENTRY_OVERRIDE_KEYS = {"overrides", "tokens"}
-# The file names an entry's name becomes (stages.output_path, judges/answer.py, align.locks, and
+# The file names an entry's name becomes (stages.output_path, judges/answers/command.py, align.locks, and
 # align.files' atomic writes: a temporary `.NAME.XXXXXXXX.tmp` beside the file it replaces).
 ENTRY_FILE_NAMES = ("{name}", "{name}.jsonl", "{name}.jsonl.meta.json", ".{name}.jsonl.lock",
                     ".{name}.jsonl.XXXXXXXX.tmp", ".{name}.jsonl.meta.json.XXXXXXXX.tmp")

@@ -26,7 +26,7 @@ from align.series import eval_stages, pretraining
 from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged
 from align.train.checkpoints import newest_complete_checkpoint
-from judges.controls import control_of
+from judges.judging.controls import control_of
 from judges.records import failed_list_path, latest_per_slot, read_judgments
 
 
@@ -395,7 +395,8 @@ def _pairwise_command(series: Series, entry: str | None, *, resolve: bool = True
 def _report_command(series: Series, entry: str | None, *, resolve: bool = True, **_) -> StageCommand:
     """The table from both judgment files (the pairwise one when there is one) and every entry's answers;
     with cpt stages, the pretraining curves' sources (written now, when the command is to run)."""
-    curves = pretraining.write_curve_sources(series) if resolve else pretraining.curve_sources_path(series)
+    curves = (pretraining.write_curve_sources(series, lambda name: output_path(series, name, "cpt")) if resolve
+              else pretraining.curve_sources_path(series))
     inputs = [output_path(series, None, stage) for stage in ("judge", "pairwise")]
     answers = [output_path(series, e.name, "answer") for e in series.models]
     return StageCommand(align_cli(), ["mtbench", "report", "--input-file", *[str(p) for p in inputs if p.is_file()],

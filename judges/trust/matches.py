@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from judges.pair_report import outcome
+from judges.records import outcome
 from judges.stats import MIN_CI_QUESTIONS
 
 PREFERENCE = {"model_1": 1.0, "tie": 0.5, "model_2": 0.0}  # model_1's share of the match

@@ -5,7 +5,7 @@ string containing "tie" (the `mt_bench_human_judgments` format). Three kinds of 
 
 - a votes file (a JSON list of such records; several judges per match allowed): read as it is;
 - a pairwise judgment file (`<judge>_pair.jsonl`): one vote per match, model_1 as model_a, the winner by
-  FastChat's show_result rule (judges/pair_report.outcome: a game-1 tie or a flipped verdict is a tie);
+  FastChat's show_result rule (judges/records.outcome: a game-1 tie or a flipped verdict is a tie);
   a match with an unreadable verdict ("error") is left out, as show_result leaves it out;
 - a single-answer judgment file (`<judge>_single.jsonl`): for each question and turn, every two models
   both validly scored (1-10) make a vote, decided by the higher score, equal scores a tie (FastChat's
@@ -20,10 +20,9 @@ from pathlib import Path
 
 from align.errors import UserError
 from align.files import _read_text, read_jsonl
-from judges.controls import is_control
-from judges.pair_report import load_pair_judgments, outcome
+from judges.judging.controls import is_control
 from judges.questions import load_questions
-from judges.records import latest_per_slot, read_judgments
+from judges.records import latest_per_slot, load_pair_judgments, outcome, read_judgments
 
 WINNER_OF_OUTCOME = {"win": "model_a", "loss": "model_b", "tie": "tie"}
 VOTE_FIELDS = ("question_id", "model_a", "model_b", "winner", "judge", "turn")

@@ -2,7 +2,7 @@
 
     python tests/fakes/local_judge.py LATENCY mtbench judge --judge-model ANY_DIR ...
 
-judges.serve starts tests/fakes/judge_server.py (answering after LATENCY seconds) where it would
+judges.api.serve starts tests/fakes/judge_server.py (answering after LATENCY seconds) where it would
 start `transformers serve`, the same way: its own process group, dying with its parent. The stand-in
 prints its base URL and pid first thing, into the server log (`<output>.server.log`).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import judges.serve
+import judges.api.serve
 from align.cli import main
 
 FAKE_SERVER = Path(__file__).with_name("judge_server.py")
@@ -25,5 +25,5 @@ def fake_serve_command(latency: str):
 
 
 if __name__ == "__main__":
-    judges.serve.serve_command = fake_serve_command(sys.argv[1])
+    judges.api.serve.serve_command = fake_serve_command(sys.argv[1])
     sys.exit(main(sys.argv[2:]))

@@ -65,8 +65,8 @@ def records(path: Path) -> list[dict]:
 def greedy_answers(model_dir, monkeypatch=None, **settings) -> tuple[dict, list[tuple[int, int]]]:
     """Greedy answers by question id, and (cached tokens reused, prompt tokens) for each prompt encoded:
     the first turns in question order, then the second turns in the same order."""
-    import judges.backends.hf as generate
-    import judges.backends.hf_rows as rows
+    import judges.answers.backends.hf as generate
+    import judges.answers.backends.hf_rows as rows
 
     encoded = []
     if monkeypatch is not None:
@@ -139,7 +139,7 @@ def test_turn_two_with_a_template_that_rewrites_answers(chatty_llama_dir, tmp_pa
 
 
 def test_batches_group_temperatures_and_sort_by_length(smollm2_tokenizer_dir):
-    from judges.backends.hf import load_tokenizer, plan_batches
+    from judges.answers.backends.hf import load_tokenizer, plan_batches
 
     tok = load_tokenizer(str(smollm2_tokenizer_dir))
     batches = plan_batches(QUESTIONS, tok, batch_size=3)

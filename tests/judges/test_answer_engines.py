@@ -12,7 +12,7 @@ from test_answer_families import greedy, make_tiny, one_torch_thread  # noqa: F4
 
 from align.errors import UserError
 
-BACKENDS = Path(__file__).resolve().parents[2] / "judges" / "backends"
+BACKENDS = Path(__file__).resolve().parents[2] / "judges" / "answers" / "backends"
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma"])
@@ -21,7 +21,7 @@ def test_generate_batch_equals_batch_one(family, tmp_path, smollm2_tokenizer_dir
     greedy text of one question at a time through `model.generate`, both turns."""
     model_dir = make_tiny(family, tmp_path / family, smollm2_tokenizer_dir)
     single = greedy(model_dir, batch_size=1, cache_reuse=False)
-    with caplog.at_level(logging.INFO, logger="judges.backends"):
+    with caplog.at_level(logging.INFO, logger="judges.answers.backends"):
         batched = greedy(model_dir, engine="generate_batch")
     assert "generate_batch engine, asked for" in caplog.text
     assert sum("generate_batch: " in r.getMessage() for r in caplog.records) >= 2  # it ran, once per turn at least
@@ -31,7 +31,7 @@ def test_generate_batch_equals_batch_one(family, tmp_path, smollm2_tokenizer_dir
 
 
 def _untested_version(monkeypatch):
-    from judges.backends import hf_internals
+    from judges.answers.backends import hf_internals
 
     monkeypatch.setattr(hf_internals, "installed_transformers", lambda: "5.26.0")
     return "transformers 5.26.0 is outside the versions the align engine was tested on"
@@ -60,13 +60,13 @@ def _changed_signature(monkeypatch):
 def test_auto_falls_back_to_plain_generate(cause, tmp_path, smollm2_tokenizer_dir, caplog, monkeypatch):
     """Outside the tested transformers versions, or with an internal missing or changed, `auto` answers with
     `model.generate` (padded batches), says why in the one engine line, and the text is batch-1's."""
-    import judges.backends.hf_rows as rows
+    import judges.answers.backends.hf_rows as rows
 
     model_dir = make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir)
     single = greedy(model_dir, batch_size=1, cache_reuse=False)
     why = cause(monkeypatch)
     monkeypatch.setattr(rows, "RowBatch", None)  # the align engine must not start
-    with caplog.at_level(logging.INFO, logger="judges.backends"):
+    with caplog.at_level(logging.INFO, logger="judges.answers.backends"):
         fallback = greedy(model_dir, batch_size=8)
     said = [r.getMessage() for r in caplog.records if why in r.getMessage()]
     assert len(said) == 1 and "padded engine" in said[0], caplog.text
@@ -83,7 +83,7 @@ def test_asked_for_align_without_its_internals_is_a_clear_error(tmp_path, smollm
 
 def test_installed_transformers_is_in_the_tested_range():
     """The tests above (and test_answer*.py) run the align engine itself: this transformers is one it was tested on."""
-    from judges.backends import hf_internals
+    from judges.answers.backends import hf_internals
 
     assert hf_internals.version_problem() is None
     assert hf_internals.library_problem() is None
@@ -103,12 +103,13 @@ def _imports(path: Path) -> list[tuple[str, str | None]]:
 def test_backend_imports_run_one_way_and_internals_stay_in_one_module():
     """hf.py -> engines -> hf_common / hf_internals, never back (no circle, lazy imports included); only
     hf_internals.py imports transformers' cache, mask, attention and warper modules or reads private names."""
-    from judges.backends.hf_internals import USED
+    from judges.answers.backends.hf_internals import USED
 
     engines = ["hf_rows", "hf_cb", "hf_attention", "hf_linear", "hf_common", "hf_internals"]
     for name in engines:
         imported = _imports(BACKENDS / f"{name}.py")
-        assert not [(m, n) for m, n in imported if m == "judges.backends.hf" or (m, n) == ("judges.backends", "hf")]
+        assert not [(m, n) for m, n in imported
+                    if m == "judges.answers.backends.hf" or (m, n) == ("judges.answers.backends", "hf")]
     for name in ("hf_common", "hf_internals"):
         assert not [m for m, _ in _imports(BACKENDS / f"{name}.py") if m.startswith("judges")], name
     internal_names = {name for _, name in USED}
@@ -128,7 +129,7 @@ def test_model_code_without_what_the_engine_hands_it_is_named():
     or lacks its attention setting: the probe names what is missing."""
     from types import SimpleNamespace
 
-    from judges.backends.hf_internals import model_problem
+    from judges.answers.backends.hf_internals import model_problem
 
     def older_forward(input_ids, attention_mask, position_ids, past_key_values, use_cache, logits_to_keep):
         pass

@@ -43,7 +43,7 @@ def make_tiny(family: str, out_dir: Path, tokenizer_dir: Path) -> Path:
 
 
 def greedy(model_dir: Path, **settings) -> dict:
-    import judges.backends.hf as hf
+    import judges.answers.backends.hf as hf
 
     return {q["question_id"]: c[0]["turns"] for q, c in hf.hf_answers(
         str(model_dir), QUESTIONS, hf.Settings(max_new_token=14, **settings))}
@@ -55,14 +55,14 @@ def test_continuous_batching_equals_batch_one(family, tmp_path, smollm2_tokenize
     turns (continuing their first turn's cache) join mid-decode, the cache is re-laid out for longer
     prompts; every turn is the text of batch-1 `generate` (which, for the sliding families, keeps a
     window-sized sliding cache of its own)."""
-    import judges.backends.hf_rows as rows
+    import judges.answers.backends.hf_rows as rows
 
     model_dir = make_tiny(family, tmp_path / family, smollm2_tokenizer_dir)
     single = greedy(model_dir, batch_size=1, cache_reuse=False)
     relayouts = []
     relayout = rows.RowBatch.relayout
     monkeypatch.setattr(rows.RowBatch, "relayout", lambda self, *a, **k: (relayouts.append(a), relayout(self, *a, **k)))
-    with caplog.at_level(logging.INFO, logger="judges.backends.hf"):
+    with caplog.at_level(logging.INFO, logger="judges.answers.backends.hf"):
         batched = greedy(model_dir, batch_size=2)
     assert "align engine" in caplog.text
     if family in ("gemma2", "qwen2"):
@@ -77,7 +77,7 @@ def test_sampled_rows_do_not_depend_on_their_batch(tmp_path, smollm2_tokenizer_d
     """Each sampled conversation has its own seeded sampler: the same text alone or with company."""
     model_dir = make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir)
     sampled = [dict(q, category="writing") for q in QUESTIONS[:3]]
-    import judges.backends.hf as hf
+    import judges.answers.backends.hf as hf
 
     def run(batch_size: int, seed: int = 0) -> dict:
         return {q["question_id"]: c[0]["turns"] for q, c in hf.hf_answers(
@@ -114,7 +114,7 @@ def test_which_models_can_reuse_caches():
 
     from transformers import Gemma2Config, Llama4TextConfig, LlamaConfig, MambaConfig, Qwen2Config
 
-    from judges.backends.hf_rows import cache_reuse_check
+    from judges.answers.backends.hf_rows import cache_reuse_check
 
     def check(config):
         return cache_reuse_check(SimpleNamespace(config=config))

@@ -18,8 +18,8 @@ def test_grouped_attention_equals_batch_one(family, tmp_path, smollm2_tokenizer_
     its own eager attention (softcapping) inside the groups, Qwen2 and Gemma 2 their sliding windows."""
     from transformers import AttentionInterface
 
-    import judges.backends.hf_rows as rows
-    from judges.backends.hf_attention import WRAPPED
+    import judges.answers.backends.hf_rows as rows
+    from judges.answers.backends.hf_attention import WRAPPED
 
     model_dir = make_tiny(family, tmp_path / family, smollm2_tokenizer_dir)
     single = greedy(model_dir, batch_size=1, cache_reuse=False)
@@ -40,7 +40,7 @@ def test_grouped_attention_equals_batch_one(family, tmp_path, smollm2_tokenizer_
 
 def test_plan_groups_is_optimal():
     """The dynamic programme finds the cheapest split (checked against every split of small batches)."""
-    from judges.backends.hf_attention import plan_groups
+    from judges.answers.backends.hf_attention import plan_groups
 
     def cost(starts, end, call_cost, groups):
         return sum((last - first) * (end - lowest) + call_cost for first, last, lowest in groups)
@@ -62,7 +62,7 @@ def test_plan_groups_is_optimal():
 def test_sampling_draws_the_distribution():
     """Seeded draws repeat; entries at -inf (cut by top-k/top-p) are never drawn; frequencies match the
     softmax (5,000 draws, each within 0.03 of its probability)."""
-    from judges.backends.hf_rows import sample_tokens
+    from judges.answers.backends.hf_rows import sample_tokens
 
     scores = torch.tensor([[0.0, float("-inf"), 1.0, float("-inf"), 2.0], [float("-inf")] * 4 + [0.0]])
     draws = []
@@ -84,7 +84,7 @@ def test_packed_linear_layers_give_the_same_logits(tmp_path, smollm2_tokenizer_d
     too small to gain stay plain (the tiny models' own layers; their 49k-entry heads are packed)."""
     from transformers import AutoModelForCausalLM
 
-    from judges.backends.hf_linear import PACK_MIN_WEIGHTS, PackedLinear, pack_linear_layers
+    from judges.answers.backends.hf_linear import PACK_MIN_WEIGHTS, PackedLinear, pack_linear_layers
 
     plain = torch.nn.Linear(48, 1000)
     packed = PackedLinear(plain, rows_hint=8)
@@ -116,7 +116,7 @@ def test_only_float32_cpu_models_are_packed(tmp_path, smollm2_tokenizer_dir):
     """A bfloat16 model keeps its plain layers (packing was measured, and is exact enough, for float32)."""
     from transformers import AutoModelForCausalLM
 
-    from judges.backends.hf_linear import pack_linear_layers
+    from judges.answers.backends.hf_linear import pack_linear_layers
 
     model = AutoModelForCausalLM.from_pretrained(make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir),
                                                  dtype=torch.bfloat16)
@@ -130,7 +130,7 @@ def test_shared_prefix_is_encoded_once(tmp_path, smollm2_tokenizer_dir):
     token (which the first decoding step feeds)."""
     from transformers import AutoModelForCausalLM
 
-    from judges.backends.hf_rows import prefill_row, shared_prefix
+    from judges.answers.backends.hf_rows import prefill_row, shared_prefix
 
     model = AutoModelForCausalLM.from_pretrained(make_tiny("qwen2", tmp_path / "qwen2", smollm2_tokenizer_dir)).eval()
     tokens, kv = shared_prefix(model, [[5, 6, 7, 8, 9], [5, 6, 7, 1], [5, 6, 7, 8]])

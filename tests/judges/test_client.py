@@ -10,7 +10,7 @@ import pytest
 from fakes.judge_server import FakeJudgeServer
 
 from align.errors import UserError
-from judges.client import ChatClient, JudgeCallError, resolve_api_key, run_bounded
+from judges.api.client import ChatClient, JudgeCallError, resolve_api_key, run_bounded
 
 MESSAGES = [{"role": "system", "content": "You are a judge."}, {"role": "user", "content": "Rate this."}]
 

@@ -9,7 +9,7 @@ import pytest
 from fakes.judge_server import FakeJudgeServer
 from test_client import MESSAGES, waits  # noqa: F401  (fixture)
 
-from judges.client import ChatClient, JudgeCallError
+from judges.api.client import ChatClient, JudgeCallError
 
 MISBEHAVIOURS = {  # fault -> what the error says once the retries are spent
     "html": "not JSON",

@@ -9,7 +9,7 @@ from conftest import write_jsonl
 from fakes.judge_server import FakeJudgeServer
 
 from align.cli import main
-from judges.controls import derangement, mismatched_answers
+from judges.judging.controls import derangement, mismatched_answers
 from judges.questions import load_questions
 
 QIDS = (81, 82, 83, 101)

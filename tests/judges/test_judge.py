@@ -10,7 +10,7 @@ from fakes.fastchat_judge import capture_fastchat_judge
 from fakes.judge_server import FakeJudgeServer, rating_for
 
 from align.cli import main
-from judges.judge import build_prompt, make_matches, parse_rating
+from judges.judging.command import build_prompt, make_matches, parse_rating
 from judges.questions import NEED_REFERENCE, load_judge_prompts, load_questions, load_reference_answers
 
 # Questions 81 (writing), 101 (reasoning, graded against a reference), 111 (math): both prompt families.
@@ -214,7 +214,7 @@ def test_judge_prefill_continues_the_local_judges_reply(tiny_llama_dir, tmp_path
     server_log = (tmp_path / "j.jsonl.server.log").read_text()
     assert server_log.count("POST /v1/completions") == 2 and "/v1/chat/completions" not in server_log
     # The prefill is part of the cache key: the same prompts without it are judged anew, not reused.
-    from judges.judging import cache_key
+    from judges.judging.engine import cache_key
     assert cache_key("j", "single-v1", 81, 1, "s", "u") != cache_key("j", "single-v1", 81, 1, "s", "u", "Rating: [[")
 
 

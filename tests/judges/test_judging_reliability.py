@@ -71,7 +71,7 @@ def test_model_ids_are_names_inside_the_answer_folder(tmp_path, monkeypatch, cap
     err = _exit_2([*common, "--model-id", "../../x", "--base-url", "http://127.0.0.1:9/v1"], capsys)
     assert "--model-id '../../x'" in err and "not a path" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mt_bench"]  # nothing written anywhere
-    with FakeJudgeServer() as server, caplog.at_level(logging.INFO, logger="judges.client"):
+    with FakeJudgeServer() as server, caplog.at_level(logging.INFO, logger="judges.api.client"):
         assert main([*common, "--model-id", "org/model", "--base-url", server.base_url]) == 0
     written = tmp_path / "outputs" / "mtbench" / "model_answer" / "org--model.jsonl"
     assert [r["model_id"] for r in _rows(written)] == ["org/model"]  # the name is kept, the file is flat

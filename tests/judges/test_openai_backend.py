@@ -1,4 +1,4 @@
-"""`--backend openai`: answers through judges/client.py's client (retries) and bounded pool."""
+"""`--backend openai`: answers through judges/api/client.py's client (retries) and bounded pool."""
 
 from __future__ import annotations
 

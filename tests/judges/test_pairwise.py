@@ -11,9 +11,10 @@ from fakes.fastchat_judge import capture_fastchat_judge
 from fakes.judge_server import FakeJudgeServer
 
 from align.cli import main
-from judges.pair_report import outcome, pair_rows, position_bias
-from judges.pairwise import make_pair_matches, parse_verdict
+from judges.judging.pairwise import make_pair_matches, parse_verdict
 from judges.questions import NEED_REFERENCE, load_judge_prompts, load_questions, load_reference_answers
+from judges.records import outcome
+from judges.reporting.pair_report import pair_rows, position_bias
 
 QIDS = (81, 82, 101, 111)  # writing x2, reasoning and math (graded against references)
 

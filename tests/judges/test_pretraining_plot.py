@@ -11,7 +11,7 @@ from conftest import write_jsonl
 
 from align.cli import main
 from align.errors import UserError
-from judges.pretraining_plot import load_curves, plot_pretraining
+from judges.reporting.pretraining_plot import load_curves, plot_pretraining
 
 
 def cpt_run(folder: Path, losses: list[float], tokens_per_step: int, logged_tokens: bool = True) -> str:

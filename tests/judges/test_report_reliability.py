@@ -47,7 +47,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_report_that_fails_part_way_leaves_the_previous_one_whole(tmp_path, monkeypatch, capsys):
-    import judges.report
+    import judges.reporting.command
 
     judgments = _local_judgments(tmp_path)
     out = tmp_path / "report"
@@ -59,7 +59,7 @@ def test_a_report_that_fails_part_way_leaves_the_previous_one_whole(tmp_path, mo
     def disk_full(*args, **kwargs):  # the tables and summary are written by now; the page is not
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(judges.report, "write_html", disk_full)
+    monkeypatch.setattr(judges.reporting.command, "write_html", disk_full)
     rows = [_j("2B-expanded", q, t, 9, 2, judge=LOCAL_JUDGE) for q in (81, 82) for t in (1, 2)]
     write_jsonl(tmp_path / "newer.jsonl", [json.loads(line) for line in judgments.read_text().splitlines()] + rows)
     assert _report(tmp_path / "newer.jsonl", out) == 1
@@ -70,9 +70,9 @@ def test_a_report_that_fails_part_way_leaves_the_previous_one_whole(tmp_path, mo
 
 
 def test_a_first_report_that_fails_leaves_no_folder(tmp_path, monkeypatch, capsys):
-    import judges.report
+    import judges.reporting.command
 
-    monkeypatch.setattr(judges.report, "write_run_card", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(judges.reporting.command, "write_run_card", lambda *a, **k: (_ for _ in ()).throw(
         OSError(errno.ENOSPC, "No space left on device")))
     assert _report(_local_judgments(tmp_path), tmp_path / "new" / "report") == 1
     assert not (tmp_path / "new" / "report").exists()

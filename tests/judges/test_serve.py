@@ -11,7 +11,7 @@ from test_answer import QUESTIONS, chatty_llama_dir  # noqa: F401  (fixture)
 
 from align.cli import main
 from align.errors import UserError
-from judges.serve import local_server, served_model_name
+from judges.api.serve import local_server, served_model_name
 
 SERVED = [q for q in QUESTIONS if q["question_id"] in (1, 3, 5)]  # math, reasoning (greedy), writing (0.7)
 
@@ -53,10 +53,10 @@ def test_openai_backend_against_transformers_serve(chatty_llama_dir, tmp_path): 
 
 
 def test_unreachable_server_records_nothing(tmp_path, monkeypatch, capsys):
-    import judges.backends.openai_api
-    from judges.serve import free_port
+    import judges.answers.backends.openai_api
+    from judges.api.serve import free_port
 
-    monkeypatch.setattr(judges.backends.openai_api, "OPENAI_MAX_RETRIES", 0)
+    monkeypatch.setattr(judges.answers.backends.openai_api, "OPENAI_MAX_RETRIES", 0)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
     write_jsonl(tmp_path / "mt_bench" / "question.jsonl", SERVED)
     out = tmp_path / "a.jsonl"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from align.errors import UserError
+from judges.answers.subset import write_subset
 from judges.questions import load_judge_prompts, load_questions, load_reference_answers
-from judges.subset import write_subset
 
 
 def test_question_subset_keeps_every_category(tmp_path):

@@ -48,7 +48,7 @@ class _Tiny(torch.nn.Module):
 
 @pytest.mark.parametrize("missing", ["_reorder_linear_weight", "_linear_pointwise"])
 def test_removed_torch_op_falls_back_to_plain_layers(monkeypatch, caplog, missing):
-    from judges.backends import hf_linear
+    from judges.answers.backends import hf_linear
 
     real = torch.ops.mkldnn
     kept = {name: getattr(real, name) for name in ("_reorder_linear_weight", "_linear_pointwise") if name != missing}

@@ -34,19 +34,20 @@ from align.files import atomic_write_json, atomic_write_text, check_output_dir, 
 from align.locks import output_lock
 from align.runcard import check_own_run_card, write_run_card
 from judges import records
-from judges.check import check_lines, check_warning, judge_check, words_per_turn
-from judges.controls import is_control
-from judges.html import write_html
-from judges.judge_free import JudgeFree, load_base_evals, load_heldouts, summary_parts, warning_with_evidence
-from judges.judge_free_tables import base_latex, base_markdown, csv_columns, heldout_columns, heldout_note
+from judges.judging.controls import is_control
 from judges.kinds import check_not_inputs, question_data_files
-from judges.pair_report import is_pair_file, load_pair_judgments, pair_markdown, pair_summary, position_bias
-from judges.pair_report import pair_rows as pair_report_rows
-from judges.pretraining_plot import load_curves, plot_pretraining
 from judges.questions import load_questions
-from judges.report_rows import Row, Study
+from judges.records import is_pair_file, load_pair_judgments
+from judges.reporting.check import check_lines, check_warning, judge_check, words_per_turn
+from judges.reporting.html import write_html
+from judges.reporting.judge_free import JudgeFree, load_base_evals, load_heldouts, summary_parts, warning_with_evidence
+from judges.reporting.judge_free_tables import base_latex, base_markdown, csv_columns, heldout_columns, heldout_note
+from judges.reporting.pair_report import pair_markdown, pair_summary, position_bias
+from judges.reporting.pair_report import pair_rows as pair_report_rows
+from judges.reporting.pretraining_plot import load_curves, plot_pretraining
+from judges.reporting.rows import Row, Study
+from judges.reporting.tables import csv_text, latex, markdown, md_table, plot_categories
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
-from judges.tables import csv_text, latex, markdown, md_table, plot_categories
 from judges.trust import report_parts as trust
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ def judge_free(study: Study, args: argparse.Namespace) -> None:
         if unknown:
             raise UserError(f"{flag}: {', '.join(unknown)}: not a model of the table "
                             f"({', '.join(sorted(names)) or 'no single-score rows'})")
-    from judges.judge_free import compute
+    from judges.reporting.judge_free import compute
 
     compute(free, {r.name: r.baseline for r in study.rows if r.baseline}, args.bootstrap, args.seed,
             args.min_ci_questions)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from judges.backends.hf_internals import (
+from judges.answers.backends.hf_internals import (
     attention_implementation,
     model_eager_attention,
     register_attention,

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from align.errors import UserError
-from align.files import read_jsonl
 from judges.questions import CATEGORIES
-from judges.records import load_judgments
+from judges.records import outcome
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci
 
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
@@ -41,36 +38,6 @@ class PairRow:
     category_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # its bootstrap CI (enough questions)
     length_controlled: dict | None = None  # {value, ci}: judges/trust (needs the answers' texts)
     style_controlled: dict | None = None
-
-
-def is_pair_file(path: str) -> bool:
-    """Whether a judgment file holds pairwise records (judged by its first record)."""
-    if not Path(path).is_file():
-        raise UserError(f"{path}: judgment file not found")
-    return any("model_1" in rec for rec in _first(read_jsonl(path)))
-
-
-def _first(records):
-    for rec in records:
-        return [rec]
-    return []
-
-
-def load_pair_judgments(paths: list[str], question_turns: dict[int, int]
-                        ) -> tuple[dict[tuple[str, str, int, int], dict], set[tuple]]:
-    """(the latest record per (model_1, model_2, question, turn); the slots in `<file>.failed.jsonl` never
-    judged since): records.load_judgments, every record checked against the question set."""
-    return load_judgments(paths, question_turns, pairwise=True)
-
-
-def outcome(rec: dict) -> str:
-    """model_1's result: win, loss, tie (FastChat: a game-1 tie or a flipped verdict) or error."""
-    g1, g2 = rec["g1_winner"], rec["g2_winner"]
-    if "error" in (g1, g2):
-        return "error"
-    if g1 == "tie" or g1 != g2:
-        return "tie"
-    return "win" if g1 == "model_1" else "loss"
 
 
 def pair_rows(judged: dict[tuple, dict], categories: dict[int, str], n_boot: int, seed: int,

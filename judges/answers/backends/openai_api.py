@@ -1,6 +1,6 @@
 """`--backend openai`: any OpenAI-compatible server (vLLM, SGLang, `transformers serve`), in parallel.
 
-Requests go through judges/client.py: the one OpenAI client path (retries, timeouts, API key from
+Requests go through judges/api/client.py: the one OpenAI client path (retries, timeouts, API key from
 the variable --api-key-env names, $OPENAI_API_KEY by default) and its bounded thread pool.
 """
 
@@ -12,13 +12,13 @@ from collections.abc import Iterator
 
 from align.errors import UserError
 from align.redact import redact_url
-from judges.client import ChatClient, JudgeCallError, RejectionWatch, run_bounded
+from judges.api.client import ChatClient, JudgeCallError, RejectionWatch, run_bounded
 from judges.questions import api_temperature
 
 log = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT_S = 600.0  # one answer of up to --max-new-token tokens from a busy server
-OPENAI_MAX_RETRIES = 5  # per request; the client backs off between them (see judges/client.py)
+OPENAI_MAX_RETRIES = 5  # per request; the client backs off between them (see judges/api/client.py)
 
 
 def answers(args: argparse.Namespace, questions: list[dict]) -> Iterator[tuple[dict, list[dict]]]:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from align.errors import UserError
-from judges.judging import cache_key
+from judges.judging.engine import cache_key
 from judges.questions import NEED_REFERENCE, reference_fields
 
 PAIR_PROMPTS = ("pair-v2", "pair-math-v1", "pair-v2-multi-turn", "pair-math-v1-multi-turn")

@@ -3,7 +3,7 @@ as a cache), asking the judge for the rest in parallel, appending results as the
 `<output>.failed.jsonl` listing exactly what is still missing.
 
 A "match" is anything with question_id, turn, prompt_name, slot, cache_key, requests(), names()
-and record(judge, replies): judges.judge.Match (single grading) and judges.pairwise.PairMatch.
+and record(judge, replies): judges.judging.command.Match (single grading) and judges.judging.pairwise.PairMatch.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from align.files import append_jsonl, atomic_write_jsonl, read_jsonl, write_failure_is_one_line
-from judges.client import JudgeCallError, RejectionWatch, run_bounded
+from judges.api.client import JudgeCallError, RejectionWatch, run_bounded
 from judges.records import failed_list_path, latest_per_slot, record_slot
 
-log = logging.getLogger("judges.judge")
+log = logging.getLogger("judges.judging.command")
 
 JUDGE_TEMPERATURE = 0.0  # FastChat judges greedily
 

@@ -21,7 +21,7 @@ import logging
 import torch
 from torch import nn
 
-from judges.backends.hf_internals import packed_linear, reorder_linear_weight
+from judges.answers.backends.hf_internals import packed_linear, reorder_linear_weight
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from judges.controls import control_of
+from judges.judging.controls import control_of
 from judges.stats import paired_difference
 
 

@@ -4,7 +4,7 @@ The `openai` client already retries 408/409/429/5xx, timeouts and broken connect
 exponential backoff and jitter (0.5 s doubling up to 8 s, minus up to 25 %), and honours
 `Retry-After` / `retry-after-ms` up to 120 s (a longer one is not waited for: the call fails);
 we choose how many retries and how long a request may take, and its HTTP client
-(judges/reply_guard.py) turns a reply that is no completion (an HTML page, a body cut off, one
+(judges/api/reply_guard.py) turns a reply that is no completion (an HTML page, a body cut off, one
 past the size cap, one still trickling in at the time limit) into an error it retries the same way.
 The API key comes from an environment variable and lives only inside the client object.
 """
@@ -130,7 +130,7 @@ class ChatClient:
                  max_reply_bytes: int | None = None):
         from openai import OpenAI
 
-        from judges.reply_guard import MAX_REPLY_BYTES, GuardedHttpClient
+        from judges.api.reply_guard import MAX_REPLY_BYTES, GuardedHttpClient
 
         self.model = model
         self.base_url = base_url
@@ -206,7 +206,7 @@ class ChatClient:
         """What went wrong below HTTP: no connection, a reply cut off, or one that is no completion."""
         import httpx2
 
-        from judges.reply_guard import BadReply
+        from judges.api.reply_guard import BadReply
 
         where = self._where()
         if isinstance(cause, BadReply):

@@ -1,7 +1,7 @@
 """`align mtbench answer`: MT-Bench answers in FastChat's model_answer JSONL.
 
 Backends:
-- `hf` (default): in-process transformers, questions batched (see judges/backends/hf.py);
+- `hf` (default): in-process transformers, questions batched (see judges/answers/backends/hf.py);
 - `openai`: any OpenAI-compatible server (vLLM, SGLang, `transformers serve`), requests in parallel;
 - `vllm`: in-process vLLM (GPU machines with vLLM installed).
 
@@ -33,7 +33,7 @@ from align.files import (
 from align.locks import output_lock
 from align.redact import redact_url
 from align.runcard import package_versions
-from judges.client import resolve_api_key
+from judges.api.client import resolve_api_key
 from judges.kinds import ANSWER, check_file_kind, check_not_inputs, question_data_files
 from judges.lengths import length_summary
 from judges.questions import GREEDY_BELOW, load_questions
@@ -45,7 +45,8 @@ DEFAULT_ANSWER_DIR = Path("outputs/mtbench/model_answer")
 # Settings that change the answers: a resumed file must have been written with the same ones.
 PINNED_SETTINGS = ("model_path", "max_new_token", "num_choices")
 # --backend NAME -> its module; each exposes `answers(args, questions)` yielding (question, choices).
-BACKENDS = {"hf": "judges.backends.hf", "openai": "judges.backends.openai_api", "vllm": "judges.backends.vllm"}
+BACKENDS = {"hf": "judges.answers.backends.hf", "openai": "judges.answers.backends.openai_api",
+            "vllm": "judges.answers.backends.vllm"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

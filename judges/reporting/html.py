@@ -14,11 +14,12 @@ import math
 from pathlib import Path
 
 from align.files import atomic_write_text
-from judges.controls import control_of
-from judges.judge_free_tables import base_delta_table, base_note, base_table, heldout_columns, heldout_note
-from judges.pair_report import PAIR_HEADER, outcome, pair_cells
-from judges.report_rows import Study
-from judges.tables import MAIN_HEADER, main_cells, with_extra
+from judges.judging.controls import control_of
+from judges.records import outcome
+from judges.reporting.judge_free_tables import base_delta_table, base_note, base_table, heldout_columns, heldout_note
+from judges.reporting.pair_report import PAIR_HEADER, pair_cells
+from judges.reporting.rows import Study
+from judges.reporting.tables import MAIN_HEADER, main_cells, with_extra
 from judges.trust.report_parts import AGREEMENT_HEADER, agreement_notes, agreement_rows
 
 STYLE = """
@@ -154,7 +155,7 @@ def _chart(png: Path) -> str:
 
 
 def _pretraining_chart(png: Path) -> str:
-    """The series' pretraining plot (judges/pretraining_plot.py), written beside the category chart."""
+    """The series' pretraining plot (judges/reporting/pretraining_plot.py), written beside the category chart."""
     if not png.is_file():
         return ""
     data = base64.b64encode(png.read_bytes()).decode("ascii")

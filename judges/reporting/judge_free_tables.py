@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from judges.judge_free import HELDOUT_LABELS, HELDOUT_MEASURES, JudgeFree, base_columns
+from judges.reporting.judge_free import HELDOUT_LABELS, HELDOUT_MEASURES, JudgeFree, base_columns
 
 PERCENT_METRICS = ("acc", "acc_norm")
 
@@ -119,7 +119,7 @@ def heldout_note() -> str:
 
 def base_markdown(free: JudgeFree, rows, n_boot: int, min_items: int) -> str:
     """The Base models section of table.md (empty without base evaluations)."""
-    from judges.tables import md_table
+    from judges.reporting.tables import md_table
 
     if not free.base:
         return ""
@@ -132,7 +132,7 @@ def base_markdown(free: JudgeFree, rows, n_boot: int, min_items: int) -> str:
 
 def base_latex(free: JudgeFree, rows) -> str:
     """The Base models table (and its Δ table) for table.tex."""
-    from judges.tables import _tex
+    from judges.reporting.tables import _tex
 
     if not free.base:
         return ""

@@ -32,9 +32,9 @@ from align.errors import UserError
 from align.files import check_output_file, name_as_file_stem
 from align.locks import output_lock
 from align.runcard import check_own_run_card, run_card_beside, write_run_card
-from judges.judging import JUDGE_TEMPERATURE, cache_key, judge_all
+from judges.judging.engine import JUDGE_TEMPERATURE, cache_key, judge_all
+from judges.judging.pairwise import make_pair_matches
 from judges.kinds import FAILED, PAIRWISE, SINGLE, check_file_kind, check_not_inputs, question_data_files
-from judges.pairwise import make_pair_matches
 from judges.questions import (
     NEED_REFERENCE,
     REFERENCE_SETS,
@@ -150,7 +150,7 @@ def build_matches(args: argparse.Namespace, judge: str, questions: list[dict], a
     """The judgments this mode makes: single scores (plus controls), or FastChat's pairwise matches."""
     if args.mode == "single":
         if args.controls:
-            from judges.controls import mismatched_answers
+            from judges.judging.controls import mismatched_answers
 
             answers = {**answers, **mismatched_answers(answers, questions)}
         return make_matches(judge, questions, answers, prompts, references, args.judge_prefill)
@@ -260,7 +260,7 @@ def check_output_is_ours(args: argparse.Namespace, output: Path, kind: str) -> N
 
 def judge_into(args: argparse.Namespace, judge: str, local: bool, output: Path, started: float) -> int:
     """Judge every match the output lacks, append the results, write the run card beside the output."""
-    from judges.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, ChatClient
+    from judges.api.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, ChatClient
 
     pairwise = args.mode != "single"
     questions = load_questions(args.question_dir)
@@ -281,7 +281,7 @@ def judge_into(args: argparse.Namespace, judge: str, local: bool, output: Path, 
                          timeout=DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout,
                          api_key_env=args.api_key_env)
     if local:
-        from judges.serve import local_server, served_model_name
+        from judges.api.serve import local_server, served_model_name
 
         log_path = output.with_name(output.name + ".server.log")
         output.parent.mkdir(parents=True, exist_ok=True)

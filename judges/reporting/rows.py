@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from judges.judge_free import JudgeFree
+from judges.reporting.judge_free import JudgeFree
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """In-process generation with transformers (the `hf` answer backend), three engines:
 
 - `align` (default where the model's cache allows it): continuous batching over unpadded prompts
-  (judges/backends/hf_rows.py). Every prompt is encoded alone into its own KV cache and joins a shared
+  (judges/answers/backends/hf_rows.py). Every prompt is encoded alone into its own KV cache and joins a shared
   batch cache for decoding; an answer leaves the batch the step it ends and a waiting prompt takes its
   row. Turn 2 continues turn 1's cache over the longest token prefix the two renderings share (turn 1's
   prompt and answer when the template renders the answer back to the same tokens), so only the new user
@@ -12,7 +12,7 @@
 - padded: one left-padded `model.generate` per batch of similar-length questions, for models whose cache
   cannot be cut and merged (recurrent state, chunked attention), or with `Settings.cache_reuse=False`.
   `auto` also runs it when the transformers internals `align` relies on are missing or changed, or the
-  installed transformers is outside the versions `align` was tested on (judges/backends/hf_internals.py).
+  installed transformers is outside the versions `align` was tested on (judges/answers/backends/hf_internals.py).
 
 Imports run one way: this module -> the engines -> hf_common / hf_internals.
 """
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from align.errors import UserError
-from judges.backends import hf_internals
-from judges.backends.hf_cb import cb_answers
-from judges.backends.hf_common import answer_text, batch_seed, render
+from judges.answers.backends import hf_internals
+from judges.answers.backends.hf_cb import cb_answers
+from judges.answers.backends.hf_common import answer_text, batch_seed, render
 from judges.questions import GREEDY_BELOW, temperature_for
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def choose_engine(model, settings: Settings) -> tuple[str, str]:
     if untested and settings.engine == "auto":
         return "padded", f"{untested} (--hf-engine align runs it anyway)"
     # Imported only now: it subclasses the transformers internals probed above, which may be missing.
-    from judges.backends.hf_rows import cache_reuse_check
+    from judges.answers.backends.hf_rows import cache_reuse_check
 
     reusable, why = cache_reuse_check(model)
     if not reusable:
@@ -176,7 +176,7 @@ def hf_answers(model_path: str, questions: list[dict], settings: Settings) -> It
     log.info("%d questions on %s (%s attention): %s engine, %s", len(questions), model.device,
              hf_internals.attention_implementation(model), engine, why)
     if engine == "align":
-        from judges.backends.hf_rows import rows_answers  # see choose_engine
+        from judges.answers.backends.hf_rows import rows_answers  # see choose_engine
 
         yield from rows_answers(model, tok, questions, settings, stop_ids)
     elif engine == "generate_batch":

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from judges.questions import CATEGORIES
-from judges.report_rows import Row
+from judges.reporting.rows import Row
 
 
 def _f(x: float, digits: int = 2) -> str:

@@ -13,7 +13,7 @@ from math import ceil
 
 from transformers import GenerationConfig, set_seed
 
-from judges.backends.hf_common import answer_text, batch_seed, render
+from judges.answers.backends.hf_common import answer_text, batch_seed, render
 from judges.questions import GREEDY_BELOW, temperature_for
 
 log = logging.getLogger(__name__)

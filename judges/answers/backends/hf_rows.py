@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from judges.backends.hf_attention import plan_groups, use_row_groups
-from judges.backends.hf_common import answer_text, batch_seed, render
-from judges.backends.hf_internals import (
+from judges.answers.backends.hf_attention import plan_groups, use_row_groups
+from judges.answers.backends.hf_common import answer_text, batch_seed, render
+from judges.answers.backends.hf_internals import (
     DynamicCache,
     DynamicLayer,
     DynamicSlidingWindowLayer,
@@ -38,7 +38,7 @@ from judges.backends.hf_internals import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
-from judges.backends.hf_linear import pack_linear_layers
+from judges.answers.backends.hf_linear import pack_linear_layers
 from judges.questions import GREEDY_BELOW, temperature_for
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ class RowBatch:
         return tokens
 
     def attention_groups(self) -> dict:
-        """`row_groups` for the grouped attention (judges/backends/hf_attention.py), planned when rows change."""
+        """`row_groups` for the grouped attention (hf_attention.py), planned when rows change."""
         if not self.grouped:
             return {}
         if self.groups is None:
