@@ -20,7 +20,8 @@ from align.files import file_sha256
 from align.series import stages
 from align.series.manifest import fingerprint
 from align.series.spec import Series
-from align.series.stages import Stage, StageCommand, align_cli, output_path
+from align.series.stage_outputs import always, judgment_records, output_path, scratch_baseline
+from align.series.stages import Stage, StageCommand, align_cli
 
 FILE_NAMES = {"judge": "judgments.jsonl", "pairwise": "judgments_pair.jsonl"}  # as the first judge's
 
@@ -43,12 +44,12 @@ def _kinds(series: Series) -> list[str]:
 
 
 def _pair_entries(series: Series, names: list[str]) -> list[str]:
-    return [n for n in names if stages.scratch_baseline(series, n) in names]  # a match with both sides judged
+    return [n for n in names if scratch_baseline(series, n) in names]  # a match with both sides judged
 
 
 def _rows_complete(series: Series, path: Path, names: list[str], pairwise: bool) -> str | None:
     """The fingerprint of the file's records about `names` once every (question, turn) of each is judged."""
-    rows = stages.judgment_records(series, path, pairwise)
+    rows = judgment_records(series, path, pairwise)
     key = (lambda r: r.get("model_1")) if pairwise else (lambda r: r.get("model"))
     have = {(key(r), r.get("question_id"), r.get("turn")) for r in rows}
     if not names or any((name, qid, t) not in have
@@ -77,7 +78,7 @@ def _judge_stage(judge: dict, kind: str) -> Stage:
         return _rows_complete(series, judgment_file(series, judge, kind), names(series), pairwise)
 
     return Stage(f"{kind}:{judge['name']}", outputs=lambda series, entry: [judgment_file(series, judge, kind)],
-                 verify=verify, command=command, resumable=stages._always, per_entry=False,
+                 verify=verify, command=command, resumable=always, per_entry=False,
                  unfingerprinted=("--parallel",))
 
 

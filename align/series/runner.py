@@ -26,12 +26,12 @@ from align.series.manifest import SERIES_KEY, Manifest, RunLock, fingerprint
 from align.series.more_judges import judge_stages
 from align.series.process import run_logged, say, tail_lines
 from align.series.spec import PACKAGED_PREFIX, Series, load_series, parse_models
+from align.series.stage_outputs import checkpoint_fingerprint
 from align.series.stages import (
     STAGES,
     Stage,
     StageCommand,
     build_command,
-    checkpoint_fingerprint,
     prepare_stage,
     selected_stages,
 )

@@ -18,6 +18,7 @@ from typing import Any
 from align.errors import UserError
 from align.files import read_yaml_mapping
 from align.packaged import default_cache_dir, export_smollm2
+from align.series.entry_names import check_name_fits
 from align.series.judge_list import judge_list
 from judges.questions import load_questions
 
@@ -52,10 +53,6 @@ ENTRY_CPT_KEYS = {"recipe", "overrides", "tokens"}
 PARAM_CONVENTIONS = ("nominal", "non_embedding", "total")  # what N counts in 6·N·D and D = 40 N
 TOKEN_RULES = ("chinchilla2x", "staged")
 ENTRY_OVERRIDE_KEYS = {"overrides", "tokens"}
-# The file names an entry's name becomes (stages.output_path, judges/answers/command.py, align.locks, and
-# align.files' atomic writes: a temporary `.NAME.XXXXXXXX.tmp` beside the file it replaces).
-ENTRY_FILE_NAMES = ("{name}", "{name}.jsonl", "{name}.jsonl.meta.json", ".{name}.jsonl.lock",
-                    ".{name}.jsonl.XXXXXXXX.tmp", ".{name}.jsonl.meta.json.XXXXXXXX.tmp")
 
 
 @dataclass
@@ -232,29 +229,6 @@ def load_series(path: str | os.PathLike) -> Series:
     for i, entry in enumerate(series.models):
         check_name_fits(entry.name, f"models[{i}] ({entry.name}).name", series.output_dir, file)
     return series
-
-
-def _name_max(folder: Path) -> int:
-    """The longest file name the file system under `folder` (or its nearest existing parent) takes."""
-    for candidate in (folder, *folder.parents):
-        if candidate.is_dir():
-            try:
-                return os.pathconf(candidate, "PC_NAME_MAX")
-            except (OSError, ValueError):
-                break
-    return 255  # the common limit (ext4, xfs, btrfs, APFS)
-
-
-def check_name_fits(name: str, where: str, output_dir: Path, file: Path) -> None:
-    """An entry name becomes file names (its answers, their meta file, locks, temporary files): refused now
-    when one would be too long, not at the answer stage after days of training."""
-    limit = _name_max(output_dir)
-    longest = max((form.format(name=name) for form in ENTRY_FILE_NAMES), key=lambda n: len(n.encode()))
-    if len(longest.encode()) > limit:
-        spare = limit - (len(longest.encode()) - len(name.encode()))
-        raise UserError(f"{file}: {where}: {len(name)} characters: too long, it becomes file names of up to "
-                        f"{len(longest.encode())} bytes ({longest.replace(name, 'NAME')}) and the file system takes "
-                        f"{limit}: use at most {spare} characters")
 
 
 def _train_block(obj: Any, file: Path) -> dict:

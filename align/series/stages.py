@@ -11,7 +11,6 @@ in order. The prepare steps a series file lists are stages too (`prepare_stage`)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -19,15 +18,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import atomic_write_jsonl, file_sha256, read_jsonl
-from align.locks import output_lock
-from align.outputs import remove_previous_output
+from align.files import file_sha256
 from align.series import eval_stages, pretraining
 from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged
-from align.train.checkpoints import newest_complete_checkpoint
-from judges.judging.controls import control_of
-from judges.records import failed_list_path, latest_per_slot, read_judgments
+from align.series.stage_outputs import (
+    always,
+    answers_verified,
+    baseline_answers,
+    checkpoint_verified,
+    given_base,
+    has_checkpoint,
+    judgments_verified,
+    no_pairwise_match,
+    output_path,
+    outputs_of,
+    pairwise_verified,
+    remove_judgments,
+    remove_outputs,
+    report_verified,
+    scratch_baseline,
+)
 
 
 @dataclass
@@ -62,159 +73,6 @@ class Stage:
     reads: str | None = None
     # False: the entry has no such stage (no `cpt:` block); its upstream passes through to the next stage
     applies: Callable[[Series, str | None], bool] = lambda series, entry: True
-
-
-# ----------------------------------------------------------------------------- outputs and checks
-
-def output_path(series: Series, entry: str | None, stage: str) -> Path:
-    """Where a built-in stage writes: a checkpoint directory, an answer / judgment file, the report dir."""
-    out = series.output_dir
-    return {
-        "base": lambda: out / entry / "base",
-        "cpt": lambda: out / entry / "cpt",
-        "sft": lambda: out / entry / "sft",
-        "dpo": lambda: out / entry / "dpo",
-        "answer": lambda: out / entry / "model_answer" / f"{entry}.jsonl",
-        "judge": lambda: out / "model_judgment" / "judgments.jsonl",
-        "pairwise": lambda: out / "model_judgment" / "judgments_pair.jsonl",  # FastChat's _pair beside _single
-        "report": lambda: out,
-        **{name: (lambda name=name: eval_stages.eval_dir(series, entry, name)) for name in eval_stages.OUTPUT_DIRS},
-    }[stage]()
-
-
-def _outputs(stage: str) -> Callable[[Series, str | None], list[Path]]:
-    return lambda series, entry: [output_path(series, entry, stage)]
-
-
-def _remove_outputs(stage: str) -> Callable[[Series, str | None], None]:
-    def reset(series: Series, entry: str | None) -> None:
-        path = output_path(series, entry, stage)
-        with output_lock(path, "stage reset: output"):  # not while an align command is writing it
-            if path.is_dir():
-                remove_previous_output(path, flag="stage output")  # only what a previous run wrote
-            elif path.exists():
-                path.unlink()
-    return reset
-
-
-def _checkpoint_verified(stage: str) -> Callable[[Series, str | None], str | None]:
-    """A checkpoint stage is complete once its config and its run card (written last) are there."""
-    def verify(series: Series, entry: str | None) -> str | None:
-        out = output_path(series, entry, stage)
-        card = out / "run_card.json"
-        return file_sha256(card) if card.is_file() and (out / "config.json").is_file() else None
-    return verify
-
-
-def _has_checkpoint(stage: str) -> Callable[[Series, str | None], bool]:
-    """A trainer can resume once it saved a complete `checkpoint-N` (a save cut off by a kill is not one)."""
-    def resumable(series: Series, entry: str | None) -> bool:
-        out = output_path(series, entry, stage)
-        return out.is_dir() and newest_complete_checkpoint(out)[0] is not None
-    return resumable
-
-
-def _always(series: Series, entry: str | None) -> bool:
-    return True  # answer and judge skip what they already wrote
-
-
-def _answers_verified(series: Series, entry: str | None) -> str | None:
-    path = output_path(series, entry, "answer")
-    if not path.is_file():
-        return None
-    latest = latest_per_slot((r.get("question_id"), r) for r in read_jsonl(path))  # as the judge will read them
-    turns = {qid: len((r.get("choices") or [{}])[0].get("turns") or []) for qid, r in latest.items()}
-    if any(turns.get(qid, 0) < n for qid, n in series.question_turns):
-        return None
-    return file_sha256(path)
-
-
-def judgment_records(series: Series, path: Path, pairwise: bool = False) -> list[dict]:
-    """Every record of a judgment file, each checked as the report checks it (a bad one is a UserError)."""
-    if not path.is_file():
-        return []
-    return [rec for _, rec in read_judgments(path, series.question_set, pairwise)]
-
-
-def judgment_rows(series: Series, entry: str, controls: bool = False) -> list[dict]:
-    """The entry's single judgments (and, with `controls`, those of its @mismatched control)."""
-    names = {entry, control_of(entry)} if controls else {entry}
-    return [r for r in judgment_records(series, output_path(series, entry, "judge")) if r.get("model") in names]
-
-
-def _judgments_verified(series: Series, entry: str | None) -> str | None:
-    have = {(r.get("question_id"), r.get("turn")) for r in judgment_rows(series, entry)}
-    if any((qid, t) not in have for qid, n in series.question_turns for t in range(1, n + 1)):
-        return None
-    # The control's judgments count too: the report's judge check reads them.
-    return fingerprint(sorted(json.dumps(r, sort_keys=True) for r in judgment_rows(series, entry, True)))
-
-
-def scratch_baseline(series: Series, entry: str) -> str | None:
-    """judge.mode pairwise: the same-size scratch entry a non-scratch entry is compared with (the first one)."""
-    e = series.entry(entry)
-    if series.judge.get("mode") != "pairwise" or e.construction == "scratch":
-        return None
-    return next((m.name for m in series.models if m.construction == "scratch" and m.size == e.size), None)
-
-
-def _pairwise_verified(series: Series, entry: str | None) -> str | None:
-    """Every match of entry vs its scratch judged; with the entry's single judgments (the report reads both)."""
-    path, baseline = output_path(series, entry, "pairwise"), scratch_baseline(series, entry)
-    rows = [r for r in judgment_records(series, path, pairwise=True)
-            if (r.get("model_1"), r.get("model_2")) == (entry, baseline)]
-    have = {(r.get("question_id"), r.get("turn")) for r in rows}
-    if any((qid, t) not in have for qid, n in series.question_turns for t in range(1, n + 1)):
-        return None
-    return fingerprint(_judgments_verified(series, entry), sorted(json.dumps(r, sort_keys=True) for r in rows))
-
-
-def _baseline_answers(series: Series, entry: str | None) -> list[str]:
-    """The scratch entry's answers are half of every match: their content is part of the fingerprint."""
-    baseline = scratch_baseline(series, entry)
-    path = output_path(series, baseline, "answer") if baseline else None
-    return [str(path)] if path is not None and path.is_file() else []
-
-
-def _no_pairwise_match(series: Series, entry: str | None) -> str | None:
-    """An entry without a pairwise match (single mode, a scratch entry, no scratch of its size) has
-    nothing to run; its output is its single judgments."""
-    return None if scratch_baseline(series, entry) else fingerprint("no match", _judgments_verified(series, entry))
-
-
-def checkpoint_fingerprint(ref: str) -> str:
-    """Identity of a given checkpoint without reading weights: config + file names, sizes, mtimes."""
-    path = Path(ref)
-    if not path.is_dir():
-        return "hub:" + ref
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        st = f.stat()
-        h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    if (path / "config.json").is_file():
-        h.update((path / "config.json").read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _given_base(series: Series, entry: str | None) -> str | None:
-    path = series.entry(entry).path
-    return None if path is None else checkpoint_fingerprint(path)
-
-
-def _remove_judgments(series: Series, entry: str | None) -> None:
-    """The judgment file is shared: drop this entry's and its control's rows (and failures), keep the rest."""
-    path = output_path(series, entry, "judge")
-    with output_lock(path, "stage reset: judgments"):  # a judge appending meanwhile would lose its records
-        for file in (path, failed_list_path(path)):
-            if file.is_file():
-                keep = [r for r in read_jsonl(file) if r.get("model") not in (entry, control_of(entry))]
-                atomic_write_jsonl(file, keep)
-
-
-def _report_verified(series: Series, entry: str | None) -> str | None:
-    out = output_path(series, None, "report")
-    table = out / "table.csv"
-    return file_sha256(table) if table.is_file() and (out / "table.md").is_file() else None
 
 
 # ----------------------------------------------------------------------------- commands
@@ -343,7 +201,7 @@ def _eval_command(stage: str) -> Callable[..., StageCommand]:
 
 
 def _eval_stage(name: str, reads: str) -> Stage:
-    return Stage(name, outputs=_outputs(name), verify=eval_stages.verified(name), command=_eval_command(name),
+    return Stage(name, outputs=outputs_of(name), verify=eval_stages.verified(name), command=_eval_command(name),
                  reset=eval_stages.reset(name), inputs=eval_stages.inputs(name), given=eval_stages.off, reads=reads,
                  unfingerprinted=("--batch-size", "--device"))
 
@@ -418,32 +276,32 @@ def _base_inputs(series: Series, entry: str | None) -> list[str]:
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in [
     # grow / init: built from another entry or a path; an entry with `path:` has it given
-    Stage("base", outputs=_outputs("base"), verify=_checkpoint_verified("base"), command=_base_command,
-          reset=_remove_outputs("base"), given=_given_base,
+    Stage("base", outputs=outputs_of("base"), verify=checkpoint_verified("base"), command=_base_command,
+          reset=remove_outputs("base"), given=given_base,
           inputs=_base_inputs),
     # continued pretraining of the base checkpoint (entries with a `cpt:` block); SFT starts from its output
-    Stage("cpt", outputs=_outputs("cpt"), verify=_checkpoint_verified("cpt"), command=_cpt_command,
-          resumable=_has_checkpoint("cpt"), reset=_remove_outputs("cpt"),
+    Stage("cpt", outputs=outputs_of("cpt"), verify=checkpoint_verified("cpt"), command=_cpt_command,
+          resumable=has_checkpoint("cpt"), reset=remove_outputs("cpt"),
           inputs=lambda series, entry: [pretraining.recipe_of(series, series.entry(entry))] + (
               [series.train["accelerate_config"]] if series.train.get("accelerate_config") else []),
           applies=lambda series, entry: series.entry(entry).cpt is not None),
     _eval_stage("base_eval", reads="cpt"),  # the study's Table 1, before SFT
-    Stage("sft", outputs=_outputs("sft"), verify=_checkpoint_verified("sft"), command=_training_command("sft"),
-          resumable=_has_checkpoint("sft"), reset=_remove_outputs("sft"), inputs=_training_inputs("sft")),
-    Stage("dpo", outputs=_outputs("dpo"), verify=_checkpoint_verified("dpo"), command=_training_command("dpo"),
-          resumable=_has_checkpoint("dpo"), reset=_remove_outputs("dpo"), inputs=_training_inputs("dpo")),
+    Stage("sft", outputs=outputs_of("sft"), verify=checkpoint_verified("sft"), command=_training_command("sft"),
+          resumable=has_checkpoint("sft"), reset=remove_outputs("sft"), inputs=_training_inputs("sft")),
+    Stage("dpo", outputs=outputs_of("dpo"), verify=checkpoint_verified("dpo"), command=_training_command("dpo"),
+          resumable=has_checkpoint("dpo"), reset=remove_outputs("dpo"), inputs=_training_inputs("dpo")),
     _eval_stage("heldout_sft", reads="dpo"),  # the final model on held-out SFT rows
     _eval_stage("heldout_dpo", reads="dpo"),  # ... and on held-out preference pairs
-    Stage("answer", outputs=_outputs("answer"), verify=_answers_verified, command=_answer_command,
-          resumable=_always, reset=_remove_outputs("answer")),
-    Stage("judge", outputs=_outputs("judge"), verify=_judgments_verified, command=_judge_command,
-          resumable=_always, reset=_remove_judgments, batched=True, unfingerprinted=("--parallel",)),
+    Stage("answer", outputs=outputs_of("answer"), verify=answers_verified, command=_answer_command,
+          resumable=always, reset=remove_outputs("answer")),
+    Stage("judge", outputs=outputs_of("judge"), verify=judgments_verified, command=_judge_command,
+          resumable=always, reset=remove_judgments, batched=True, unfingerprinted=("--parallel",)),
     # judge.mode pairwise: each non-scratch entry against the same-size scratch entry. No reset: the
     # judge's cache is keyed on the whole prompts (both answers), so only changed matches are paid for.
-    Stage("pairwise", outputs=_outputs("pairwise"), verify=_pairwise_verified, command=_pairwise_command,
-          resumable=_always, given=_no_pairwise_match, batched=True, unfingerprinted=("--parallel",),
-          inputs=lambda series, entry: _baseline_answers(series, entry)),
-    Stage("report", outputs=_outputs("report"), verify=_report_verified, command=_report_command, per_entry=False),
+    Stage("pairwise", outputs=outputs_of("pairwise"), verify=pairwise_verified, command=_pairwise_command,
+          resumable=always, given=no_pairwise_match, batched=True, unfingerprinted=("--parallel",),
+          inputs=lambda series, entry: baseline_answers(series, entry)),
+    Stage("report", outputs=outputs_of("report"), verify=report_verified, command=_report_command, per_entry=False),
 ]}
 
 
