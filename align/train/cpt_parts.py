@@ -36,17 +36,22 @@ def apply_token_budget(training_args, resolved: dict, cli_keys: set[str]) -> str
             f"accumulation x {training_args.world_size} processes x max_length {training_args.max_length})")
 
 
-def load_text_tokenizer(model_args, training_args):
-    """The checkpoint's own tokenizer, unchanged but for a pad token (= eos) when it has none: no chat template
-    is added, the text is trained as it is."""
+def checkpoint_tokenizer(model_args, training_args):
+    """The checkpoint's tokenizer as it is saved; a checkpoint without one is a one-line error."""
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
-                                            trust_remote_code=training_args.trust_remote_code)
+        return AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
+                                             trust_remote_code=training_args.trust_remote_code)
     except OSError as err:
         first = str(err).strip().splitlines()[0]
         raise UserError(f"model_name_or_path {model_args.model_name_or_path!r}: no tokenizer ({first})") from None
+
+
+def load_text_tokenizer(model_args, training_args):
+    """The checkpoint's own tokenizer, unchanged but for a pad token (= eos) when it has none: no chat template
+    is added, the text is trained as it is."""
+    tok = checkpoint_tokenizer(model_args, training_args)
     eos = training_args.eos_token or tok.eos_token
     if eos is None:
         raise UserError(f"{model_args.model_name_or_path}: the tokenizer has no eos token (it separates documents): "

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from align.accounting import count_parameters, training_flops
-from align.errors import UserError
 from align.locks import output_lock
 from align.runcard import write_run_card
 from align.train.output_plan import plan_output_dir, run_inputs
@@ -111,16 +110,10 @@ def peft_and_quantization(model_args):
 
 def load_tokenizer(model_args, training_args, *, assistant_only_loss: bool, chat_template_path: str | None,
                    chat_template: str | None = None):
-    from transformers import AutoTokenizer
-
     from align.train.chat import prepare_tokenizer
+    from align.train.cpt_parts import checkpoint_tokenizer
 
-    try:
-        tok = AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
-                                            trust_remote_code=training_args.trust_remote_code)
-    except OSError as err:
-        first = str(err).strip().splitlines()[0]
-        raise UserError(f"model_name_or_path {model_args.model_name_or_path!r}: no tokenizer ({first})") from None
+    tok = checkpoint_tokenizer(model_args, training_args)
     return prepare_tokenizer(tok, chat_template_path=chat_template_path, assistant_only_loss=assistant_only_loss,
                              source=model_args.model_name_or_path, chat_template=chat_template)
 

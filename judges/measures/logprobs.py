@@ -13,6 +13,7 @@ of its counted tokens (each predicted from the tokens before it) and how many th
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -60,14 +61,6 @@ def sft_sequence(tokenizer, template: str, messages: list[dict], max_length: int
     return Sequence(ids, mask) if 1 in mask[1:] else None
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
 
 def dpo_sequences(tokenizer, template: str, chosen: list[dict], rejected: list[dict],
                   max_length: int | None) -> tuple[Sequence, Sequence] | None:
@@ -77,7 +70,7 @@ def dpo_sequences(tokenizer, template: str, chosen: list[dict], rejected: list[d
 
     prompt = ids(chosen[:-1], add_generation_prompt=True)
     full_chosen, full_rejected = ids(chosen), ids(rejected)
-    prompt_len = min(_common_prefix(prompt, full_chosen), _common_prefix(prompt, full_rejected))
+    prompt_len = len(os.path.commonprefix([prompt, full_chosen, full_rejected]))
     if max_length is not None and prompt_len >= max_length:
         return None
     pair = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -71,14 +72,6 @@ def cache_reuse_check(model) -> tuple[bool, str]:
     return True, what
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
 
 def prefill_row(model, ids: list[int], prior):
     """One prompt's cache over ids[:-1] (the last token is fed by the first decoding step), without padding.
@@ -91,7 +84,7 @@ def prefill_row(model, ids: list[int], prior):
     done, cache = 0, DynamicCache()  # plain full-history layers, also for sliding ones: the mask applies windows
     if prior is not None:
         seen, kv = prior
-        done = min(common_prefix(seen, ids), len(ids) - 1, kv[0][0].shape[-2])
+        done = min(len(os.path.commonprefix([seen, ids])), len(ids) - 1, kv[0][0].shape[-2])
         if done:
             cache = DynamicCache([(k[..., :done, :], v[..., :done, :]) for k, v in kv])
     if done < len(ids) - 1:
@@ -107,7 +100,7 @@ def shared_prefix(model, prompts: list[list[int]]):
     system prompt), encoded once for all of them; None when fewer than two prompts share a token."""
     if len(prompts) < 2:
         return None
-    shared = min(min(common_prefix(prompts[0], p) for p in prompts[1:]), min(map(len, prompts)) - 1)
+    shared = min(len(os.path.commonprefix(prompts)), min(map(len, prompts)) - 1)
     if shared < 1:
         return None
     cache, _ = prefill_row(model, prompts[0][:shared + 1], None)  # encodes all but the last id given
