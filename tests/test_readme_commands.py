@@ -32,6 +32,8 @@ NOT_RUNNABLE = {
     "make demo": "runs `make setup` (creates .venv with pip) first; the demo itself is "
                  "`align series recipes/demo/series.yaml`, which runs here",
     "make test": "the test suite this test is part of",
+    "make demo-staged": "runs `make setup` first; the staged demo itself is `align series recipes/demo/staged.yaml`, "
+                        "run end to end by tests/series/test_demo_staged.py",
     "accelerate launch --config_file recipes/accelerate/zero3.yaml -m align.sft --config recipes/sft/ultrachat.yaml "
     "--model_name_or_path CKPT --output_dir outputs/2b-expanded/sft":
         "the study's recipe: bf16 on GPUs with DeepSpeed ZeRO-3, UltraChat-200k from the hub",
