@@ -139,7 +139,8 @@ def test_zephyr_7b_beta_sft_then_dpo_train_as_written(tiny_base_llama_dir, tmp_p
     assert AutoTokenizer.from_pretrained(tmp_path / "sft").chat_template == ZEPHYR_TEMPLATE  # saved, so answers use it
     assert card["chat_template"] == ZEPHYR_TEMPLATE
     assert card["training_args"]["max_length"] == 2048 and card["training_args"]["warmup_steps"] == 0.1
-    assert [n.split(":")[0] for n in card["recipe_translations"]] == ["max_seq_length", "warmup_ratio"]
+    assert [n.split(":")[0] for n in card["recipe_translations"]] == [
+        "max_seq_length", "gradient_checkpointing", "gradient_checkpointing_kwargs", "warmup_ratio"]
     sources = card["data"]["mixture"]["sources"]
     assert [s["split"] for s in sources] == ["train_sft", "test_sft"] and all(s["rows_taken"] == 12 for s in sources)
     assert all(s["fingerprint"].startswith("sha256:") for s in sources)
