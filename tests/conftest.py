@@ -118,3 +118,15 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: int = 600, env: dict | None =
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
+
+
+def one_line_exit_2(argv: list[str], capsys) -> str:
+    """Run `align ARGV` in-process, expecting a user error: exit 2 and one `error:` line, no traceback."""
+    from align.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
+    return err

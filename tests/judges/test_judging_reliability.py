@@ -6,22 +6,12 @@ from __future__ import annotations
 import json
 import logging
 
-import pytest
-from conftest import write_jsonl
+from conftest import one_line_exit_2, write_jsonl
 from fakes.judge_server import FakeJudgeServer
 from test_answer import QUESTIONS
 from test_judge import _answers, _judge, _rows
 
 from align.cli import main
-
-
-def _exit_2(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
-    return err
 
 
 def test_judge_after_a_crash_mid_write_appends_cleanly_and_reports(tmp_path, capsys):
@@ -68,7 +58,7 @@ def test_model_ids_are_names_inside_the_answer_folder(tmp_path, monkeypatch, cap
     write_jsonl(tmp_path / "mt_bench" / "question.jsonl", QUESTIONS[:1])
     common = ["mtbench", "answer", "--backend", "openai", "--model-path", "m", "--question-dir", "mt_bench",
               "--api-key-env", "ALIGN_TEST_NO_KEY", "--max-new-token", "8"]
-    err = _exit_2([*common, "--model-id", "../../x", "--base-url", "http://127.0.0.1:9/v1"], capsys)
+    err = one_line_exit_2([*common, "--model-id", "../../x", "--base-url", "http://127.0.0.1:9/v1"], capsys)
     assert "--model-id '../../x'" in err and "not a path" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mt_bench"]  # nothing written anywhere
     with FakeJudgeServer() as server, caplog.at_level(logging.INFO, logger="judges.api.client"):
@@ -87,7 +77,7 @@ def test_judge_output_names_from_judge_model(tmp_path, monkeypatch, capsys):
     with FakeJudgeServer() as server:
         assert main([*base, "--judge-model", "Qwen/Qwen2.5-72B", "--base-url", server.base_url]) == 0
         capsys.readouterr()
-        err = _exit_2([*base, "--judge-model", "../../escape", "--base-url", server.base_url], capsys)
+        err = one_line_exit_2([*base, "--judge-model", "../../escape", "--base-url", server.base_url], capsys)
     assert "--judge-model '../../escape'" in err
     assert [p.name for p in (tmp_path / "outputs" / "mtbench" / "model_judgment").glob("*.jsonl")] == [
         "Qwen--Qwen2.5-72B_single.jsonl"]
@@ -97,11 +87,11 @@ def test_unset_key_for_a_remote_endpoint_is_an_error_naming_the_variable(tmp_pat
     monkeypatch.delenv("ALIGN_TEST_TYPO_KEY", raising=False)
     a = write_jsonl(tmp_path / "a.jsonl", _answers("a"))
     remote = "http://judge-host.invalid:8000/v1"
-    err = _exit_2(["mtbench", "judge", "--answer-file", str(a), "--base-url", remote, "--output-file",
+    err = one_line_exit_2(["mtbench", "judge", "--answer-file", str(a), "--base-url", remote, "--output-file",
                    str(tmp_path / "j.jsonl"), "--api-key-env", "ALIGN_TEST_TYPO_KEY"], capsys)
     assert "ALIGN_TEST_TYPO_KEY" in err and "not set" in err
     write_jsonl(tmp_path / "mt_bench" / "question.jsonl", QUESTIONS[:1])
-    err = _exit_2(["mtbench", "answer", "--backend", "openai", "--base-url", remote, "--model-path", "m",
+    err = one_line_exit_2(["mtbench", "answer", "--backend", "openai", "--base-url", remote, "--model-path", "m",
                    "--model-id", "m", "--answer-file", str(tmp_path / "ans.jsonl"), "--question-dir",
                    str(tmp_path / "mt_bench"), "--api-key-env", "ALIGN_TEST_TYPO_KEY"], capsys)
     assert "ALIGN_TEST_TYPO_KEY" in err and "not set" in err
@@ -111,17 +101,18 @@ def test_unset_key_for_a_remote_endpoint_is_an_error_naming_the_variable(tmp_pat
 def test_files_that_are_not_utf8_exit_2_naming_the_file(tmp_path, capsys):
     answers = tmp_path / "a.jsonl"
     answers.write_bytes("".join(json.dumps(r) + "\n" for r in _answers("a")).encode("utf-16"))
-    err = _exit_2(["mtbench", "judge", "--answer-file", str(answers), "--base-url", "http://127.0.0.1:9/v1",
+    err = one_line_exit_2(["mtbench", "judge", "--answer-file", str(answers), "--base-url", "http://127.0.0.1:9/v1",
                    "--output-file", str(tmp_path / "j.jsonl")], capsys)
     assert str(answers) in err and "UTF-16" in err
     judgments = tmp_path / "j.jsonl"
     judgments.write_bytes(b"\x00\x01\xfe binary")
-    err = _exit_2(["mtbench", "report", "--input-file", str(judgments), "--out-dir", str(tmp_path / "r")], capsys)
+    err = one_line_exit_2(["mtbench", "report", "--input-file", str(judgments), "--out-dir", str(tmp_path / "r")],
+                          capsys)
     assert str(judgments) in err and "not UTF-8" in err
     questions = tmp_path / "q" / "question.jsonl"
     questions.parent.mkdir()
     questions.write_bytes(b'{"question_id": 1, "turns": ["caf\xe9"]}\n')  # Latin-1
-    err = _exit_2(["mtbench", "answer", "--model-path", "m", "--model-id", "m", "--question-dir",
+    err = one_line_exit_2(["mtbench", "answer", "--model-path", "m", "--model-id", "m", "--question-dir",
                    str(questions.parent), "--answer-file", str(tmp_path / "x.jsonl")], capsys)
     assert str(questions) in err and "not valid UTF-8" in err
 
@@ -130,20 +121,20 @@ def test_corrupt_answer_sidecar_and_outputs_that_are_files(tmp_path, capsys):
     write_jsonl(tmp_path / "mt_bench" / "question.jsonl", QUESTIONS[:1])
     answers = write_jsonl(tmp_path / "ans.jsonl", [dict(_answers("m")[0], question_id=QUESTIONS[0]["question_id"])])
     (tmp_path / "ans.jsonl.meta.json").write_text('{"model_path": "m", "max_new')  # cut off
-    err = _exit_2(["mtbench", "answer", "--model-path", "m", "--model-id", "m", "--answer-file", str(answers),
+    err = one_line_exit_2(["mtbench", "answer", "--model-path", "m", "--model-id", "m", "--answer-file", str(answers),
                    "--question-dir", str(tmp_path / "mt_bench")], capsys)
     assert "ans.jsonl.meta.json" in err
-    err = _exit_2(["mtbench", "answer", "--model-path", "m", "--model-id", "m", "--answer-file", str(tmp_path),
+    err = one_line_exit_2(["mtbench", "answer", "--model-path", "m", "--model-id", "m", "--answer-file", str(tmp_path),
                    "--question-dir", str(tmp_path / "mt_bench")], capsys)
     assert "is a directory" in err
     judged = write_jsonl(tmp_path / "j.jsonl", [{"question_id": 81, "model": "m", "turn": 1, "score": 5,
                                                  "judge": ["gpt-4", "single-v1"]}])
-    err = _exit_2(["mtbench", "report", "--input-file", str(judged), "--out-dir", str(answers)], capsys)
+    err = one_line_exit_2(["mtbench", "report", "--input-file", str(judged), "--out-dir", str(answers)], capsys)
     assert "--out-dir" in err and "is a file" in err
-    err = _exit_2(["mtbench", "judge", "--answer-file", str(answers), "--base-url", "http://127.0.0.1:9/v1",
+    err = one_line_exit_2(["mtbench", "judge", "--answer-file", str(answers), "--base-url", "http://127.0.0.1:9/v1",
                    "--output-file", str(answers / "j.jsonl")], capsys)
     assert "is a file, not a directory" in err
-    err = _exit_2(["mtbench", "subset", "--out", str(answers)], capsys)
+    err = one_line_exit_2(["mtbench", "subset", "--out", str(answers)], capsys)
     assert "--out" in err and "is a file" in err
 
 
@@ -160,7 +151,7 @@ def test_series_checks_a_served_judges_key_before_anything_runs(tmp_path, monkey
               "models": [{"name": "m", "size": "S", "construction": "scratch", "path": str(tmp_path / "ckpt")}]}
     path = tmp_path / "series.yaml"
     path.write_text(yaml.safe_dump(series))
-    err = _exit_2(["series", str(path)], capsys)
+    err = one_line_exit_2(["series", str(path)], capsys)
     assert "judge" in err and "OPENAI_API_KEY" in err and "not set" in err
     assert not (tmp_path / "out").exists()  # nothing started
     main(["series", str(path), "--dry-run"])  # planning needs no key (its recipe checks may fail here)

@@ -10,22 +10,13 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, write_jsonl
+from conftest import REPO, one_line_exit_2, write_jsonl
 from fakes.judge_server import FakeJudgeServer
 from test_answer import QUESTIONS
 from test_judge import _answers, _judge, _rows
 
 from align.cli import main
 from align.locks import output_lock
-
-
-def _exit_2(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
-    return err
 
 
 def _single(model: str, qid: int, turn: int) -> dict:
@@ -51,7 +42,7 @@ def test_answer_refuses_a_file_of_another_kind(kind, rows, tmp_path, monkeypatch
     target = write_jsonl(tmp_path / "not_answers.jsonl", rows)
     before = target.read_bytes()
     with FakeJudgeServer() as server:
-        err = _exit_2(_answer_argv(tmp_path, server, target), capsys)
+        err = one_line_exit_2(_answer_argv(tmp_path, server, target), capsys)
         assert server.requests == 0  # refused before any answer was asked for
     assert f"--answer-file {target}" in err and f"a {kind} record" in err, err
     assert target.read_bytes() == before  # not rewritten (4 -> 2 records), not appended to
@@ -64,7 +55,7 @@ def test_answer_refuses_to_write_into_its_question_data(tmp_path, monkeypatch, c
                        [{"question_id": 1, "model_id": "gpt-4", "choices": [{"turns": ["4", "6"]}]}])
     before = refs.read_bytes()
     with FakeJudgeServer() as server:
-        err = _exit_2(_answer_argv(tmp_path, server, refs), capsys)
+        err = one_line_exit_2(_answer_argv(tmp_path, server, refs), capsys)
     assert "is also this run's input --question-dir" in err, err
     assert refs.read_bytes() == before
 
@@ -109,7 +100,7 @@ def test_report_refuses_to_overwrite_its_own_input(tmp_path, capsys):
     out = tmp_path / "report"
     judgments = write_jsonl(out / "table.md", [_single("a", 81, t) for t in (1, 2)])  # an input named table.md
     before = judgments.read_bytes()
-    err = _exit_2(["mtbench", "report", "--input-file", str(judgments), "--out-dir", str(out),
+    err = one_line_exit_2(["mtbench", "report", "--input-file", str(judgments), "--out-dir", str(out),
                    "--bootstrap", "100"], capsys)
     assert "is also this run's input --input-file" in err, err
     assert judgments.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["table.md"]
@@ -175,7 +166,7 @@ def test_answer_while_another_holds_the_file_is_refused(tmp_path, monkeypatch, c
     with FakeJudgeServer() as server:
         argv = _answer_argv(tmp_path, server, target)
         with output_lock(target, "--answer-file"):
-            err = _exit_2(argv, capsys)
+            err = one_line_exit_2(argv, capsys)
         assert "in use by another align process" in err and server.requests == 0
         assert main(argv) == 0
     assert sorted(r["question_id"] for r in _rows(target)) == [1, 2]
@@ -184,8 +175,8 @@ def test_answer_while_another_holds_the_file_is_refused(tmp_path, monkeypatch, c
 def test_report_while_another_holds_the_folder_is_refused(tmp_path, capsys):
     judgments = write_jsonl(tmp_path / "j.jsonl", [_single("a", 81, t) for t in (1, 2)])
     with output_lock(tmp_path / "report", "--out-dir"):
-        err = _exit_2(["mtbench", "report", "--input-file", str(judgments), "--out-dir", str(tmp_path / "report"),
-                       "--bootstrap", "100"], capsys)
+        err = one_line_exit_2(["mtbench", "report", "--input-file", str(judgments),
+                               "--out-dir", str(tmp_path / "report"), "--bootstrap", "100"], capsys)
     assert "--out-dir" in err and "in use by another align process" in err
     assert not (tmp_path / "report").exists()
 
