@@ -16,7 +16,7 @@ CHROMIUM := /usr/bin/chromium
 comma    := ,
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup lock test test-fast lint demo demo-staged bench clean
+.PHONY: setup lock test test-fast lint demo demo-staged bench docs docs-assets clean slurm-start slurm-stop
 
 setup: $(VENV)/.installed
 
@@ -59,6 +59,22 @@ demo-staged: setup
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+# The handbook (docs/, mkdocs.yml) as a site in outputs/site; --strict: a broken link or a page left out fails.
+docs: setup
+	$(BIN)/mkdocs build --strict
+
+# README's pictures and table excerpt, from a finished `make demo` (outputs/demo): docs/assets/make_assets.py.
+docs-assets: setup $(CHROMIUM)
+	$(BIN)/python docs/assets/make_assets.py
+
+# A real two-node Slurm cluster on this host (root; installs Debian's Slurm when missing). After slurm-start:
+# export SLURM_CONF=/tmp/align-slurm/slurm.conf (the Slurm tests reuse it with ALIGN_SLURM_CONF set to it).
+slurm-start:
+	$(SUDO) .ci/slurm/start.sh
+
+slurm-stop:
+	$(SUDO) .ci/slurm/stop.sh
 
 clean:
 	rm -rf $(VENV) outputs/* .pytest_cache
