@@ -4,14 +4,17 @@ Answer, judgment and report commands append to (or rewrite) files they find: tha
 resume. A file of another kind at that path (a judgment file given as `--answer-file`, training
 data, the answers given as the judge's own `--output-file`) would be appended to, rewritten or
 sorted into something else, so it is refused, as is an output that is one of the run's inputs;
-both before anything is written.
+both before anything is written. Commands that replace one JSON file whole (`align mtbench agreement
+--out`) follow the same rule: the file may only be an earlier output of the same command.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from align.errors import UserError
 from align.files import numbered_jsonl
@@ -24,6 +27,7 @@ FAILED = "failed-judgment list"
 SIGNATURES = ((PAIRWISE, ("model_1", "model_2", "g1_winner")), (SINGLE, ("question_id", "model", "score")),
               (FAILED, ("question_id", "turn", "error")), (ANSWER, ("question_id", "choices")),
               ("MT-Bench question", ("question_id", "turns", "category")),
+              ("MT-Bench judge prompt", ("name", "prompt_template")),
               ("training data", ("messages",)), ("preference data", ("chosen", "rejected")))
 
 
@@ -45,6 +49,47 @@ def check_file_kind(path: str | os.PathLike, expected: str, flag: str) -> None:
             what = "a record of no MT-Bench kind" if kind == "unrecognised" else f"a {kind} record"
             raise UserError(f"{flag} {path}:{lineno}: {what}; this command writes only {expected} "
                             "records there and refuses a file holding anything else: choose another file")
+
+
+def _contents(path: Path) -> str:
+    """What an existing file holds, for a refusal: the kind of its first record, or what else it is."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "something that is not UTF-8 text"
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        try:
+            doc = json.loads(first)
+        except ValueError:
+            return "something that is not JSON"
+    if isinstance(doc, list):
+        doc = doc[0] if doc and isinstance(doc[0], dict) else {}
+        if {"model_a", "model_b", "winner"} <= set(doc):
+            return "a list of votes"
+        return "a JSON list"
+    if not isinstance(doc, dict):
+        return "a JSON value that is not an object"
+    kind = record_kind(doc)
+    return "a JSON object of no MT-Bench kind" if kind == "unrecognised" else f"a {kind} record"
+
+
+def check_own_json(path: str | os.PathLike, is_ours: Callable[[Any], bool], what: str, flag: str) -> None:
+    """Refuse an existing, non-empty `path` that is not an earlier output of this command (a JSON
+    document `is_ours` accepts), before anything is written: it is replaced whole, and a judgment
+    file, a votes file or anything else there would be lost."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        ours = is_ours(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError):
+        ours = False
+    if not ours:
+        raise UserError(f"{flag} {path}: holds {_contents(path)}, not an earlier {what}; this command replaces "
+                        "the file whole and refuses one holding anything else: choose another file")
 
 
 def _same_file(a: Path, b: Path) -> bool:

