@@ -97,6 +97,8 @@ def judgment_rows(series: Series, entry: str, controls: bool = False) -> list[di
 
 def judgments_verified(series: Series, entry: str | None) -> str | None:
     have = {(r.get("question_id"), r.get("turn")) for r in judgment_rows(series, entry)}
+    if not have:  # nothing judged yet: no need to read the questions (a dry run has not prepared them)
+        return None
     if any((qid, t) not in have for qid, n in series.question_turns for t in range(1, n + 1)):
         return None
     # The control's judgments count too: the report's judge check reads them.
