@@ -114,6 +114,9 @@ def _coerce(key: str, value: Any, tp: Any, source: str) -> Any:
         except ValueError:
             raise UserError(f"{source}: key '{key}' expects a boolean (true/false, yes/no, t/f, y/n, 1/0), "
                             f"got {value!r}") from None
+    if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:  # Python's True == 1
+        expected = "a number" if float in kinds else "an integer"
+        raise UserError(f"{source}: key '{key}' expects {expected}, got {value!r} (a boolean)")
     if float in kinds and not isinstance(value, bool):
         if isinstance(value, (int, float)):
             return float(value) if int not in kinds else value

@@ -105,3 +105,28 @@ def test_entry_point_exits_2_without_traceback_before_loading(tmp_path):
     assert "Traceback" not in proc.stderr
     assert f"error: {recipe}: unknown key 'learning_rte'" in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("stage", ["sft", "dpo", "cpt"])
+@pytest.mark.parametrize(("text", "expected"), [
+    ("per_device_train_batch_size: true\n", "an integer"),
+    ("learning_rate: false\n", "a number"),
+    ("max_length: yes\n", "an integer"),  # YAML 1.1: yes is a boolean
+])
+def test_a_boolean_for_a_number_key_is_refused_naming_key_and_file(stage, text, expected, tmp_path):
+    """`per_device_train_batch_size: true` was taken as 1 (Python's True == 1), in every recipe kind (issue 29.11)."""
+    from align.train.kinds import config_class
+
+    with pytest.raises(UserError) as err:
+        parse(tmp_path, text, config_class=config_class(stage))
+    key = text.split(":")[0]
+    assert str(err.value) == (f"{tmp_path / 'r.yaml'}: key '{key}' expects {expected}, "
+                              f"got {'False' if 'false' in text else 'True'} (a boolean)")
+
+
+def test_max_tokens_true_is_refused_not_read_as_one_token(tmp_path):
+    from align.train.cpt import CPTConfig
+
+    with pytest.raises(UserError) as err:
+        parse(tmp_path, "max_tokens: true\nmax_length: 32\n", config_class=CPTConfig)
+    assert str(err.value) == f"{tmp_path / 'r.yaml'}: key 'max_tokens' expects an integer, got True (a boolean)"
