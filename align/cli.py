@@ -3,7 +3,8 @@
     align sft --config RECIPE [--key value ...]       (also: python -m align.sft, accelerate launch -m align.sft)
     align sft --accelerate_config zero3 --num_processes 8 --config RECIPE ...   (runs `accelerate launch`)
     align dpo --config RECIPE [--key value ...]
-    align cpt --config RECIPE [--key value ...]       continued pretraining on plain text
+    align cpt --config RECIPE [--key value ...]       continued pretraining on plain text or token shards
+    align tokenize --source CORPUS --tokenizer CKPT --out DIR   text -> token shards, once, on every core
     align init --like CKPT --out DIR                  random weights in a checkpoint's shape
     align grow --from CKPT --to SPEC --out DIR        bert2BERT width/depth growth
     align series FILE                                 a whole series, resumable
@@ -29,6 +30,7 @@ from align.errors import exit_on_user_error
 COMMANDS = {
     "init": ("align.grow.scratch", "a checkpoint of another's shape with fresh random weights"),
     "grow": ("align.grow.command", "grow a checkpoint wider/deeper (bert2BERT FPI/AKI)"),
+    "tokenize": ("align.train.tokenize", "text corpus -> token shards (.ds + .ds.index), in parallel, resumable"),
     "series": ("align.series.runner", "run a whole series: grow -> sft -> dpo -> answer -> judge -> report"),
     "eval": ("judges.measures.base_eval", "lm-evaluation-harness on a base checkpoint (the study's Table 1)"),
     "heldout": ("judges.measures.heldout", "held-out SFT loss or DPO preference accuracy, per row"),
