@@ -237,6 +237,7 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
     from align.train.compat import env_card, recipe_env
     from align.train.kinds import row_kind, trainer_class
     from align.train.mixture import load_training_data
+    from align.train.preemption import PREEMPTED_EXIT, watch_for_preemption
     from align.train.recipe import recipe_command_line
     from align.train.reference import reference_kind, rows_to_precompute
     from align.train.values import check_max_length_keeps_answers, check_trainable_rows, follow_recipe_precision
@@ -271,7 +272,11 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
     elif stage == "cpt":
         from align.train.cpt_parts import load_text_tokenizer
 
+        from align.train.token_blocks import prepare_shard_training
+
         tokenizer = load_text_tokenizer(model_args, training_args)  # plain text: no chat template
+        trainer_cls = prepare_shard_training(train, tokenizer, model_args.model_name_or_path, training_args,
+                                             trainer_cls)  # token shards: ready blocks (text rows: unchanged)
     else:
         tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=False, chat_template_path=None,
                                    chat_template=data_args.chat_template)
@@ -295,7 +300,14 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
     replace_previous_output(training_args, replace)
     log.info("%s: %d rows (%d skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
              "resuming " + resume if resume else "fresh start")
+    preemption = watch_for_preemption(trainer)  # SIGTERM / SIGUSR1: checkpoint at the step's end, then stop
     train_without_overshoot(trainer, resume)  # a checkpoint already at max_steps takes no further step
+    if preemption.stopped_at is not None:  # not done: no final save, no run card
+        trainer.accelerator.wait_for_everyone()
+        log.info("%s stopped on a signal after step %d with checkpoint-%d in %s: run again with "
+                 "--resume_from_checkpoint true to continue", stage, preemption.stopped_at, preemption.stopped_at,
+                 training_args.output_dir)
+        return PREEMPTED_EXIT
     save_outputs(trainer, tokenizer, model_args, training_args)
     finish_run(trainer, stage=stage, started=started, resolved=resolved, data_cards=cards,
                model_args=model_args, training_args=training_args,
