@@ -26,7 +26,8 @@ from align.files import numbered_jsonl, read_jsonl
 PAIR_VERDICTS = ("model_1", "model_2", "tie", "error")
 
 
-def _plain_int(value) -> bool:
+def plain_int(value) -> bool:
+    """A question_id or turn as records hold them: an int, not a bool, a float (81.9) or a string ("81")."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -42,10 +43,10 @@ def checked_judgment(rec: dict, where: str, question_turns: Mapping[int, int], p
         if not isinstance(rec.get(name), str) or not rec[name]:
             raise UserError(f"{where}: {kind} needs `{name}` (a model name)")
     qid, turn = rec.get("question_id"), rec.get("turn")
-    if not _plain_int(qid) or qid not in question_turns:
+    if not plain_int(qid) or qid not in question_turns:
         raise UserError(f"{where}: question_id {qid!r} is not a question of the question set "
                         f"({len(question_turns)} questions)")
-    if not _plain_int(turn) or not 1 <= turn <= question_turns[qid]:
+    if not plain_int(turn) or not 1 <= turn <= question_turns[qid]:
         raise UserError(f"{where}: turn {turn!r} of question {qid}: expected 1-{question_turns[qid]}")
     if pairwise:
         for game in ("g1_winner", "g2_winner"):
@@ -121,7 +122,7 @@ def failed_slots(failed_list: str | Path, pairwise: bool = False) -> set[tuple]:
     for i, rec in numbered_jsonl(failed_list):
         slot = record_slot(rec) if isinstance(rec, dict) else ()
         if (len(slot) != len(names) + 2 or not all(isinstance(s, str) and s for s in slot[:-2])
-                or not all(_plain_int(s) for s in slot[-2:])):
+                or not all(plain_int(s) for s in slot[-2:])):
             raise UserError(f"{failed_list}:{i}: expected {', '.join(names)}, question_id and turn in every row")
         slots.add(slot)
     return slots

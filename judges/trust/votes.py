@@ -15,6 +15,7 @@ string containing "tie" (the `mt_bench_human_judgments` format). Three kinds of 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from align.errors import UserError
 from align.files import _read_text, read_jsonl
 from judges.judging.controls import is_control
 from judges.questions import load_questions
-from judges.records import latest_per_slot, load_pair_judgments, outcome, read_judgments
+from judges.records import latest_per_slot, load_pair_judgments, outcome, plain_int, read_judgments
 
 WINNER_OF_OUTCOME = {"win": "model_a", "loss": "model_b", "tie": "tie"}
 VOTE_FIELDS = ("question_id", "model_a", "model_b", "winner", "judge", "turn")
@@ -111,15 +112,15 @@ def check_vote(vote, where: str) -> dict:
                 "model_a, model_b or a tie")
     if not isinstance(vote, dict) or any(k not in vote for k in VOTE_FIELDS):
         raise UserError(expected)
-    try:
-        qid, turn = int(vote["question_id"]), int(vote["turn"])
-    except (TypeError, ValueError):
-        raise UserError(expected) from None
+    qid, turn = vote["question_id"], vote["turn"]
+    for name, value in (("question_id", qid), ("turn", turn)):
+        if not plain_int(value):  # 81.9 or true would be truncated into some other question's vote
+            raise UserError(f"{where}: {name} {value!r}: expected a whole number")
     winner, a, b = vote["winner"], vote["model_a"], vote["model_b"]
     if (turn not in (1, 2) or not isinstance(winner, str) or not isinstance(a, str) or not isinstance(b, str)
             or a == b or not (winner in ("model_a", "model_b") or "tie" in winner)):
         raise UserError(expected)
-    return {**vote, "question_id": qid, "turn": turn}
+    return vote
 
 
 def read_votes_file(path: str) -> list[dict]:
@@ -129,7 +130,23 @@ def read_votes_file(path: str) -> list[dict]:
         raise UserError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
     if not isinstance(records, list):
         raise UserError(f"{path}: expected a JSON list of votes")
-    return [check_vote(vote, f"{path}: vote {i}") for i, vote in enumerate(records)]
+    lines = element_lines(_read_text(Path(path)), len(records))
+    return [check_vote(vote, f"{path}:{line}: vote {i}") for i, (vote, line) in enumerate(zip(records, lines))]
+
+
+_BETWEEN = re.compile(r"[\s,]*")  # what separates two elements of a JSON list
+
+
+def element_lines(text: str, count: int) -> list[int]:
+    """The line each element of a (valid) JSON list starts on, so a bad vote is named by file:line."""
+    decoder, lines, pos, line = json.JSONDecoder(), [], text.index("[") + 1, 1 + text.count("\n", 0, text.index("["))
+    for _ in range(count):
+        start = _BETWEEN.match(text, pos).end()
+        line += text.count("\n", pos, start)
+        lines.append(line)
+        _, pos = decoder.raw_decode(text, start)
+        line += text.count("\n", start, pos)
+    return lines
 
 
 def load_source(path: str, judge_prefix: str | None = None, question_dir: str | None = None) -> Source:
