@@ -14,6 +14,7 @@ A row that fails a check stops the run with file, row and problem named, or, wit
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from collections.abc import Iterable
@@ -41,11 +42,13 @@ class LoadedData:
     rows_kept: int
     rows_skipped: int
     skipped_examples: list[str] = field(default_factory=list)  # the first few problems, for the log / run card
+    files: list[dict] | None = None  # a local text corpus: each file read (path, bytes, sha256)
 
     def card(self) -> dict:
-        return {"source": self.source, "fingerprint": self.fingerprint, "rows_read": self.rows_read,
+        card = {"source": self.source, "fingerprint": self.fingerprint, "rows_read": self.rows_read,
                 "rows_kept": self.rows_kept, "rows_skipped_invalid": self.rows_skipped,
                 "skipped_examples": self.skipped_examples}
+        return card if self.files is None else {**card, "files": self.files}
 
 
 def conversation_problem(messages: Any) -> str | None:
@@ -105,10 +108,13 @@ class InvalidJSON:
 
 
 def _not_utf8(path: Path, err: UnicodeDecodeError) -> UserError:
-    head = path.read_bytes()[:4]
-    guess = " (it looks like UTF-16: it starts with a byte-order mark)" if head[:2] in (b"\xff\xfe", b"\xfe\xff") \
-        else " (it may be binary)" if b"\x00" in head else ""
-    return UserError(f"{path}: not UTF-8 text{guess}: {err.reason} at byte {err.start}; save it as UTF-8")
+    """One line naming the file, the byte offset and its line for text that is not UTF-8."""
+    data = path.read_bytes()
+    guess = " (it looks like UTF-16: it starts with a byte-order mark)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") \
+        else " (it may be binary)" if b"\x00" in data[:4] else ""
+    line = data.count(b"\n", 0, err.start) + 1
+    return UserError(f"{path}: not UTF-8 text{guess}: {err.reason} at byte {err.start} (line {line}); "
+                     "save it as UTF-8")
 
 
 def _read_local_rows(path: Path, invalid_rows: str = "error") -> list[tuple[str, Any]]:
@@ -238,11 +244,19 @@ def check_rows(labelled: Iterable[tuple[str, Any]], kind: str, invalid_rows: str
 def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "train",
               max_rows: int | None = None, invalid_rows: str = "error", text_column: str = TEXT_COLUMN):
     """Load, cap, check and clean a chat, preference or text dataset -> LoadedData."""
+    from align.train.text_files import corpus_files, corpus_fingerprint, corpus_rows, file_card, is_text_corpus
+
     columns = row_columns(kind, text_column)
     path = Path(name)
-    if path.is_file() and path.suffix not in LOCAL_FORMATS:
+    files = None
+    if kind == "text" and is_text_corpus(path):  # a file or folder of text: every file in it is read
+        files = [file_card(f) for f in corpus_files(path, split)]
+        labelled = corpus_rows([Path(f["path"]) for f in files], text_column, invalid_rows)
+        labelled = labelled if max_rows is None else itertools.islice(labelled, max_rows)
+        fingerprint = corpus_fingerprint(files)
+    elif path.is_file() and path.suffix not in LOCAL_FORMATS:
         raise UserError(f"{path}: unsupported data file type (expected one of {sorted(LOCAL_FORMATS)})")
-    if path.is_file() and path.suffix in (".jsonl", ".json"):
+    elif path.is_file() and path.suffix in (".jsonl", ".json"):
         labelled = _read_local_rows(path, invalid_rows)
         for label, row in labelled:
             if not isinstance(row, (dict, InvalidJSON)):
@@ -270,4 +284,4 @@ def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "
     key = hashlib.sha256(json.dumps([kind, fingerprint, max_rows, invalid_rows, read, text_column]).encode()
                          ).hexdigest()[:16]
     return LoadedData(_disk_backed(kept, f"{kind}-{key}"), source=name, fingerprint=fingerprint, rows_read=read,
-                      rows_kept=len(kept), rows_skipped=skipped, skipped_examples=examples)
+                      rows_kept=len(kept), rows_skipped=skipped, skipped_examples=examples, files=files)

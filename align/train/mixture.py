@@ -11,6 +11,7 @@ source, its weight or fraction, the rows taken and a fingerprint (sha256 for loc
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -45,12 +46,20 @@ def is_local(source: Source) -> bool:
     return Path(source.path).exists()
 
 
-def read_source(source: Source, streaming: bool = False, limit: int | None = None
+def read_source(source: Source, streaming: bool = False, limit: int | None = None, text_column: str | None = None
                 ) -> tuple[list[tuple[str, dict]], str]:
-    """(row label, row) pairs of one source and its fingerprint (sha256 of a local file)."""
+    """(row label, row) pairs of one source and its fingerprint (sha256 of a local file). With `text_column`
+    (text rows), a local .txt file or a folder is a text corpus: every file in it is read (text_files.py)."""
     from align.train.data import _read_local_rows  # the row reader with file:line labels
+    from align.train.text_files import corpus_files, corpus_fingerprint, corpus_rows, file_card
 
     file = local_file(source)
+    path = Path(source.path)
+    corpus = path.is_dir() if file is None else file.suffix == ".txt"
+    if text_column and corpus and source.data_files is None and source.data_dir is None:
+        cards = [file_card(f) for f in corpus_files(path, source.split)]
+        rows = list(itertools.islice(corpus_rows([Path(c["path"]) for c in cards], text_column), limit))
+        return rows, corpus_fingerprint(cards)
     if file is not None and file.suffix in (".jsonl", ".json"):
         rows = _read_local_rows(file)
         for label, row in rows:
@@ -135,7 +144,7 @@ def mixture_rows(mixture: Mixture, kind: str, limit: int | None = None,
             raise UserError(f"{mixture.key}: {s.label()}: columns {wanted}: a {kind} dataset needs "
                             f"{list(required)} and may add {list(optional)}")
         streaming_limit = limit if mixture.streaming and len(mixture.sources) == 1 else None
-        rows, fingerprint = read_source(s, mixture.streaming, streaming_limit)
+        rows, fingerprint = read_source(s, mixture.streaming, streaming_limit, text_column if kind == "text" else None)
         for label, row in rows[:1]:
             absent = [c for c in wanted if c not in row]
             if absent:
@@ -223,6 +232,13 @@ def load_training_data(data_args, training_args, kind: str, source: str):
     from align.train.data import load_rows
 
     mixture = mixture_from_args(data_args, source, seed=training_args.seed)
+    if mixture is None and kind == "text":  # a folder `align tokenize` wrote: blocks over its shards (issue 31)
+        from align.train.shards import is_shard_folder
+
+        if data_args.dataset_name and is_shard_folder(data_args.dataset_name):
+            from align.train.token_blocks import load_token_blocks
+
+            return load_token_blocks(data_args, training_args, source)
     want_eval = training_args.eval_strategy != "no"
     text_column = getattr(training_args, "text_column", None) or "text"  # text rows (CPT): the recipe's column
     if mixture is None:
