@@ -271,7 +271,6 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
         training_args.chat_template_path = None  # applied above (to the tokenizer that gets saved)
     elif stage == "cpt":
         from align.train.cpt_parts import load_text_tokenizer
-
         from align.train.token_blocks import prepare_shard_training
 
         tokenizer = load_text_tokenizer(model_args, training_args)  # plain text: no chat template
