@@ -1,6 +1,7 @@
 """The real Slurm cluster of the Slurm tests: two nodes on this host (.ci/slurm/start.sh), started once
-for the session when a Slurm test asks for it, stopped at the end; the tests skip with one line where
-Slurm cannot start (not root, no packages and no apt, daemons that do not come up)."""
+for the session when a Slurm test asks for it (the `slurm_cluster` fixture, registered in conftest.py),
+stopped at the end; the tests skip with one line where Slurm cannot start (not root, no packages and no
+apt, daemons that do not come up)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 START, STOP = REPO / ".ci/slurm/start.sh", REPO / ".ci/slurm/stop.sh"
 DONE_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                "BOOT_FAIL", "DEADLINE"}
