@@ -23,7 +23,7 @@ from align.errors import UserError
 from align.train.compat import translate_argv, translate_keys
 from align.train.mixture import is_local, local_file
 from align.train.mixture_spec import Mixture, Source, mixture_from_args
-from align.train.values import lenient_bool, output_dir_problem, raw_recipe_file
+from align.train.values import key_label, lenient_bool, output_dir_problem, raw_recipe_file
 
 TRUE = {"true", "1", "yes", "on"}  # environment variables (huggingface_hub's reading), not recipe values
 # report_to names -> the module that must be importable (transformers' integration names)
@@ -233,6 +233,23 @@ def attention_problem(model: str | None, attn: str | None) -> str | None:
             "set attn_implementation: eager (or another it supports)")
 
 
+def eos_token_problem(model: str | None, eos_token: str | None, where: str, trust_remote_code: bool) -> str | None:
+    """An eos_token the checkpoint's tokenizer does not have (TRL raises a ValueError after the data is
+    read). Loads the tokenizer only when eos_token is set; a missing model or tokenizer is said elsewhere."""
+    if not model or eos_token is None or model_problem(model):
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        vocabulary = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code).get_vocab()
+    except (OSError, ValueError):
+        return None
+    if eos_token in vocabulary:
+        return None
+    return (f"{where} {eos_token!r} is not in the vocabulary of {model}'s tokenizer: name one of its tokens, "
+            "or leave eos_token unset for the tokenizer's own")
+
+
 def template_problem(data_args, training_args) -> str | None:
     path = getattr(training_args, "chat_template_path", None)
     if data_args.chat_template and path:
@@ -270,7 +287,10 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
     unset = output_dir_problem(resolved, cli_keys(argv))
     problems += [unset] if unset else []
     model_checks = (model_problem(model_args.model_name_or_path),
-                    attention_problem(model_args.model_name_or_path, model_args.attn_implementation)
+                    attention_problem(model_args.model_name_or_path, model_args.attn_implementation),
+                    eos_token_problem(model_args.model_name_or_path, getattr(training_args, "eos_token", None),
+                                      key_label("eos_token", resolved, cli_keys(argv)),
+                                      training_args.trust_remote_code),
                     ) if check_model else ()
     for problem in (template_problem(data_args, training_args), *model_checks):
         if problem:

@@ -30,10 +30,14 @@ def key_source(key: str, resolved: dict[str, Any], cli_keys: set[str]) -> str:
     return "default"
 
 
-def _refuse(key: str, value: Any, expected: str, resolved: dict, cli_keys: set[str]) -> None:
+def key_label(key: str, resolved: dict[str, Any], cli_keys: set[str]) -> str:
+    """'command line: --key', 'FILE: key 'key'' or 'default: key 'key'': a key and where its value came from."""
     where = key_source(key, resolved, cli_keys)
-    flag = f"--{key}" if where == "command line" else f"key '{key}'"
-    raise UserError(f"{where}: {flag} must be {expected}, got {value!r}")
+    return f"{where}: --{key}" if where == "command line" else f"{where}: key '{key}'"
+
+
+def _refuse(key: str, value: Any, expected: str, resolved: dict, cli_keys: set[str]) -> None:
+    raise UserError(f"{key_label(key, resolved, cli_keys)} must be {expected}, got {value!r}")
 
 
 def check_values(training_args, model_args, data_args, resolved: dict[str, Any], cli_keys: set[str]) -> None:

@@ -300,3 +300,17 @@ def test_a_padding_free_batch_padded_to_a_multiple_counts_only_its_sequences():
     assert batch["input_ids"].numel() == 16 and "attention_mask" not in batch
     assert trained_token_count(batch, padded_to_multiple=True) == 8
     assert trained_token_count(dict(batch, input_ids=batch["input_ids"][:, :8]), padded_to_multiple=False) == 8
+
+
+def test_an_eos_token_outside_the_vocabulary_is_one_line_before_anything_loads(tiny_base_llama_dir, tmp_path,
+                                                                                capsys):
+    """TRL raised a ValueError (a traceback) after the data was read; now the pre-run checks say it, dry run too."""
+    data = text_file(tmp_path / "docs.jsonl")
+    for extra in ([], ["--dry_run", "true"]):
+        code, _, err = run_cpt(base_argv(tiny_base_llama_dir, data, tmp_path / "out", "--max_steps", "1",
+                                         "--eos_token", "<|no-such-token|>", *extra), capsys)
+        assert code == 2 and "Traceback" not in err
+        assert err.strip().splitlines()[-1] == (
+            f"error: command line: --eos_token '<|no-such-token|>' is not in the vocabulary of {tiny_base_llama_dir}'s "
+            "tokenizer: name one of its tokens, or leave eos_token unset for the tokenizer's own")
+        assert not (tmp_path / "out").exists()
