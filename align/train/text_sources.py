@@ -28,21 +28,19 @@ HEAD_BYTES = 1 << 16  # the part of each file the source fingerprint hashes (a c
 
 # ---------------------------------------------------------------------- planning
 
-def local_files(source: str) -> list[Path] | None:
-    """The source's files (sorted), or None when the source is not a local path."""
+def local_files(source: str, split: str = "train") -> list[Path] | None:
+    """The source's files (sorted), or None when the source is not a local path. A folder is listed as
+    `align cpt` lists one (align/train/text_files.py: files named for a split belong to it, README.md and
+    hidden files left out, a file of another type refused)."""
     path = Path(source).expanduser()
     if path.is_file():
         if path.suffix not in LOCAL_SUFFIXES:
             raise UserError(f"{path}: unsupported text file type (expected one of {list(LOCAL_SUFFIXES)})")
         return [path]
-    if path.is_dir():  # as `align cpt` lists a folder: hidden files and README.md left out, others refused
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "README.md"
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
-        for f in files:
-            if f.suffix not in LOCAL_SUFFIXES:
-                raise UserError(f"{f}: unsupported text file type in --source {source} "
-                                f"(expected one of {list(LOCAL_SUFFIXES)})")
-        return files
+    if path.is_dir():
+        from align.train.text_files import corpus_files
+
+        return corpus_files(path, split)
     if source.startswith(("/", ".", "~")) or path.suffix in LOCAL_SUFFIXES:
         raise UserError(f"--source {source}: not found")
     return None
@@ -140,7 +138,7 @@ def plan_hub(name: str, config: str | None, split: str, shards: int) -> list[lis
 
 def plan_source(source: str, config: str | None, split: str, shards: int) -> tuple[list[list[dict]], str]:
     """(shards as lists of pieces, source fingerprint); an empty source is a one-line UserError."""
-    files = local_files(source)
+    files = local_files(source, split)
     if files is None:
         return plan_hub(source, config, split, shards), "hub:" + json.dumps([source, config, split])
     plan = plan_local(files, shards)

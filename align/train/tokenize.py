@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", required=True, help="checkpoint (or tokenizer) folder or hub id")
     parser.add_argument("--out", required=True, help="the shard folder (new, or this command's own to resume)")
     parser.add_argument("--config", default=None, help="hub dataset config name (e.g. sample-10BT)")
-    parser.add_argument("--split", default="train", help="hub dataset split (default: train)")
+    parser.add_argument("--split", default="train",
+                        help="split: a hub dataset's, or a local folder's files named for it (default: train)")
     parser.add_argument("--text-column", default="text", help="field/column holding each document (default: text)")
     parser.add_argument("--max-tokens", type=positive_int, default=None,
                         help="token budget: read only the documents it needs (default: the whole source)")
@@ -78,10 +79,10 @@ def _load_tokenizer(name: str):
     return tok, identity
 
 
-def _default_shards(source: str, workers: int) -> int:
+def _default_shards(source: str, split: str, workers: int) -> int:
     from align.train.text_sources import local_files
 
-    files = local_files(source)
+    files = local_files(source, split)
     size = sum(f.stat().st_size for f in files) if files else 0
     return max(workers, math.ceil(size / (256 << 20)))
 
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     created = not out.exists()
     with output_lock(out, "--out"):
         previous = read_json(out / PLAN, "token shard plan") if (out / PLAN).is_file() else {}
-        shards = args.shards or previous.get("shards_requested") or _default_shards(args.source, workers)
+        shards = args.shards or previous.get("shards_requested") or _default_shards(args.source, args.split, workers)
         pieces, fingerprint = plan_source(args.source, args.config, args.split, shards)
         wanted = {"source": args.source, "source_fingerprint": fingerprint, "text_column": args.text_column,
                   "max_tokens": args.max_tokens, "shards_requested": shards}

@@ -123,10 +123,10 @@ def test_bad_sources_and_folders_are_one_line_refusals_that_leave_nothing(case, 
                                                                            capsys):
     src, out = tmp_path / "src", tmp_path / "shards"
     src.mkdir()
-    expected = {"empty folder": "nothing to tokenize", "empty files": "only empty files",
+    expected = {"empty folder": "no file for split 'train' in the folder (it is empty)", "empty files": "only empty files",
                 "foreign folder": "not empty and not an align tokenize folder",
                 "bad json": "(line at byte 0): not valid JSON", "no column": "no 'text' field",
-                "unsupported file": "notes.csv: unsupported text file type"}[case]
+                "unsupported file": "notes.csv: not a text corpus file"}[case]
     if case == "empty files":
         (src / "a.jsonl").write_text("")
     elif case == "foreign folder":
