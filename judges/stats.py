@@ -12,10 +12,13 @@ from itertools import product
 
 import numpy as np
 
-EXACT_SIGN_FLIP_MAX_N = 16
+EXACT_SIGN_FLIP_MAX_N = 16  # 2**16 sign patterns: enumerate them all up to this many questions
 # Below this many questions a percentile bootstrap is not a 95% interval (one question: zero width):
 # the report shows no CI and says why.
-MIN_CI_QUESTIONS = 10  # 2**16 sign patterns: enumerate them all below this many questions
+MIN_CI_QUESTIONS = 10
+# --min-ci-questions may not go below this: a bootstrap over 1 question is one point (a zero-width "95% CI"),
+# over 2 it has three values, and the equal-length line (two parameters) has no residual left below 3.
+CI_QUESTIONS_FLOOR = 3
 
 
 def bootstrap_mean_ci(per_question: list[list[float]], n_boot: int = 10_000, seed: int = 0,

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path, PureWindowsPath
 
-from align.argtypes import int_at_least, non_negative_int, positive_int
+from align.argtypes import int_at_least, non_negative_int
 from align.errors import UserError
 from align.file_set import replaced_together
 from align.files import atomic_write_json, atomic_write_text, check_output_dir, read_yaml_mapping
@@ -47,7 +47,7 @@ from judges.reporting.pair_report import pair_rows as pair_report_rows
 from judges.reporting.pretraining_plot import load_curves, plot_pretraining
 from judges.reporting.rows import Row, Study
 from judges.reporting.tables import csv_text, latex, markdown, md_table, plot_categories
-from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
+from judges.stats import CI_QUESTIONS_FLOOR, MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
 from judges.trust import report_parts as trust
 
 log = logging.getLogger(__name__)
@@ -217,9 +217,7 @@ def build_study(args: argparse.Namespace) -> Study:
         controls = trust.pair_controls(study.pair_judged, study.answers, args.bootstrap, args.seed,
                                        args.min_ci_questions)
         for row in study.pairs:
-            control = controls.get((row.model_1, row.model_2), {})
-            row.length_controlled = control.get("length_controlled_win_rate")
-            row.style_controlled = control.get("style_controlled_win_rate")
+            row.controls = controls.get((row.model_1, row.model_2))
         study.pair_judge = _judge_name(study.pair_judged.values())
     if len(judges) == 2:
         study.agreement = trust.judges_agreement(judges[0][1], judges[1][1], args.question_dir)
@@ -281,8 +279,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                              "default: the packaged data")
     parser.add_argument("--bootstrap", type=int_at_least(100), default=10_000,
                         help="bootstrap resamples (and permutations)")
-    parser.add_argument("--min-ci-questions", type=positive_int, default=MIN_CI_QUESTIONS,
-                        help=f"show no 95%% CI for fewer questions than this (default {MIN_CI_QUESTIONS})")
+    parser.add_argument("--min-ci-questions", default=MIN_CI_QUESTIONS,
+                        type=int_at_least(CI_QUESTIONS_FLOOR, f"an integer of at least {CI_QUESTIONS_FLOOR} (fewer "
+                                          "questions make no 95% interval: one question gives a zero-width one)"),
+                        help=f"show no 95%% CI for fewer questions than this (default {MIN_CI_QUESTIONS}; "
+                             f"at least {CI_QUESTIONS_FLOOR})")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--base-eval", action="append", default=[], metavar="NAME=DIR",
                         help="model NAME's `align eval` output folder (base_eval.json): the Base models table "
@@ -301,7 +302,8 @@ def write_report(out: Path, study: Study, args: argparse.Namespace, started: flo
     if study.rows:
         held = heldout_columns(study.free)
         md = markdown(study.rows, study.judge, args.bootstrap, args.min_ci_questions, study.warning,
-                      check_lines(study.checks, study.controls_seen) + ([heldout_note()] if held[0] else []), held)
+                      check_lines(study.checks, study.controls_seen) + ([heldout_note()] if held[0] else [])
+                      + [f"\n{note}" for note in trust.equal_length_notes(study.rows)], held)
         md += ("\n" + base_markdown(study.free, study.rows, args.bootstrap, args.min_ci_questions)
                if study.free.base else "")
         atomic_write_text(out / "table.csv", csv_text(study.rows, csv_columns(study.free)))

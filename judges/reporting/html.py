@@ -17,10 +17,16 @@ from align.files import atomic_write_text
 from judges.judging.controls import control_of
 from judges.records import outcome
 from judges.reporting.judge_free_tables import base_delta_table, base_note, base_table, heldout_columns, heldout_note
-from judges.reporting.pair_report import PAIR_HEADER, pair_cells
+from judges.reporting.pair_report import PAIR_HEADER, control_warnings, pair_cells
 from judges.reporting.rows import Study
 from judges.reporting.tables import MAIN_HEADER, main_cells, with_extra
-from judges.trust.report_parts import AGREEMENT_HEADER, agreement_notes, agreement_rows
+from judges.trust.report_parts import (
+    AGREEMENT_HEADER,
+    CONTROL_NOTE,
+    agreement_notes,
+    agreement_rows,
+    equal_length_notes,
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:110em}
@@ -78,6 +84,12 @@ def _check_html(checks: dict, controls_seen: bool) -> str:
                                             rows, "judge-check")
             + '<p class="note">Each model minus its own answers attached to other questions of the same turn '
               "count. A judge that reads the answers puts the CI above 0.</p>")
+
+
+def _warnings_html(lines: list[str]) -> list[str]:
+    """The controlled figures' warnings (confounding, not estimable, far from raw), one paragraph each."""
+    return [f'<p class="warning control-warning">{_e(line.strip("*").removeprefix("Warning: "))}</p>'
+            for line in lines]
 
 
 def _base_html(study: Study, summary: dict) -> str:
@@ -180,6 +192,7 @@ def page(study: Study, summary: dict, png: Path) -> str:
                    f'<p class="note">No CI below {summary["min_ci_questions"]} questions (n = questions judged). '
                    "Words/turn: mean words per answer turn."
                    f"{' ' + _e(heldout_note()) if study.free.heldout else ''}</p>",
+                   *_warnings_html(equal_length_notes(study.rows)),
                    _check_html(study.checks, study.controls_seen), _base_html(study, summary), _chart(png)]
     if study.pairs:
         bias = study.bias or {}
@@ -188,7 +201,8 @@ def page(study: Study, summary: dict, png: Path) -> str:
                    _table(PAIR_HEADER, [pair_cells(r) for r in study.pairs], "pair-table"),
                    f'<p class="note">Position bias: the answer shown first won {bias.get("A", 0)} of '
                    f'{bias.get("A", 0) + bias.get("B", 0)} decisive games'
-                   f'{"" if share is None or math.isnan(share) else f" ({100 * share:.0f}%)"}.</p>']
+                   f'{"" if share is None or math.isnan(share) else f" ({100 * share:.0f}%)"}.</p>',
+                   f'<p class="note">{_e(CONTROL_NOTE)}</p>', *_warnings_html(control_warnings(study.pairs))]
     pieces.append(_agreement_html(study))
     pieces.append(_pretraining_chart(png.with_name("pretraining.png")))
     pieces += ['<h2>Questions</h2><div id="filters">Category: <select id="category"><option value="all">all'

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from judges.questions import CATEGORIES
 from judges.records import outcome
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci
+from judges.trust.report_parts import CONTROL_NOTE, CONTROLLED, summary_fields
+from judges.trust.support import confounded
 
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 
@@ -36,8 +38,7 @@ class PairRow:
     adjusted_ci: tuple[float, float] = (math.nan, math.nan)
     categories: dict[str, float] = field(default_factory=dict)  # tie-adjusted win rate per category
     category_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # its bootstrap CI (enough questions)
-    length_controlled: dict | None = None  # {value, ci}: judges/trust (needs the answers' texts)
-    style_controlled: dict | None = None
+    controls: dict | None = None  # judges/trust/report_parts.pair_controls' entry (needs the answers' texts)
 
 
 def pair_rows(judged: dict[tuple, dict], categories: dict[int, str], n_boot: int, seed: int,
@@ -104,22 +105,39 @@ def _cat_cell(row: PairRow, category: str) -> str:
 
 
 PAIR_HEADER = ["Model", "vs", "Win", "Tie", "Loss", "Errors", "Missing", "Win rate", "95% CI", "Tie-adjusted", "95% CI",
-               "Questions", "LC win rate [95% CI]", "SC win rate [95% CI]"]
+               "Questions", "Model longer", "LC win rate [95% CI]", "Equal-style win rate [95% CI]"]
 
 
 def _controlled_cell(result: dict | None) -> str:
-    """A controlled win rate: "61% [52%, 70%]", "61%" (too few questions for a CI), "–" (no answers)."""
+    """A controlled win rate: "61% [52%, 70%]", "61%" (too few questions for a CI), "– (extrapolation)" (the
+    matches do not reach equal length or style), "–" (no answers)."""
+    if result and result.get("not_estimable"):
+        return "– (extrapolation)" if result["not_estimable"].startswith("extrapolation") else "– (not estimable)"
     if not result or result["value"] is None:
         return "–"
     low, high = result["ci"]
     return _pct(result["value"]) + ("" if low is None else f" [{_pct(low)}, {_pct(high)}]")
 
 
+def _longer_cell(controls: dict | None) -> str:
+    """The confounding measure: the share of matches where Model's answer is the longer, flagged outside the band."""
+    share = (controls or {}).get("model_1_longer_share")
+    if share is None:
+        return "–"
+    return _pct(share) + (" (confounded)" if confounded(share) else "")
+
+
 def pair_cells(r: PairRow) -> list[str]:
+    controls = r.controls or {}
     return [r.model_1, r.model_2, str(r.win), str(r.tie), str(r.loss), str(r.errors), str(r.missing),
             _pct(r.win_rate),
             _ci(r.win_ci, r.questions), _pct(r.adjusted), _ci(r.adjusted_ci, r.questions), str(r.questions),
-            _controlled_cell(r.length_controlled), _controlled_cell(r.style_controlled)]
+            _longer_cell(r.controls), *(_controlled_cell(controls.get(key)) for key, _ in CONTROLLED)]
+
+
+def control_warnings(rows: list[PairRow]) -> list[str]:
+    """Every pair's warnings about its controlled rates (confounding, not estimable, far from raw)."""
+    return [w for r in rows for w in (r.controls or {}).get("warnings", [])]
 
 
 def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, table,
@@ -135,11 +153,9 @@ def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, tabl
              "[[A]], [[B]] or [[C]] in either order (left out of the rates); Missing: matches that failed after "
              "retries and were not redone (in <file>.failed.jsonl). Win rate = wins / matches; tie-adjusted = "
              f"(wins + ties/2) / matches; 95% CI: percentile bootstrap over questions ({n_boot} resamples), "
-             f"not shown below {min_questions} questions (n = questions). LC / SC: the tie-adjusted win rate "
-             "with the answers' length (LC: AlpacaEval 2's GLM, read at zero length difference) or length and "
-             "markdown style (SC: Arena-Hard-Auto's style control, read at the pool's mean style difference) held "
-             "fixed; bootstrap CI over questions; – without --answer-file. A raw rate well above LC / SC: the judge "
-             "rewards length or formatting.", "",
+             f"not shown below {min_questions} questions (n = questions). The controlled rates need "
+             f"--answer-file (– without it). {CONTROL_NOTE}", "",
+             *(f"**Warning: {w}**\n" for w in control_warnings(rows)),
              f"Position bias: of {bias['A'] + bias['B']} games with a decisive verdict, the judge preferred the "
              f"answer shown first (A) in {bias['A']} ({_pct(share) if share is not None else '–'}); 50% is "
              f"unbiased. Ties: {bias['tie']} games; unreadable verdicts: {bias['error']} of {bias['games']}."]
@@ -149,15 +165,6 @@ def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, tabl
                   table(["Model", "vs"] + cats,
                         [[r.model_1, r.model_2] + [_cat_cell(r, c) for c in cats] for r in rows])]
     return "\n".join(lines) + "\n"
-
-
-def _controlled_fields(row: PairRow) -> dict:
-    out = {}
-    for name, result in (("length_controlled_win_rate", row.length_controlled),
-                         ("style_controlled_win_rate", row.style_controlled)):
-        result = result or {"value": None, "ci": [None, None]}
-        out[name], out[f"{name}_ci"] = result["value"], list(result["ci"])
-    return out
 
 
 def pair_summary(rows: list[PairRow], bias: dict) -> dict:
@@ -171,5 +178,5 @@ def pair_summary(rows: list[PairRow], bias: dict) -> dict:
                        "adjusted_win_rate_ci": [clean(x) for x in r.adjusted_ci],
                        "categories": r.categories,
                        "category_ci": {c: list(ci) for c, ci in r.category_ci.items()},
-                       **_controlled_fields(r)} for r in rows],
+                       **summary_fields(r.controls)} for r in rows],
             "position_bias": bias}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from judges.questions import CATEGORIES
 from judges.reporting.rows import Row
+from judges.trust.support import SUPPORT_MIN_SHARE
 
 
 def _f(x: float, digits: int = 2) -> str:
@@ -46,7 +47,10 @@ def main_cells(row: Row) -> list[str]:
 
 
 def equal_length_cell(result: dict | None) -> str:
-    """Δ at equal answer length (judges/trust/single_length): "+0.42 [-0.10, +0.95]"; "" without answers."""
+    """Δ at equal answer length (judges/trust/single_length): "+0.42 [-0.10, +0.95]"; "– (extrapolation)" where
+    the questions do not reach equal length; "" without answers."""
+    if result and result.get("not_estimable"):
+        return "– (extrapolation)" if result["not_estimable"].startswith("extrapolation") else "– (not estimable)"
     if not result or result["value"] is None:
         return ""
     low, high = result["ci"]
@@ -85,7 +89,11 @@ def markdown(rows: list[Row], judge: str, n_boot: int, min_questions: int, warni
             "(per-question score = mean of its valid turns); CI: paired bootstrap; p: two-sided sign-flip "
             "permutation test. Δ at equal length (needs --answer-file): the intercept of an OLS of the per-question "
             "score difference on the answers' length difference (characters), i.e. Δ had both answered at the "
-            "same length, with its 95% CI; a Δ that shrinks to nothing here was bought with length.", "",
+            "same length, with its 95% CI (t-interval, shown from the same number of questions as the other CIs); "
+            "a Δ that shrinks to nothing here was bought with length. It is read only where the questions reach "
+            f"equal length: with fewer than {100 * SUPPORT_MIN_SHARE:g}% of them on either side of zero length "
+            "difference it is an "
+            "extrapolation of the line, shown as – (extrapolation), never as a number.", "",
             *check, "",
             "### Per category", "",
             table(["Model"] + cats, [[r.name] + [_f(r.categories.get(c, math.nan)) for c in cats] for r in rows])]

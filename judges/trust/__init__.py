@@ -4,10 +4,13 @@ differences with the answers' length and style held fixed.
     votes.py           any judgment file -> FastChat's vote records (pairwise, human votes, single scores)
     agreement.py       FastChat's agreement (compute_agreement.py's definitions), kappa, Spearman
     command.py         `align mtbench agreement A B`
-    length_control.py  AlpacaEval 2's length-controlled win rate (glm_winrate, minimal variant)
-    style_control.py   Arena-Hard-Auto's style-controlled win rate
+    length_control.py  AlpacaEval 2's length-controlled win rate (glm_winrate, minimal variant, fixed C)
+    style_control.py   the equal-style win rate: FastChat's contextual Bradley-Terry (L2 0.5) on Arena-Hard-Auto's
+                       style features, read at zero style difference (not Arena-Hard-Auto's own reading)
     single_length.py   single-answer Δ at equal length (paired OLS)
-    bootstrap.py       percentile CIs over questions for a statistic that refits a model
+    support.py         where a controlled figure may be read (zero inside the data) and when length and model
+                       are confounded
+    matches.py         pairwise matches with their texts; percentile CIs over questions for a refitted statistic
 
 Imports only judges' reading/statistics modules and align's plumbing, never align.train|grow|series.
 """

@@ -1,4 +1,5 @@
-"""What `align mtbench report` adds from judges/trust: controlled win rates beside the raw ones, the Δ vs
+"""What `align mtbench report` adds from judges/trust: controlled win rates beside the raw ones (each only
+where the data reaches equal length and style, with warnings when length and model are confounded), the Δ vs
 scratch at equal length, and the agreement of two judges when --input-file holds two judges' files.
 
 Kept here so the report's own modules change by a few lines: the report calls these with what it has
@@ -13,10 +14,11 @@ from pathlib import Path
 from align.errors import UserError
 from align.files import read_jsonl
 from judges.trust.command import compare
-from judges.trust.length_control import length_controlled_win_rate
-from judges.trust.matches import matches_from_pairs
+from judges.trust.length_control import length_controlled_win_rate, length_differences
+from judges.trust.matches import matches_from_pairs, win_rate
 from judges.trust.single_length import chars_per_turn, length_adjusted_difference
-from judges.trust.style_control import style_controlled_win_rate
+from judges.trust.style_control import equal_style_win_rate
+from judges.trust.support import CONFOUNDED_SHARE, SUPPORT_MIN_SHARE, confounded, diverges, longer_share
 from judges.trust.votes import file_kind, judge_name
 
 # Each resample refits a logistic model (~2 ms): the controlled CIs use at most this many resamples.
@@ -25,38 +27,76 @@ CONTROL_BOOTSTRAP_MAX = 1000
 
 # ---------------------------------------------------------------- pairwise: controlled win rates
 
+# (summary.json key, what the table calls it): each figure named for what it is (issue 29.7)
+CONTROLLED = (("length_controlled_win_rate", "LC win rate"), ("equal_style_win_rate", "equal-style win rate"))
+
+
 def pair_controls(pair_judged: dict, answers: dict, n_boot: int, seed: int, min_questions: int
                   ) -> dict[tuple[str, str], dict]:
-    """(model_1, model_2) -> {"length_controlled_win_rate": {value, ci}, "style_controlled_win_rate": ...}
-    for every pair whose answers are known (they need the answers' texts: --answer-file)."""
+    """(model_1, model_2) -> {"length_controlled_win_rate": {value, ci, not_estimable}, "equal_style_win_rate":
+    ..., "controlled_matches", "model_1_longer_share", "warnings"} for every pair whose answers are known
+    (they need the answers' texts: --answer-file)."""
     n_boot = min(n_boot, CONTROL_BOOTSTRAP_MAX)
     out = {}
     for pair, matches in matches_from_pairs(pair_judged, answers).items():
-        out[pair] = {"length_controlled_win_rate": length_controlled_win_rate(matches, n_boot, seed,
-                                                                              min_questions=min_questions),
-                     "style_controlled_win_rate": style_controlled_win_rate(matches, n_boot, seed,
+        control = {"length_controlled_win_rate": length_controlled_win_rate(matches, n_boot, seed,
                                                                             min_questions=min_questions),
-                     "controlled_matches": len(matches)}
+                   "equal_style_win_rate": equal_style_win_rate(matches, n_boot, seed, min_questions=min_questions),
+                   "controlled_matches": len(matches),
+                   "model_1_longer_share": longer_share(length_differences(matches))}
+        control["warnings"] = control_warnings(pair, control, win_rate(matches))
+        out[pair] = control
     return out
+
+
+def control_warnings(pair: tuple[str, str], control: dict, raw: float) -> list[str]:
+    """What a reader must know before reading the controlled rates of one pair: length and model confounded,
+    a figure not estimable (and why), a controlled rate far from the raw one (AlpacaEval's check)."""
+    m1, m2 = pair
+    share, n = control["model_1_longer_share"], control["controlled_matches"]
+    warnings = []
+    if confounded(share):
+        warnings.append(f"{m1} vs {m2}: length and model are confounded: {m1}'s answer is the longer in "
+                        f"{100 * share:.0f}% of {n} matches (warned above {100 * CONFOUNDED_SHARE:.0f}% or below "
+                        f"{100 * (1 - CONFOUNDED_SHARE):.0f}%): the controlled rates rest on the fitted model's shape "
+                        "more than on matches of equal length, and their CIs may exclude the truth.")
+    for key, label in CONTROLLED:
+        result = control[key]
+        if result.get("not_estimable"):
+            warnings.append(f"{m1} vs {m2}: {label} not estimable ({result['not_estimable']}).")
+        elif diverges(raw, result["value"]):
+            warnings.append(f"{m1} vs {m2}: the {label} ({100 * result['value']:.0f}%) is far from the raw "
+                            f"tie-adjusted rate ({100 * raw:.0f}%) (AlpacaEval's check: more than 10 points and a "
+                            "quarter of the way to 0% or 100%): the judge rewards length or formatting, or the fit "
+                            "failed.")
+    return warnings
 
 
 def summary_fields(control: dict | None) -> dict:
     """summary.json's pairwise.pairs[] fields (None where there are no answers to control with)."""
     control = control or {}
     out = {}
-    for name in ("length_controlled_win_rate", "style_controlled_win_rate"):
-        result = control.get(name) or {"value": None, "ci": [None, None]}
-        out[name], out[f"{name}_ci"] = result["value"], result["ci"]
+    for name, _ in CONTROLLED:
+        result = control.get(name) or {"value": None, "ci": [None, None], "not_estimable": None}
+        out[name], out[f"{name}_ci"] = result["value"], list(result["ci"])
+        out[f"{name}_not_estimable"] = result.get("not_estimable")
+    out["model_1_longer_share"] = control.get("model_1_longer_share")
+    out["control_warnings"] = list(control.get("warnings", []))
     return out
 
 
-CONTROL_NOTE = ("Length-controlled (LC): AlpacaEval 2's GLM (length_controlled_minimal): the judge's preference "
-                "fitted on tanh(length difference / sd, in characters) and a model term, read at ZERO length "
-                "difference. Style-controlled (SC): Arena-Hard-Auto's style control: Bradley-Terry with z-scored "
-                "length and markdown (headers, lists, bold) differences, read at the pool's MEAN style difference "
-                "(both orders are battles, so that is equal style). Both: ties count half, 95% CI by bootstrap over "
-                "questions (refitted each time). A raw win rate well above its LC/SC says the judge is rewarding "
-                "length or formatting.")
+CONTROL_NOTE = ("LC: AlpacaEval 2's length-controlled win rate (glm_winrate, length_controlled_minimal, fixed C=100 "
+                "as its branch without cross-validation): the judge's preference fitted on tanh(length difference / "
+                "sd, in characters) and a model term, read at ZERO length difference. Equal-style: a contextual "
+                "Bradley-Terry (FastChat's Chatbot Arena fit_contextual_bt, L2 0.5) on Arena-Hard-Auto's style "
+                "features (length and markdown headers, lists, bold, z-scored), both orders as battles, read at "
+                "ZERO style difference: not Arena-Hard-Auto's number, which is read at the pair's mean style "
+                "difference and lands near the raw rate. Both: ties count half, 95% CI by bootstrap over questions "
+                "(refitted each time); not estimable (–) when fewer than "
+                f"{100 * SUPPORT_MIN_SHARE:g}% of the matches lie on either side of zero difference (an "
+                "extrapolation, not a reading). Model longer: the share of matches where Model's answer is the "
+                f"longer (confounded outside {100 * (1 - CONFOUNDED_SHARE):.0f}-{100 * CONFOUNDED_SHARE:.0f}%). A raw "
+                "rate well above its LC / equal-style rate says the judge is rewarding length or formatting.")
 
 
 # ---------------------------------------------------------------- single: Δ at equal length
@@ -72,6 +112,28 @@ def length_adjusted(rows, answers: dict, min_questions: int) -> None:
                                                          chars_per_turn(answers, row.name),
                                                          chars_per_turn(answers, base.name),
                                                          min_questions=min_questions)
+
+
+def equal_length_notes(rows) -> list[str]:
+    """Warnings under the single-score table: a Δ at equal length that is not estimable (and why), and a model
+    whose answers are the longer on nearly every question (length and model confounded)."""
+    notes = []
+    for row in rows:
+        result = row.length_adjusted
+        if not result:
+            continue
+        share = result.get("model_longer_share")
+        if result.get("not_estimable"):
+            low, high = result.get("length_difference_range") or (None, None)
+            span = "" if low is None else f"; length differences {low:+,.0f} to {high:+,.0f} characters per turn"
+            notes.append(f"**Warning: {row.name} vs {row.baseline}: Δ at equal length not estimable "
+                         f"({result['not_estimable']}{span}).**")
+        elif confounded(share):
+            notes.append(f"**Warning: {row.name} vs {row.baseline}: length and model are confounded: {row.name}'s "
+                         f"answers are the longer on {100 * share:.0f}% of {result['n']} questions (warned above "
+                         f"{100 * CONFOUNDED_SHARE:.0f}% or below {100 * (1 - CONFOUNDED_SHARE):.0f}%): Δ at equal "
+                         "length leans on the straight line's shape.**")
+    return notes
 
 
 # ---------------------------------------------------------------- two judges: agreement

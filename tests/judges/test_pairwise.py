@@ -111,7 +111,7 @@ def test_pairwise_judge_file_show_result_and_report(tmp_path, capsys):
     # Our report against FastChat's show_result (pairwise-all sums each model over its opponents).
     report = tmp_path / "report"
     assert main(["mtbench", "report", "--input-file", str(out), "--out-dir", str(report),
-                 "--bootstrap", "200", "--min-ci-questions", "2"]) == 0
+                 "--bootstrap", "200", "--min-ci-questions", "3"]) == 0
     summary = json.loads((report / "summary.json").read_text())["pairwise"]
     ours: dict[str, list[int]] = {}
     for p in summary["pairs"]:

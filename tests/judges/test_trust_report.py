@@ -59,7 +59,7 @@ def test_report_adds_controls_equal_length_delta_and_agreement(study, tmp_path, 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["judge"] == "gpt-4"  # the tables are the first judge's
     pair = summary["pairwise"]["pairs"][0]
-    for name in ("length_controlled_win_rate", "style_controlled_win_rate"):
+    for name in ("length_controlled_win_rate", "equal_style_win_rate"):
         low, high = pair[f"{name}_ci"]
         assert 0 <= low <= pair[name] <= high <= 1
     expanded = next(r for r in summary["rows"] if r["name"] == EXPANDED)
@@ -84,7 +84,7 @@ def test_without_answers_the_controls_are_empty(study, tmp_path):
     assert main(["mtbench", "report", "--input-file", str(files["pair"]), "--out-dir", str(out),
                  "--bootstrap", "200"]) == 0
     pair = json.loads((out / "summary.json").read_text())["pairwise"]["pairs"][0]
-    assert pair["length_controlled_win_rate"] is None and pair["style_controlled_win_rate_ci"] == [None, None]
+    assert pair["length_controlled_win_rate"] is None and pair["equal_style_win_rate_ci"] == [None, None]
     assert "agreement" not in json.loads((out / "summary.json").read_text())
 
 
@@ -103,6 +103,9 @@ def test_parts(study):
     assert split_by_judge([str(files["single"]), str(files["other"]), str(files["pair"])]) == [
         ("gpt-4", [str(files["single"]), str(files["pair"])]), ("claude", [str(files["other"])])]
     assert summary_fields(None) == {"length_controlled_win_rate": None, "length_controlled_win_rate_ci": [None, None],
-                                    "style_controlled_win_rate": None, "style_controlled_win_rate_ci": [None, None]}
+                                    "length_controlled_win_rate_not_estimable": None,
+                                    "equal_style_win_rate": None, "equal_style_win_rate_ci": [None, None],
+                                    "equal_style_win_rate_not_estimable": None, "model_1_longer_share": None,
+                                    "control_warnings": []}
     missing = "no/such_single.jsonl"  # no judge to read: it goes with the first, whose reader names the problem
     assert split_by_judge([str(files["other"]), missing]) == [("claude", [str(files["other"]), missing])]

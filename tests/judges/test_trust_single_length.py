@@ -37,7 +37,7 @@ def test_no_value_when_lengths_do_not_vary_and_no_ci_when_few():
     assert out["value"] is None and out["raw"] == pytest.approx(0.95)
     out = length_adjusted_difference(scores, base, same, same)  # equal lengths: Δ itself, with its t-interval
     assert out["value"] == pytest.approx(0.95) and out["ci"][0] < 0.95 < out["ci"][1]
-    few = {q: 100.0 + q for q in range(81, 86)}
+    few = {q: 100.0 + 10 * (q - 83) for q in range(81, 86)}  # 5 questions, both sides of equal length
     out = length_adjusted_difference(scores, base, few, same)
     assert out["n"] == 5 and out["value"] is not None and out["ci"] == [None, None]
 
