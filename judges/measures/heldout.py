@@ -9,8 +9,11 @@ sft: mean held-out loss, the per-token NLL of assistant tokens as TRL's SFTTrain
      (`loss`: over all tokens of all rows; `loss_per_row`: the mean of each row's mean, which is TRL's
      eval_loss at per_device_eval_batch_size 1). Per row: its NLL sum and token count.
 dpo: preference accuracy (share of pairs where the implicit reward beta * (log pi(y|x) - log pi_ref(y|x))
-     of `chosen` is higher, as TRL's rewards/accuracies) and the mean reward margin. Per row: log-probs
-     under both models, both rewards, the margin and whether the pair was ranked right.
+     of `chosen` is higher, as TRL's rewards/accuracies: a tie counts as wrong, so a policy equal to its
+     reference scores 0), the tie share (pairs with equal rewards), the accuracy with a tie counting half
+     (`preference_accuracy_ties_half`: 0.5 for a policy equal to its reference) and the mean reward margin.
+     Per row: log-probs under both models, both rewards, the margin, whether the pair was ranked right and
+     whether it tied.
 Writes DIR/heldout.json ({measures: {name: {value, n}}, rows: {row id: values}, skipped: {row id: why}})
 and DIR/heldout.run_card.json. The same data and --rows give every model the same row ids.
 """
@@ -108,13 +111,16 @@ def _dpo(args, tokenizer, rows, skipped) -> tuple[dict, dict]:
         per_row[row_id] = {"chosen_logp": chosen, "rejected_logp": rejected, "ref_chosen_logp": ref_chosen,
                            "ref_rejected_logp": ref_rejected, "reward_chosen": reward_chosen,
                            "reward_rejected": reward_rejected, "margin": reward_chosen - reward_rejected,
-                           "correct": float(reward_chosen > reward_rejected)}
+                           "correct": float(reward_chosen > reward_rejected),
+                           "tie": float(reward_chosen == reward_rejected)}
     n = len(per_row)
 
     def mean(key: str) -> dict:
         return {"value": sum(v[key] for v in per_row.values()) / n, "n": n}
 
-    measures = {"preference_accuracy": mean("correct"), "reward_margin": mean("margin"),
+    measures = {"preference_accuracy": mean("correct"), "preference_tie_share": mean("tie"),
+                "preference_accuracy_ties_half": {"value": mean("correct")["value"] + mean("tie")["value"] / 2, "n": n},
+                "reward_margin": mean("margin"),
                 "reward_chosen": mean("reward_chosen"), "reward_rejected": mean("reward_rejected")}
     return measures, per_row
 

@@ -32,10 +32,16 @@ TABLE1_METRICS = ("word_perplexity", "perplexity", "acc", "acc_norm")
 # Held-out measures: how each is made from a row's values (ratio: (numerator, denominator) per row).
 HELDOUT_MEASURES = {
     "loss": ("ratio", lambda r: (r["nll"], r["tokens"])),
-    "preference_accuracy": ("mean", lambda r: r["correct"]),
+    "preference_accuracy": ("mean", lambda r: r["correct"]),  # TRL's rewards/accuracies: a tie counts as wrong
+    "preference_tie_share": ("mean", lambda r: r["tie"]),
+    "preference_accuracy_ties_half": ("mean", lambda r: r["correct"] + r["tie"] / 2),
     "reward_margin": ("mean", lambda r: r["margin"]),
 }
-HELDOUT_LABELS = {"loss": "Held-out loss", "preference_accuracy": "Pref. acc.", "reward_margin": "Reward margin"}
+HELDOUT_LABELS = {"loss": "Held-out loss", "preference_accuracy": "Pref. acc. (TRL: tie = wrong)",
+                  "preference_tie_share": "Pref. ties", "preference_accuracy_ties_half": "Pref. acc. (tie = ½)",
+                  "reward_margin": "Reward margin"}
+# Shown without a Δ column in the tables (the Δ stays in table.csv and summary.json): context for the accuracies.
+HELDOUT_VALUE_ONLY = {"preference_tie_share"}
 
 
 @dataclass

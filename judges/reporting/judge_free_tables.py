@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from judges.reporting.judge_free import HELDOUT_LABELS, HELDOUT_MEASURES, JudgeFree, base_columns
+from judges.reporting.judge_free import HELDOUT_LABELS, HELDOUT_MEASURES, HELDOUT_VALUE_ONLY, JudgeFree, base_columns
 
 PERCENT_METRICS = ("acc", "acc_norm")
 
@@ -68,12 +68,17 @@ def heldout_measures(free: JudgeFree) -> list[str]:
 def heldout_columns(free: JudgeFree) -> tuple[list[str], dict[str, list[str]]]:
     """Columns the MT-Bench table gains: each held-out measure and its Δ vs scratch with CI."""
     measures = heldout_measures(free)
-    header = [h for m in measures for h in (HELDOUT_LABELS[m], f"Δ {HELDOUT_LABELS[m].lower()} [95% CI]")]
+
+    def with_delta(m: str) -> bool:
+        return m not in HELDOUT_VALUE_ONLY
+
+    header = [h for m in measures
+              for h in (HELDOUT_LABELS[m], *([f"Δ {HELDOUT_LABELS[m]} [95% CI]"] if with_delta(m) else []))]
     cells = {}
     for model, data in free.heldout.items():
         deltas = free.deltas.get(model, {})
         cells[model] = [c for m in measures for c in (num(_value(data["measures"].get(m))),
-                                                       delta_cell(deltas.get(m)))]
+                                                       *([delta_cell(deltas.get(m))] if with_delta(m) else []))]
     return header, cells
 
 
@@ -112,9 +117,12 @@ def base_note(n_boot: int, min_items: int) -> str:
 def heldout_note() -> str:
     return ("Held-out measures (`align heldout`) on the final post-trained model (after DPO), on test rows no "
             "model trained on, the same rows for every model: held-out loss = mean per-token NLL of the "
-            "assistant tokens (SFT recipe's test split; lower is better); pref. acc. = share of the DPO recipe's "
-            "test pairs where the implicit reward (beta x log-ratio to the SFT checkpoint) of `chosen` is higher. "
-            "Δ: paired bootstrap over rows.")
+            "assistant tokens (SFT recipe's test split; lower is better); pref. acc. (TRL: tie = wrong) = share of "
+            "the DPO recipe's test pairs where the implicit reward (beta x log-ratio to the SFT checkpoint) of "
+            "`chosen` is strictly higher, TRL's rewards/accuracies rule: a tie counts as wrong, so a policy equal "
+            "to its reference scores 0.00; pref. ties = share of pairs whose two rewards are equal (all of them "
+            "for a policy equal to its reference); pref. acc. (tie = ½) counts a tie as half (0.50 for a policy "
+            "equal to its reference). Δ: paired bootstrap over rows.")
 
 
 def base_markdown(free: JudgeFree, rows, n_boot: int, min_items: int) -> str:
