@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 INTERRUPTED_EXIT = 130  # the shell's 128 + SIGINT, for SIGTERM too (one "interrupted" status)
+# A run stopped on a scheduler's warning with a checkpoint (sysexits' EX_TEMPFAIL): "not done, resume me"
+PREEMPTED_EXIT = 75
 
 
 def _raise_interrupt(signum, frame):

@@ -15,6 +15,7 @@ from pathlib import Path
 from align.interrupt import stop_group
 from align.redact import redact_argv
 from align.runcard import utc_timestamp
+from align.series.requeue import Preempted, grace_s
 from align.series.stages import StageCommand
 
 HEARTBEAT_S = 30
@@ -67,9 +68,10 @@ def run_logged(cmd: StageCommand, log: Path, label: str, lock_fd: int | None = N
                 if time.time() - last_beat >= HEARTBEAT_S:
                     last_beat = time.time()
                     say(f"{label}: running {time.time() - started:.0f} s | {last_line(log)}")
-        except BaseException:  # Ctrl-C / SIGTERM: the manifest keeps `running` -> resumed next time
-            stop_group(proc)
-            fh.write(f"===== {utc_timestamp()} interrupted\n")
+        except BaseException as err:  # Ctrl-C / SIGTERM: the manifest keeps `running` -> resumed next time
+            # preempted: training needs the step in flight and its checkpoint before it exits
+            stop_group(proc, grace_s() if isinstance(err, Preempted) else 30.0)
+            fh.write(f"===== {utc_timestamp()} {'preempted' if isinstance(err, Preempted) else 'interrupted'}\n")
             raise
     return proc.returncode
 

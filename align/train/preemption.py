@@ -16,9 +16,10 @@ import threading
 
 from transformers import TrainerCallback
 
-log = logging.getLogger("align")
+from align.interrupt import PREEMPTED_EXIT
 
-PREEMPTED_EXIT = 75  # sysexits' EX_TEMPFAIL: stopped on request with a checkpoint; run again to continue
+log = logging.getLogger("align")
+__all__ = ["PREEMPTED_EXIT", "CheckpointOnSignal", "watch_for_preemption"]
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
