@@ -107,7 +107,8 @@ def csv_text(rows: list[Row], extra=None) -> str:
     header = (["size", "construction", "model", "mtbench", "ci_low", "ci_high", "questions", "words_per_turn",
                "turn1", "turn2", "judged",
                "invalid", "missing", "baseline", "diff", "diff_ci_low", "diff_ci_high", "p_value", "paired_n",
-               "diff_equal_length", "diff_equal_length_ci_low", "diff_equal_length_ci_high"]
+               "diff_equal_length", "diff_equal_length_ci_low", "diff_equal_length_ci_high",
+               "diff_equal_length_not_estimable", "model_longer_share"]
               + [f"cat_{c}" for c in cats])
     body = []
 
@@ -129,8 +130,10 @@ def csv_text(rows: list[Row], extra=None) -> str:
 
 
 def _equal_length_numbers(row: Row, num) -> list:
+    """Δ at equal length, its CI, why it is not estimable (empty when it is), the confounding measure."""
     result = row.length_adjusted or {"value": None, "ci": [None, None]}
-    return [num(result["value"]), num(result["ci"][0]), num(result["ci"][1])]
+    return [num(result["value"]), num(result["ci"][0]), num(result["ci"][1]), result.get("not_estimable") or "",
+            num(result.get("model_longer_share"))]
 
 
 TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$",

@@ -139,6 +139,8 @@ def test_report_prints_no_extrapolated_reading_and_names_each_figure(tmp_path):
     assert "fit_contextual_bt" in md and "not Arena-Hard-Auto's number" in md and "fixed C=100" in md
     table = {r["model"]: r for r in csv.DictReader((out / "table.csv").open())}
     assert table[EXPANDED]["diff_equal_length"] == "" and table[EXPANDED]["diff_equal_length_ci_low"] == ""
+    assert table[EXPANDED]["diff_equal_length_not_estimable"].startswith("extrapolation")
+    assert float(table[EXPANDED]["model_longer_share"]) == 1.0
     page = (out / "report.html").read_text()
     assert "Equal-style win rate" in page and "control-warning" in page and "fit_contextual_bt" in page
 
