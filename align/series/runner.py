@@ -108,6 +108,9 @@ class Runner:
         self.status: dict[tuple[str, str], str] = {}    # for the plan / summary
         self.problems: dict[str, str] = {}              # key -> why it stopped
         self.prepared: list[tuple[list[Path], str]] = []  # (a prepare step's output files, its output fp)
+        # --only: stages not selected and not current that stopped a chain (key, stage) -> "not done" / "stale"
+        self.unselected_inputs: dict[tuple[str, str], str] = {}
+        self.failed: set[tuple[str, str]] = set()        # stages that ran in this run and did not finish
 
     # ------------------------------------------------------------------ one stage
     @staticmethod
@@ -171,6 +174,9 @@ class Runner:
                 continue
             elif decision == "blocked":
                 self.problems.setdefault(key, f"{stage.name} is not done and not selected by --only")
+                if not stage.reads:  # a measurement feeds no later stage
+                    self.unselected_inputs[(key, stage.name)] = "stale" if "stale" in self.status[(key, stage.name)] \
+                        else "not done"
                 say(f"{key} {stage.name}: not done and not selected by --only" + ("" if stage.reads else
                                                                                   f"; {key} stops here"))
             elif decision == "resume" and (out := stage.verify(self.series, entry)) is not None:
@@ -216,6 +222,7 @@ class Runner:
                 why = f"exit status {rc}" if rc != 0 else "its outputs are incomplete"
                 self.manifest.update(key, stage.name, state="failed", error=why, finished=utc_timestamp(),
                                      wall_s=wall)
+                self.failed.add((key, stage.name))
                 self.fail(key, f"{key}: stage {stage.name} failed ({why}); see {log}", log)
                 continue
             self.manifest.update(key, stage.name, state="done", output_fingerprint=out, finished=utc_timestamp(),
@@ -247,6 +254,8 @@ class Runner:
         self.run_more_judges()
         if self.dry:
             return 0
+        if self.only != selected_stages(None):
+            return self.finish_selected()
         missing = [n for n in self.names if not self.finished(n)]
         report_ok = (SERIES_KEY, "report") in self.outputs and all(
             (SERIES_KEY, f"report:{j['name']}") in self.outputs for j in s.more_judges)
@@ -267,6 +276,50 @@ class Runner:
             return 1
         say(f"series {s.name}: everything finished; manifest: {self.manifest.path}")
         return 0
+
+    # ------------------------------------------------------------------ --only
+    def entry_stages(self, name: str) -> list[str]:
+        """The stages that do work for an entry: not off (`post_train: false`), not given, not absent."""
+        off_from = len(ENTRY_STAGES) if self.series.entry(name).post_train else ENTRY_STAGES.index("sft")
+        return [st.name for st in PIPELINE + ACROSS_ENTRIES if ENTRY_STAGES.index(st.name) < off_from
+                and st.applies(self.series, name) and st.given(self.series, name) is None]
+
+    def run_stages(self) -> list[tuple[str, str]]:
+        """(key, stage) of everything this run covers: the prepare steps, the --models entries' stages, the
+        series-wide ones."""
+        keys = [(SERIES_KEY, f"prepare:{step['name']}") for step in self.series.prepare]
+        keys += [(name, st) for name in self.names for st in self.entry_stages(name)]
+        keys += [(SERIES_KEY, "report")]
+        return keys + [(SERIES_KEY, st.name) for judge in self.series.more_judges
+                       for st in judge_stages(self.series, judge)]
+
+    def finish_selected(self) -> int:
+        """The end of an `--only` run: 0 when every stage asked for is current (a job chain's `afterok` fires),
+        the rest not done said on a line of its own; 2 when a stage asked for could not start because an input
+        is neither current nor selected; 1 when one asked for, or an input it waits on, failed."""
+        s = self.series
+        covered = self.run_stages()
+        asked = [k for k in covered if k[1].split(":")[0] in self.only]
+        missing = [k for k in asked if k not in self.outputs]
+        rest = [k for k in covered if k not in asked and k not in self.outputs]
+        only = ",".join(st for st in ["prepare", *STAGES] if st in self.only)
+        if rest:
+            say(f"not done (not selected by --only): {listing(rest)}")
+        if not missing:
+            say(f"series {s.name}: --only {only}: every stage asked for is done; manifest: {self.manifest.path}")
+            return 0
+        if not self.failed and self.unselected_inputs:
+            causes = listing([k for k in self.unselected_inputs if self.unselected_inputs[k] == "not done"])
+            stale = listing([k for k in self.unselected_inputs if self.unselected_inputs[k] == "stale"])
+            print(f"error: --only {only}: cannot run {listing(missing)}: input(s) not current and not selected by "
+                  f"--only: {'; '.join(filter(None, [causes, stale and f'stale: {stale}']))}; run them first or add "
+                  "them to --only", file=sys.stderr, flush=True)
+            return 2
+        for key, stage in missing:
+            print(f"error: {key} {stage}: not done: {self.problems.get(key, 'see the manifest')}", file=sys.stderr)
+        print(f"series {s.name}: --only {only}: NOT every stage asked for finished; manifest: {self.manifest.path}",
+              file=sys.stderr, flush=True)
+        return 1
 
     def run_prepare(self) -> bool:
         """Series-wide steps (the demo's data and question subset), run before any entry."""
@@ -318,6 +371,11 @@ class Runner:
                 upstream = given
                 continue
             if upstream is None:
+                source = self.series.entry(name).source
+                if stage.name == "base" and source not in self.names:  # outside --models: an input not selected
+                    made_by = "cpt" if self.series.entry(name).grow and STAGES["cpt"].applies(self.series, source) \
+                        else "base"
+                    self.unselected_inputs[(source, made_by)] = "not done"
                 return self.block(name, stage.name, why)
             upstream = self.run_stage(stage, [(name, self.fingerprint(stage, name, upstream))]).get(name)
             why = f"{stage.name} not done"
@@ -405,6 +463,15 @@ class Runner:
         measured = [(e.name, st.name, self.outputs.get((e.name, st.name)) or self.recorded_output(e.name, st.name))
                     for e in self.series.models for st in SIDE_STAGES]
         self.run_stage(stage, [(None, self.fingerprint(stage, None, [sorted(fps.items()), models, measured]))])
+
+
+def listing(keys: list[tuple[str, str]]) -> str:
+    """[(entry, stage), ...] -> "entry: stage, stage; report" (in the order given; series-wide stages by name)."""
+    grouped: dict[str, list[str]] = {}
+    for key, stage in keys:
+        grouped.setdefault(key, []).append(stage)
+    return "; ".join(", ".join(stages) if key == SERIES_KEY else f"{key}: {', '.join(stages)}"
+                     for key, stages in grouped.items())
 
 
 # ---------------------------------------------------------------------- dry run
