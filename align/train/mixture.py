@@ -239,6 +239,11 @@ def load_training_data(data_args, training_args, kind: str, source: str):
             from align.train.token_blocks import load_token_blocks
 
             return load_token_blocks(data_args, training_args, source)
+    if kind == "text":  # streaming: true, or a hub corpus with a token budget: an IterableDataset (issue 31)
+        from align.train.text_stream import load_text_stream, wants_stream
+
+        if wants_stream(data_args, training_args, mixture):
+            return load_text_stream(data_args, training_args, mixture, source)
     want_eval = training_args.eval_strategy != "no"
     text_column = getattr(training_args, "text_column", None) or "text"  # text rows (CPT): the recipe's column
     if mixture is None:

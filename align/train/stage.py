@@ -297,7 +297,7 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
                           quantization_config=quantization_config)
     check_trainable_rows(trainer, training_args, stage)
     replace_previous_output(training_args, replace)
-    log.info("%s: %d rows (%d skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
+    log.info("%s: %s rows (%s skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
              "resuming " + resume if resume else "fresh start")
     preemption = watch_for_preemption(trainer)  # SIGTERM / SIGUSR1: checkpoint at the step's end, then stop
     train_without_overshoot(trainer, resume)  # a checkpoint already at max_steps takes no further step
