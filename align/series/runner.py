@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from align.errors import UserError
 from align.files import file_sha256
 from align.redact import redact_argv
 from align.runcard import utc_timestamp
@@ -25,6 +26,7 @@ from align.series.estimate import estimate_rows
 from align.series.manifest import SERIES_KEY, Manifest, RunLock, fingerprint
 from align.series.more_judges import judge_stages
 from align.series.process import run_logged, say, tail_lines
+from align.series.requeue import Preempted, raise_preempted, requeue_this_job
 from align.series.spec import PACKAGED_PREFIX, Series, load_series, parse_models
 from align.series.stage_outputs import checkpoint_fingerprint
 from align.series.stages import (
@@ -45,6 +47,8 @@ def add_arguments(parser) -> None:
                                        "pairwise,report")
     parser.add_argument("--models", help="comma-separated entry names (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and compute estimates; run nothing")
+    parser.add_argument("--submit", choices=["slurm"], help="slurm: a job per stage with the `cluster:` block's "
+                                                           "resources (with --dry-run: print the job graph)")
 
 
 # (stage, series, entry, *, resume, resolve, batch) -> the command to run; tests pass stand-ins
@@ -62,6 +66,12 @@ def run(args, commands: CommandFactory = build_command) -> int:
     series = load_series(args.series_file)
     only = selected_stages(args.only)
     names = parse_models(series, args.models)
+    if args.submit:
+        from align.series.slurm_submit import submit
+
+        if args.only:
+            raise UserError("--submit slurm submits every stage that is not done; --only is for one job's stage")
+        return submit(series, names, dry=args.dry_run)
     if args.dry_run:
         runner = Runner(series, only, names, dry=True, commands=commands)
         runner.run()
@@ -72,9 +82,12 @@ def run(args, commands: CommandFactory = build_command) -> int:
     if "judge" in only:
         check_judge_key(series)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` / scancel: stop the stage cleanly too
+    signal.signal(signal.SIGUSR1, raise_preempted)  # Slurm's --signal=B:USR1@LEAD: checkpoint, then requeue
     with RunLock(series.output_dir) as lock:
         try:
             return Runner(series, only, names, lock_fd=lock.fh.fileno(), commands=commands).run()
+        except Preempted:
+            return requeue_this_job()
         except KeyboardInterrupt:
             print(f"interrupted: re-run the same command to resume (manifest: {series.output_dir / 'manifest.json'})",
                   file=sys.stderr, flush=True)

@@ -29,7 +29,7 @@ ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${VAR} 
 
 LAUNCHERS = ("accelerate", "python", "slurm")
 TOP_KEYS = {"name", "output_dir", "train", "prepare", "sft", "dpo", "answer", "judge", "report", "models", "eval",
-            "cpt"}
+            "cpt", "cluster"}  # cluster: `--submit slurm`'s resources per stage kind (align/series/cluster.py)
 TRAIN_KEYS = {"accelerate_config", "launcher", "env"}
 RECIPE_KEYS = {"recipe", "overrides", "tokens"}
 ANSWER_KEYS = {"backend", "question_begin", "question_end", "max_new_token", "batch_size", "question_dir",

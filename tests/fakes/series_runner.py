@@ -2,7 +2,8 @@
 
     python tests/fakes/series_runner.py SERIES_FILE [--only ...] [--models ...] [--dry-run]
 
-The runner's own logic runs unchanged; only its command factory differs.
+The runner's own logic runs unchanged; only its command factory differs (and `--submit slurm`'s jobs run
+this program).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from align.errors import exit_on_user_error
-from align.series import runner
+from align.series import runner, slurm_submit
 from align.series.stages import Stage, StageCommand, build_command
 
 STAGE_PROGRAM = Path(__file__).with_name("stage.py")
@@ -27,6 +28,7 @@ def stand_in(stage: Stage, *args, **options) -> StageCommand:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="series_runner", allow_abbrev=False)
     runner.add_arguments(parser)
+    slurm_submit.JOB_RUNNER = [sys.executable, str(Path(__file__).resolve())]  # --submit slurm: jobs run me too
     return runner.run(parser.parse_args(argv), commands=stand_in)
 
 

@@ -4,7 +4,7 @@
 
 Each call is recorded as one JSON line in $FAKE_CALLS. FAKE_FAIL=<entry>:<stage> makes that stage
 exit 3; FAKE_HANG=<entry>:<stage> makes a training stage save `checkpoint-1`, write its pid to
-$FAKE_CALLS.pid and hang (to be killed).
+$FAKE_CALLS.pid and hang (to be killed); FAKE_SLEEP=<seconds>: every stage takes that long.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def main(stage: str, argv: list[str]) -> int:
     entry = option(argv, "--model-id") if stage == "answer" else (
         out.parent.name if stage in ("base", "cpt", "sft", "dpo", *MEASURES) else "_series")
     with open(os.environ["FAKE_CALLS"], "a") as fh:
-        fh.write(json.dumps({"stage": stage, "entry": entry, "argv": argv}) + "\n")
+        fh.write(json.dumps({"stage": stage, "entry": entry, "argv": argv, "t": time.time()}) + "\n")
+    time.sleep(float(os.environ.get("FAKE_SLEEP", 0)))  # stages that take a while (jobs side by side)
     key = f"{entry}:{stage}"
     if os.environ.get("FAKE_FAIL") == key:
         print("stand-in failure for", key)
