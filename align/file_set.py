@@ -31,13 +31,15 @@ LEFTOVER = re.compile(r"\.(staging|previous)-[a-z0-9_]{8}")  # tempfile.mkdtemp'
 
 
 @contextlib.contextmanager
-def replaced_together(out: str | os.PathLike, owned: Iterable[str], flag: str = "--out-dir") -> Iterator[Path]:
+def replaced_together(out: str | os.PathLike, owned: Iterable[str], flag: str = "--out-dir",
+                      folders: Iterable[str] = ()) -> Iterator[Path]:
     """Yield a staging folder to write the new files into. When the block succeeds, `out`'s files named
     in `owned` (the previous set, including any this run does not write again) are replaced by what was
-    staged; when it fails, `out` is left exactly as it was."""
+    staged; when it fails, `out` is left exactly as it was. Names in `folders` are folders of the set
+    (moved aside and in whole, like the files: the caller has checked they are its own)."""
     out = Path(out)
-    owned = set(owned)
-    in_the_way = sorted(n for n in owned if (out / n).is_dir() and not (out / n).is_symlink())
+    owned, folders = set(owned), set(folders)
+    in_the_way = sorted(n for n in owned - folders if (out / n).is_dir() and not (out / n).is_symlink())
     if in_the_way:
         raise UserError(f"{flag} {out}: {in_the_way[0]} is a directory where a file of ours goes; move it away")
     created = not out.exists()

@@ -88,6 +88,8 @@ def base_eval_args(series: Series, entry: str, model: str) -> list[str]:
         args += ["--tasks", ",".join(map(str, e["tasks"]))]
     for folder in e.get("include_path") or []:
         args += ["--include-path", str(folder)]
+    if e.get("allow_code"):
+        args.append("--allow-code")  # the series file allows the task folders' Python helpers
     return args + _flags(e, {"heldout_text": "--heldout-text", "limit": "--limit", "batch_size": "--batch-size",
                              "device": "--device", "dtype": "--dtype"})
 

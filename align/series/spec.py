@@ -41,7 +41,8 @@ REPORT_KEYS = {"extra_args"}
 # eval: the judge-free stages (align/series/eval_stages.py): `align eval` on base checkpoints, `align heldout`
 # after DPO. Lists: tasks, include_path; files: heldout_text, sft_data, dpo_data (a prepare step may write them).
 EVAL_KEYS = {"tasks", "include_path", "heldout_text", "limit", "batch_size", "device", "dtype", "heldout_rows",
-             "sft_data", "sft_split", "dpo_data", "dpo_split", "beta", "max_length", "heldout_batch_size"}
+             "sft_data", "sft_split", "dpo_data", "dpo_split", "beta", "max_length", "heldout_batch_size",
+             "allow_code"}  # allow_code: true lets include_path tasks run their Python (`!function`) helpers
 PREPARE_KEYS = {"name", "command", "outputs"}
 MODEL_KEYS = {"name", "size", "construction", "path", "grow", "init", "cpt", "sft", "dpo", "answer", "post_train"}
 GROW_KEYS = {"from", "spec", "method", "depth", "noise", "seed"}
@@ -288,6 +289,8 @@ def _eval_block(raw: dict, file: Path) -> dict | None:
         if _number(block.get(key), f"eval.{key}", file, int) is not None and block[key] < 1:
             raise UserError(f"{file}: eval.{key}: expected a whole number of at least 1, got {block[key]!r}")
     _number(block.get("beta"), "eval.beta", file)
+    if not isinstance(block.get("allow_code", False), bool):
+        raise UserError(f"{file}: eval.allow_code: expected true or false, got {block['allow_code']!r}")
     for key in ("tasks", "include_path"):
         value = block.get(key)
         if value is not None and (not isinstance(value, list) or not value or

@@ -15,7 +15,8 @@ dpo: preference accuracy (share of pairs where the implicit reward beta * (log p
      Per row: log-probs under both models, both rewards, the margin, whether the pair was ranked right and
      whether it tied.
 Writes DIR/heldout.json ({measures: {name: {value, n}}, rows: {row id: values}, skipped: {row id: why}})
-and DIR/heldout.run_card.json. The same data and --rows give every model the same row ids.
+and DIR/heldout.run_card.json. DIR must be new, empty or an earlier `align heldout` output (replaced only
+with --overwrite); one writer per DIR. The same data and --rows give every model the same row ids.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ import time
 
 from align.argtypes import positive_float, positive_int
 from align.errors import UserError
+from align.file_set import replaced_together
 from align.files import atomic_write_json, check_output_dir
+from align.locks import output_lock
 from align.redact import redact
 from align.runcard import write_run_card
 from judges.measures.logprobs import chat_template_for, dpo_sequences, sequence_logprobs, sft_sequence
-from judges.measures.paths import check_model_path
+from judges.measures.outputs import HELDOUT, check_measure_output
+from judges.measures.paths import check_model_path, device, load_tokenizer
 from judges.measures.rows import load_heldout
 
 log = logging.getLogger(__name__)
@@ -50,9 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=positive_int, default=2048,
                         help="tokens per sequence, cut as training cuts them (default 2048, the study's recipes)")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="sequences per forward pass (default 4)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0, ... (default: cuda when available)")
+    parser.add_argument("--device", type=device, default=None,
+                        help="cpu, cuda, cuda:0, mps, ... (default: cuda when available)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights dtype (default float32)")
     parser.add_argument("--out", required=True, help="output directory (heldout.json, heldout.run_card.json)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the earlier align heldout result in --out (refused without it)")
 
 
 def _load_model(path: str, args: argparse.Namespace):
@@ -134,13 +141,23 @@ def run(args: argparse.Namespace) -> int:
         check_model_path(args.ref_model_path, "--ref-model-path")
     elif args.ref_model_path:
         raise UserError("--ref-model-path is for --kind dpo only")
-    out = check_output_dir(args.out, "--out")
+    inputs = {"--model-path": args.model_path, "--ref-model-path": args.ref_model_path, "--data": args.data}
+    check_output_dir(args.out, "--out")
+    with output_lock(args.out, "--out"):  # one writer per folder, for the whole measurement
+        out = check_measure_output(args.out, HELDOUT, inputs, args.overwrite)
+        measures, skipped = _measure_into(args, out, started)
+    for name, measure in measures.items():
+        print(f"{name}: {measure['value']:.6g} (n={measure['n']})")
+    if skipped:
+        print(f"{len(skipped)} row(s) left out (named in heldout.json)")
+    print(f"wrote {out / 'heldout.json'}")
+    return 0
+
+
+def _measure_into(args: argparse.Namespace, out, started: float) -> tuple[dict, dict]:
     split = args.split or DEFAULT_SPLITS[args.kind]
     data = load_heldout(args.data, split, args.rows, args.kind)
-
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(args.model_path)
+    tokenizer = load_tokenizer(args.model_path)
     if tokenizer.pad_token_id is None:  # padding is masked out; any id will do
         tokenizer.pad_token = tokenizer.eos_token
     skipped = dict(data.skipped)
@@ -150,15 +167,12 @@ def run(args: argparse.Namespace) -> int:
                 "id_field": data.id_field, "max_length": args.max_length, "dtype": args.dtype}
     if args.kind == "dpo":
         settings["beta"] = args.beta
-    # The settings name the data and models as given, which may be URLs with credentials.
-    atomic_write_json(out / "heldout.json", redact({**settings, "measures": measures, "rows": per_row,
-                                                    "skipped": skipped}))
-    write_run_card(out, {"stage": "heldout", "output_file": str(out / "heldout.json"), **settings,
-                         "batch_size": args.batch_size, "device": args.device}, started=started,
-                   name="heldout.run_card.json")
-    for name, measure in measures.items():
-        print(f"{name}: {measure['value']:.6g} (n={measure['n']})")
-    if skipped:
-        print(f"{len(skipped)} row(s) left out (named in heldout.json)")
-    print(f"wrote {out / 'heldout.json'}")
-    return 0
+    # swapped in together: a failed write leaves the previous result (or nothing); a folder it made goes again
+    with replaced_together(out, HELDOUT.names, "--out") as staging:
+        # The settings name the data and models as given, which may be URLs with credentials.
+        atomic_write_json(staging / "heldout.json", redact({**settings, "measures": measures, "rows": per_row,
+                                                            "skipped": skipped}))
+        write_run_card(staging, {"stage": "heldout", "output_file": str(out / "heldout.json"), **settings,
+                                 "batch_size": args.batch_size, "device": args.device}, started=started,
+                       name="heldout.run_card.json")
+    return measures, skipped

@@ -21,6 +21,7 @@ TABLE1_TASKS = ("lambada_openai", "arc_easy", "arc_challenge", "winogrande", "pi
                 "wikitext")
 HELDOUT_TASK = "heldout_text"  # perplexity on the user's held-out text (FineWeb-Edu's validation sample)
 LOCAL_BUILDERS = {"json", "csv", "text", "parquet", "arrow", "pandas"}
+OUTPUT_TYPES = ("loglikelihood", "multiple_choice", "loglikelihood_rolling", "generate_until")  # lm-eval's
 OFFLINE_VARS = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
 
 
@@ -88,9 +89,23 @@ def missing_data_files(cfg: dict) -> list[str]:
     return [str(f) for f in flat if "*" not in str(f) and not Path(str(f)).expanduser().exists()]
 
 
+def config_problem(cfg: dict) -> str | None:
+    """What in a YAML task config lm-eval would stop on after the model loaded (a Python task, with
+    `class`, defines these itself)."""
+    if "class" in cfg:
+        return None
+    output_type = cfg.get("output_type", "generate_until")  # lm-eval's TaskConfig default
+    if output_type not in OUTPUT_TYPES:
+        return f"output_type {output_type!r} is not one of lm-eval's ({', '.join(OUTPUT_TYPES)})"
+    if output_type == "multiple_choice" and cfg.get("doc_to_choice") is None and cfg.get("use_prompt") is None:
+        return "output_type multiple_choice needs doc_to_choice (the list of answer choices)"
+    return None
+
+
 def check_tasks(index: dict, names: list[str]) -> dict[str, dict]:
     """Everything that would stop lm-eval after the model loaded, checked first: unknown names, hub
-    datasets while offline, local data files that are not there. Returns the leaf tasks' configs."""
+    datasets while offline, local data files that are not there, a bad output_type or a multiple-choice
+    task without choices. Returns the leaf tasks' configs."""
     tasks = leaf_tasks(index, names)
     flag = offline_flag()
     if flag:
@@ -99,6 +114,10 @@ def check_tasks(index: dict, names: list[str]) -> dict[str, dict]:
             raise UserError(f"{flag}=1 but task(s) need the hub: {', '.join(hub)}; run online, or give local "
                             "task YAMLs with --include-path and --tasks")
     for name, cfg in tasks.items():
+        problem = config_problem(cfg)
+        if problem:
+            where = getattr(index.get(name), "yaml_path", None)
+            raise UserError(f"task {name}{f' ({where})' if where else ''}: {problem}")
         missing = missing_data_files(cfg)
         if missing:
             raise UserError(f"task {name}: data file(s) not found: {', '.join(missing)}")
