@@ -7,8 +7,10 @@
 Rows are plain text (the `text` column, or the one `text_column` names; TRL's `dataset_text_field`
 is read the same way). TRL appends the tokenizer's eos to each document, tokenizes without a chat
 template, and packs the token stream into `max_length` blocks (`packing_strategy: wrapped`: documents
-run on across block boundaries, nothing is cut off or padded except the last block). Every token is
-trained: labels are the input ids. `max_tokens` is a budget in tokens, turned into `max_steps`.
+run on across block boundaries, nothing is cut off or padded except the last block; `bfd` and
+`packing: false` cut each document at max_length, said in the log and run card). Every token is
+trained: labels are the input ids. `max_tokens` is a budget in tokens, turned into `max_steps`; a
+budget the data cannot fill once is refused unless `allow_repeat_data: true`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class CPTConfig(SFTConfig):
         "help": "column holding each document's text (alignment-handbook key); unset: dataset_text_field, 'text'"})
     max_tokens: int | None = field(default=None, metadata={
         "help": "tokens to train on; becomes max_steps = ceil(max_tokens / (global batch x max_length))"})
+    allow_repeat_data: bool = field(default=False, metadata={
+        "help": "let a budget (max_tokens / max_steps) larger than the data repeat it; unset, such a run is refused"})
     packing: bool = field(default=True, metadata={
         "help": "pack documents into max_length blocks (continued pretraining: on)"})
     packing_strategy: str = field(default="wrapped", metadata={

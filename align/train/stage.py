@@ -296,6 +296,14 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
                           eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
                           quantization_config=quantization_config)
     check_trainable_rows(trainer, training_args, stage)
+    if stage == "cpt":  # tokens once through, passes, truncation: said; a budget that repeats the data refused
+        from align.train.cpt_parts import data_use
+        from align.train.recipe import cli_keys
+        from align.train.values import key_source
+
+        budget = "max_tokens" if training_args.max_tokens else "max_steps"
+        extra["cpt"]["data_use"] = data_use(trainer, train.dataset, tokenizer, training_args,
+                                            key_source(budget, resolved, cli_keys(argv)))
     replace_previous_output(training_args, replace)
     log.info("%s: %s rows (%s skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
              "resuming " + resume if resume else "fresh start")
