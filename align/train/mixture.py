@@ -47,9 +47,10 @@ def is_local(source: Source) -> bool:
 
 
 def read_source(source: Source, streaming: bool = False, limit: int | None = None, text_column: str | None = None
-                ) -> tuple[list[tuple[str, dict]], str]:
-    """(row label, row) pairs of one source and its fingerprint (sha256 of a local file). With `text_column`
-    (text rows), a local .txt file or a folder is a text corpus: every file in it is read (text_files.py)."""
+                ) -> tuple[list[tuple[str, dict]], str, list[dict] | None]:
+    """(row label, row) pairs of one source, its fingerprint (sha256 of a local file) and, for a text corpus,
+    its files (path, bytes, sha256). With `text_column` (text rows), a local .txt file or a folder is a text
+    corpus: every file in it is read (text_files.py)."""
     from align.train.data import _read_local_rows  # the row reader with file:line labels
     from align.train.text_files import corpus_files, corpus_fingerprint, corpus_rows, file_card
 
@@ -59,13 +60,13 @@ def read_source(source: Source, streaming: bool = False, limit: int | None = Non
     if text_column and corpus and source.data_files is None and source.data_dir is None:
         cards = [file_card(f) for f in corpus_files(path, source.split)]
         rows = list(itertools.islice(corpus_rows([Path(c["path"]) for c in cards], text_column), limit))
-        return rows, corpus_fingerprint(cards)
+        return rows, corpus_fingerprint(cards), cards
     if file is not None and file.suffix in (".jsonl", ".json"):
         rows = _read_local_rows(file)
         for label, row in rows:
             if not isinstance(row, dict):
                 raise UserError(f"{label}: expected a JSON object")
-        return rows[:limit] if limit is not None else rows, "sha256:" + file_sha256(file)
+        return rows[:limit] if limit is not None else rows, "sha256:" + file_sha256(file), None
     ds = _load_dataset(source, file, streaming)
     if limit is not None:
         ds = ds.take(limit)
@@ -75,7 +76,7 @@ def read_source(source: Source, streaming: bool = False, limit: int | None = Non
         fingerprint = "sha256:" + file_sha256(file)
     else:
         fingerprint = getattr(ds, "_fingerprint", None) or _digest(rows)
-    return rows, fingerprint
+    return rows, fingerprint, None
 
 
 def _load_dataset(source: Source, file: Path | None, streaming: bool):
@@ -119,9 +120,12 @@ def taken_counts(mixture: Mixture, sizes: list[int]) -> list[int]:
     return [n if s.weight is None else int(n * s.weight) for s, n in zip(mixture.sources, sizes, strict=True)]
 
 
-def source_card(source: Source, available: int | None, taken: int, fingerprint: str) -> dict:
+def source_card(source: Source, available: int | None, taken: int, fingerprint: str,
+                files: list[dict] | None = None) -> dict:
     card = {"source": source.path, "split": source.split, "config": source.name, "columns": source.columns,
             "rows_available": available, "rows_taken": taken, "fingerprint": fingerprint, "role": source.role}
+    if files is not None:
+        card["files"] = files
     if source.fraction is not None:
         card["fraction"] = source.fraction
     else:
@@ -144,21 +148,22 @@ def mixture_rows(mixture: Mixture, kind: str, limit: int | None = None,
             raise UserError(f"{mixture.key}: {s.label()}: columns {wanted}: a {kind} dataset needs "
                             f"{list(required)} and may add {list(optional)}")
         streaming_limit = limit if mixture.streaming and len(mixture.sources) == 1 else None
-        rows, fingerprint = read_source(s, mixture.streaming, streaming_limit, text_column if kind == "text" else None)
+        rows, fingerprint, files = read_source(s, mixture.streaming, streaming_limit,
+                                               text_column if kind == "text" else None)
         for label, row in rows[:1]:
             absent = [c for c in wanted if c not in row]
             if absent:
                 raise UserError(f"{label}: missing column(s) {absent} named in {mixture.key}")
-        read.append(([(label, {c: row.get(c) for c in wanted}) for label, row in rows], fingerprint))
-    counts = taken_counts(mixture, [len(rows) for rows, _ in read])
+        read.append(([(label, {c: row.get(c) for c in wanted}) for label, row in rows], fingerprint, files))
+    counts = taken_counts(mixture, [len(rows) for rows, _, _ in read])
     train, evaluation, cards = [], [], []
-    for s, (rows, fingerprint), count in zip(mixture.sources, read, counts, strict=True):
+    for s, (rows, fingerprint, files), count in zip(mixture.sources, read, counts, strict=True):
         if mixture.style == "handbook" and s.weight is not None:
             taken = [rows[i] for i in shuffled_indices(len(rows), mixture.seed)[:count]]
         else:
             taken = rows[:count]
         (evaluation if s.role == "eval" else train).extend(taken)
-        cards.append(source_card(s, len(rows), len(taken), fingerprint))
+        cards.append(source_card(s, len(rows), len(taken), fingerprint, files))
     return train, evaluation, cards
 
 

@@ -77,6 +77,8 @@ def test_a_mixture_source_folder_is_read_the_same_way(tmp_path):
     mixture = Mixture(style="trl", key="datasets", sources=[Source(path=str(folder))], seed=0)
     train, _, card = load_mixture(mixture, kind="text")
     assert train.rows_kept == 8 and card["sources"][0]["rows_taken"] == 8
+    assert [Path(f["path"]).name for f in card["sources"][0]["files"]] == [
+        *(f"doc{i}.txt" for i in range(5)), *(f"part{i}.jsonl" for i in range(3))]
 
 
 def test_a_latin1_file_in_a_corpus_folder_is_one_line_naming_file_byte_and_line(tmp_path):
