@@ -84,13 +84,11 @@ def align_cli() -> list[str]:
 def slurm_launcher() -> list[str]:
     """`accelerate launch` once per node of the Slurm allocation, each with its node's rank.
 
-    Run the series inside `sbatch --nodes=N` (see recipes/series/slurm.sbatch); the first node
-    of the allocation is the rendezvous host; ALIGN_GPUS_PER_NODE (default 8) sets the world size.
+    Run the series inside `sbatch --nodes=N` (see recipes/series/slurm.sbatch) or as `--submit slurm` jobs;
+    align.series.rendezvous reads the rest from the allocation on each node: the first node's address
+    (resolved, or one line), processes per node (its GPUs, or ALIGN_PROCS_PER_NODE), a port per job.
     """
-    per_node = (f'exec "{sys.executable}" -m accelerate.commands.launch --num_machines "$SLURM_NNODES" '
-                '--machine_rank "$SLURM_NODEID" --num_processes "$((SLURM_NNODES * ${ALIGN_GPUS_PER_NODE:-8}))" '
-                '--main_process_ip "$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)" '
-                '--main_process_port "${ALIGN_MASTER_PORT:-29500}" "$@"')
+    per_node = f'exec "{sys.executable}" -m align.series.rendezvous --machine_rank "$SLURM_NODEID" "$@"'
     return ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
             "bash", "-c", per_node, "accelerate-per-node"]
 
