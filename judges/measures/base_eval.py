@@ -22,6 +22,7 @@ one writer per DIR; the files are swapped in together when the evaluation has su
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -39,7 +40,7 @@ from align.runcard import write_run_card
 from judges.measures.lm_summary import summarize
 from judges.measures.outputs import EVAL, check_measure_output
 from judges.measures.paths import check_model_path, device, load_tokenizer
-from judges.measures.task_code import check_code, provenance, scan_folders, selected
+from judges.measures.task_code import check_code, provenance, sandboxed_templates, scan_folders, selected
 from judges.measures.tasks import HELDOUT_TASK, TABLE1_TASKS, check_tasks, check_text_rows, write_heldout_task
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace, out: Path, names: list[str], task_files: list, heldout_rows: int | None,
               started: float) -> int:
+    from jinja2.exceptions import SecurityError
     from lm_eval.tasks import TaskManager
     from lm_eval.utils import make_table
 
@@ -142,7 +144,13 @@ def _evaluate(args: argparse.Namespace, out: Path, names: list[str], task_files:
         # staged inside --out and swapped in together: a failure leaves the previous result (or nothing)
         with replaced_together(out, EVAL.names, "--out", folders=EVAL.folders) as staging:
             (staging / "lm_eval").mkdir()
-            results, samples = _lm_eval(args, manager, names, staging / "lm_eval")
+            sandbox = sandboxed_templates() if args.include_path and not args.allow_code else contextlib.nullcontext()
+            try:
+                with sandbox:
+                    results, samples = _lm_eval(args, manager, names, staging / "lm_eval")
+            except SecurityError as err:  # a task template reached for code the checks did not see
+                raise UserError(f"--include-path: a task template tried to run code ({err}); task folders are "
+                                "data unless you allow their code: read it, then pass --allow-code") from None
             if args.heldout_text:
                 shutil.copytree(built, staging / "lm_eval" / "tasks")
             summary = summarize(results, samples)

@@ -2,17 +2,25 @@
 they would run.
 
 lm-eval imports `helper.py` from a task's folder and runs it in this process for every
-`!function helper.name` in the task's YAML (a `process_docs`, a metric, a whole task `class`). A task
-folder looks like data, so its code runs only when the user allows it (`--allow-code`, a series'
-`eval.allow_code: true`). The YAML files are parsed here with PyYAML's safe loader plus a constructor
-that records each `!function` tag (file, line, reference) and imports nothing; lm-eval's own index is
-built later. A file lm-eval cannot parse is reported with its file and line (lm-eval skips it silently
-and its tasks then look unknown).
+`!function helper.name` in the task's YAML (a `process_docs`, a metric, a whole task `class`). Two more
+ways a task file runs Python: its Jinja templates render in an unsandboxed environment (`{{ cycler.
+__init__.__globals__.os... }}` reaches the os module), and a metric lm-eval does not know is loaded with
+HF `evaluate`, which runs that metric's script (from the hub, or a local path). A task folder looks like
+data, so none of this runs unless the user allows it (`--allow-code`, a series' `eval.allow_code: true`):
+helpers and unknown metrics are refused, templates that reach for `__` attributes are refused, and the
+templates render in Jinja's sandbox for the run (`sandboxed_templates`).
+
+The YAML files are parsed here with PyYAML's safe loader plus a constructor that records each
+`!function` tag (file, line, reference) and imports nothing; lm-eval's own index is built later. A file
+lm-eval cannot parse is reported with its file and line (lm-eval skips it silently and its tasks then
+look unknown).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,15 +155,73 @@ def selected(tasks: list[TaskFile], names: list[str]) -> list[TaskFile]:
     return sorted(chosen, key=lambda t: t.path.as_posix())
 
 
+def _strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """(key path, string) for every string in a config."""
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{key}[{i}]")
+
+
+def template_escapes(task: TaskFile) -> list[str]:
+    """Template keys that reach for Python internals (`__class__`, `__globals__`, ...): how a Jinja
+    template runs code; no data template needs them."""
+    return [key for key, text in _strings(task.config) if ("{{" in text or "{%" in text) and "__" in text]
+
+
+def unknown_metrics(task: TaskFile) -> list[str]:
+    """Metrics lm-eval would load with HF `evaluate` (a script that runs): not in its registry, or asked for."""
+    metrics = [m for m in task.config.get("metric_list") or [] if isinstance(m, dict)]
+    if not metrics:
+        return []
+    import lm_eval.api.metrics  # noqa: F401 (fills the registry: lm-eval's own code, not the task folder's)
+    from lm_eval.api.registry import metric_registry
+
+    return [str(m.get("metric")) for m in metrics if isinstance(m.get("metric"), str)
+            and (m.get("hf_evaluate") is True or m["metric"] not in metric_registry)]
+
+
 def check_code(tasks: list[TaskFile], allow_code: bool, flag: str = "--allow-code") -> None:
-    """Refuse the Python helpers of the selected tasks unless the user allowed them."""
+    """Refuse whatever of the selected tasks would run Python, unless the user allowed it."""
+    if allow_code:
+        return
+    how = f"task folders are data unless you allow their code: read it, then pass {flag}"
     functions = [f for task in tasks for f in task.functions]
-    if functions and not allow_code:
+    if functions:
         first = functions[0]
         what = f"imports {first.helper} and runs it" if first.helper else "imports a Python module and runs it"
         more = f" (and {len(functions) - 1} more)" if len(functions) > 1 else ""
-        raise UserError(f"{first.where()}: this task {what} in the align process{more}; task folders are data "
-                        f"unless you allow their code: read it, then pass {flag}")
+        raise UserError(f"{first.where()}: this task {what} in the align process{more}; {how}")
+    for task in tasks:
+        escapes = template_escapes(task)
+        if escapes:
+            raise UserError(f"{task.path}: {escapes[0]}: a template that reaches Python internals (`__`) runs "
+                            f"code; {how}")
+        metrics = unknown_metrics(task)
+        if metrics:
+            raise UserError(f"{task.path}: metric {metrics[0]!r} is not one of lm-eval's: it would be loaded with "
+                            f"HF evaluate, which runs the metric's Python; {how}")
+
+
+@contextlib.contextmanager
+def sandboxed_templates() -> Iterator[None]:
+    """lm-eval's templates rendered in Jinja's sandbox for the block (no attribute that leads to code)."""
+    import lm_eval.utils
+    from jinja2.sandbox import SandboxedEnvironment
+
+    plain = lm_eval.utils.env
+    sandbox = SandboxedEnvironment(loader=plain.loader, undefined=plain.undefined,
+                                   keep_trailing_newline=plain.keep_trailing_newline)
+    sandbox.filters.update(plain.filters)
+    lm_eval.utils.env = sandbox  # apply_template reads the module's `env` at each call
+    try:
+        yield
+    finally:
+        lm_eval.utils.env = plain
 
 
 def provenance(tasks: list[TaskFile]) -> dict:

@@ -236,6 +236,40 @@ def test_functions_found_through_includes_groups_and_tags(tmp_path):
                                          "functions": ["lib.score"]}]
 
 
+@pytest.mark.parametrize("extra, message", [
+    ('doc_to_decoy: "{{ cycler.__init__.__globals__.os.getpid() }}"\n',
+     "doc_to_decoy: a template that reaches Python internals (`__`) runs code"),
+    ("metric_list:\n  - metric: someone/their_metric\n",
+     "metric 'someone/their_metric' is not one of lm-eval's: it would be loaded with HF evaluate"),
+])
+def test_templates_and_metrics_that_run_code_refused_without_allow_code(extra, message, tmp_path, tiny_base_llama_dir,
+                                                                       local_tasks, capsys):
+    folder = tmp_path / "tasks"
+    shutil.copytree(local_tasks, folder)
+    text = (folder / "mc.yaml").read_text()
+    text = text[:text.index("metric_list:")] if "metric_list" in extra else text
+    (folder / "mc.yaml").write_text(text + extra)
+    err = one_line_exit_2(_eval(tiny_base_llama_dir, tmp_path / "out", "--include-path", str(folder)), capsys)
+    assert f"{folder / 'mc.yaml'}: {message}" in err and "pass --allow-code" in err, err
+
+
+def test_templates_render_in_a_sandbox_while_code_is_not_allowed():
+    import lm_eval.utils
+    from jinja2.exceptions import SecurityError
+
+    from judges.measures.task_code import sandboxed_templates
+
+    escape = "{{ cycler|attr('_' ~ '_init_' ~ '_') }}"  # no literal `__`: only the sandbox stops it
+    plain = lm_eval.utils.env
+    with sandboxed_templates():
+        assert lm_eval.utils.apply_template("{{ q | regex_replace('a', 'b') }}: {{ c[1] }}",
+                                            {"q": "aa", "c": ["x", "y"]}) == "bb: y"  # data templates work
+        with pytest.raises(SecurityError):
+            lm_eval.utils.apply_template(escape, {})
+    assert lm_eval.utils.env is plain
+    assert "Cycler.__init__" in lm_eval.utils.apply_template(escape, {})  # what the sandbox stopped
+
+
 @pytest.mark.slow
 def test_allowed_helpers_run_and_are_recorded_and_a_second_eval_needs_overwrite(tmp_path, tiny_base_llama_dir,
                                                                                 helper_tasks, capsys):
