@@ -71,7 +71,9 @@ def run(args, commands: CommandFactory = build_command) -> int:
 
         if args.only:
             raise UserError("--submit slurm submits every stage that is not done; --only is for one job's stage")
-        return submit(series, names, dry=args.dry_run)
+        planned = Runner(series, selected_stages(None), names, dry=True, commands=commands)
+        planned.run()  # what is done, what is not
+        return submit(series, names, planned.status, dry=args.dry_run)
     if args.dry_run:
         runner = Runner(series, only, names, dry=True, commands=commands)
         runner.run()

@@ -27,6 +27,7 @@ from align.files import atomic_write_text
 from align.series.cluster import STAGE_KIND, describe, load_cluster, sbatch_resources
 from align.series.manifest import SCOPE_ENV, SERIES_KEY
 from align.series.spec import Series, ordered_entries
+from align.series.stages import STAGES
 
 # squeue states of a job that still runs or will: its stage must not be submitted a second time
 ACTIVE_STATES = "PENDING,RUNNING,CONFIGURING,REQUEUED,REQUEUE_HOLD,REQUEUE_FED,SUSPENDED,RESIZING"
@@ -65,32 +66,22 @@ def needs_run(label: str) -> bool:
     return label in ("pending", "stale") or label.startswith("resume")
 
 
+# the per-entry stages that run one entry at a time, in order (the runner's PIPELINE)
+PIPELINE = [st for st in STAGES.values() if st.per_entry and not st.batched]
+
+
 def has_work(series: Series, entry, index: int) -> bool:
     """Whether the entry has its PIPELINE[index] stage at all (the dry run labels stages after one that is
     pending `pending` without asking): not switched off, not absent, not given, not after `post_train: false`."""
-    from align.series.runner import PIPELINE
-
     stage = PIPELINE[index]
     if not entry.post_train and index >= [st.name for st in PIPELINE].index("sft"):
         return False
     return stage.applies(series, entry.name) and stage.given(series, entry.name) is None
 
 
-def plan_status(series: Series, names: list[str]) -> dict[tuple[str, str], str]:
-    """Each stage's state as `--dry-run` shows it: (entry or SERIES_KEY, stage) -> label."""
-    from align.series.runner import Runner
-    from align.series.stages import selected_stages
-
-    runner = Runner(series, selected_stages(None), names, dry=True)
-    runner.run()
-    return runner.status
-
-
-def job_graph(series: Series, names: list[str]) -> list[Job]:
-    """The jobs still to run, each after the jobs making its inputs, in an order that can be submitted."""
-    from align.series.runner import PIPELINE, STAGES
-
-    status = plan_status(series, names)
+def job_graph(series: Series, names: list[str], status: dict[tuple[str, str], str]) -> list[Job]:
+    """The jobs still to run, each after the jobs making its inputs, in an order that can be submitted.
+    `status`: each stage's label as the dry run gives it ((entry or SERIES_KEY, stage) -> 'done', 'pending', ...)."""
     jobs: list[Job] = []
     prepare = None
     if any(needs_run(status.get((SERIES_KEY, f"prepare:{step['name']}"), "pending")) for step in series.prepare):
@@ -171,10 +162,10 @@ def print_graph(series: Series, jobs: list[Job], cluster: dict) -> None:
         print(f"  {job.label.ljust(width)}[{job.kind}] {describe(cluster[job.kind])}; {rule}: {after}")
 
 
-def submit(series: Series, names: list[str], *, dry: bool) -> int:
+def submit(series: Series, names: list[str], status: dict[tuple[str, str], str], *, dry: bool) -> int:
     """Submit (or with `dry`, print) the job graph; stages done, queued or running are not submitted again."""
     cluster = load_cluster(series.file)
-    jobs = job_graph(series, names)
+    jobs = job_graph(series, names, status)
     if not jobs:
         print(f"series {series.name}: every stage is done; nothing to submit")
         return 0
