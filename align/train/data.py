@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,26 +219,59 @@ def _checked_row(row: Any, kind: str, text_column: str = TEXT_COLUMN) -> tuple[s
     return None, clean
 
 
-def check_rows(labelled: Iterable[tuple[str, Any]], kind: str, invalid_rows: str,
-               text_column: str = TEXT_COLUMN) -> tuple[list[dict], int, list[str], int]:
-    """The one row check of every loader: (label, row) pairs -> (clean rows, skipped, first problems, read).
+def checked_rows(labelled: Iterable[tuple[str, Any]], kind: str, invalid_rows: str, tally: dict,
+                 text_column: str = TEXT_COLUMN) -> Iterator[dict]:
+    """The one row check of every loader, one row at a time: (label, row) pairs -> clean rows; `tally`
+    counts `read`, `skipped` and keeps the first problems in `examples`.
 
     A bad row stops the run naming its label, or with `invalid_rows: skip` is left out and counted."""
     from tqdm.auto import tqdm
 
-    kept, skipped, examples, read = [], 0, [], 0
+    tally.update(read=0, skipped=0, examples=[])
     for label, row in tqdm(labelled, desc=f"checking {kind} rows", unit="row", mininterval=2):
-        read += 1
+        tally["read"] += 1
         problem, clean = _checked_row(row, kind, text_column)
         if problem:
             if invalid_rows != "skip":
                 raise UserError(f"{label}: {problem}")
-            skipped += 1
-            if len(examples) < 5:
-                examples.append(f"{label}: {problem}")
+            tally["skipped"] += 1
+            if len(tally["examples"]) < 5:
+                tally["examples"].append(f"{label}: {problem}")
             continue
-        kept.append(clean)
-    return kept, skipped, examples, read
+        yield clean
+
+
+def check_rows(labelled: Iterable[tuple[str, Any]], kind: str, invalid_rows: str,
+               text_column: str = TEXT_COLUMN) -> tuple[list[dict], int, list[str], int]:
+    """checked_rows as a list -> (clean rows, skipped, first problems, read)."""
+    tally: dict = {}
+    kept = list(checked_rows(labelled, kind, invalid_rows, tally, text_column))
+    return kept, tally["skipped"], tally["examples"], tally["read"]
+
+
+def _disk_backed_text(rows: Iterable[dict], name: str):
+    """Text rows written to their Arrow file as they are read (never a list of the whole corpus), the same
+    path on every process (see _disk_backed) -> (dataset, rows written)."""
+    import os
+
+    import datasets
+    from datasets.arrow_writer import ArrowWriter
+
+    cache = Path(datasets.config.HF_DATASETS_CACHE) / "align-rows"
+    cache.mkdir(parents=True, exist_ok=True)
+    path, tmp = cache / f"{name}.arrow", cache / f".{name}.{os.getpid()}.arrow"
+    writer = ArrowWriter(features=datasets.Features({TEXT_COLUMN: datasets.Value("string")}), path=str(tmp))
+    try:
+        for row in rows:
+            writer.write(row)
+        written, _ = writer.finalize()
+    finally:
+        writer.close()
+    if path.exists():  # the same rows (the name holds their fingerprint), written by an earlier or parallel run
+        tmp.unlink()
+    else:
+        os.replace(tmp, path)  # atomic: a concurrent process sees all of the file or none
+    return datasets.Dataset.from_file(str(path)), written
 
 
 def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "train",
@@ -276,12 +309,21 @@ def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "
     if max_rows is not None and isinstance(labelled, list):
         labelled = labelled[:max_rows]
 
-    kept, skipped, examples, read = check_rows(labelled, kind, invalid_rows, text_column)
+    tally: dict = {}
+    if kind == "text":  # a corpus: checked rows go straight to their Arrow file
+        key = hashlib.sha256(json.dumps([kind, fingerprint, max_rows, invalid_rows, text_column]).encode()
+                             ).hexdigest()[:16]
+        dataset, kept = _disk_backed_text(checked_rows(labelled, kind, invalid_rows, tally, text_column),
+                                          f"{kind}-{key}")
+    else:
+        rows = list(checked_rows(labelled, kind, invalid_rows, tally, text_column))
+        key = hashlib.sha256(json.dumps([kind, fingerprint, max_rows, invalid_rows, tally["read"], text_column]
+                                        ).encode()).hexdigest()[:16]
+        dataset, kept = (_disk_backed(rows, f"{kind}-{key}") if rows else None), len(rows)
+    read, skipped, examples = tally["read"], tally["skipped"], tally["examples"]
     if skipped:
         log.warning("skipped %d invalid %s rows of %d (first: %s)", skipped, kind, read, examples[0])
     if not kept:
         raise UserError(f"dataset {name!r}: no valid {kind} rows (read {read}, skipped {skipped})")
-    key = hashlib.sha256(json.dumps([kind, fingerprint, max_rows, invalid_rows, read, text_column]).encode()
-                         ).hexdigest()[:16]
-    return LoadedData(_disk_backed(kept, f"{kind}-{key}"), source=name, fingerprint=fingerprint, rows_read=read,
-                      rows_kept=len(kept), rows_skipped=skipped, skipped_examples=examples, files=files)
+    return LoadedData(dataset, source=name, fingerprint=fingerprint, rows_read=read, rows_kept=kept,
+                      rows_skipped=skipped, skipped_examples=examples, files=files)

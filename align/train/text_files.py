@@ -1,7 +1,7 @@
 """A local text corpus as `align cpt` reads it into text rows: one file, or every file of a folder.
 
     .txt              the whole file is ONE document (as `align tokenize` reads it)
-    .jsonl / .json    one document per row, in the text column
+    .jsonl / .json    one document per row, in the text column (.jsonl read a line at a time)
     .parquet          one document per row of the text column (read a batch at a time)
 
 A file and a folder are read alike. A folder is listed as `datasets` lists one (recursively, hidden
@@ -91,6 +91,38 @@ def _parquet_rows(path: Path, column: str) -> Iterator[tuple[str, dict]]:
             index += 1
 
 
+def _jsonl_rows(path: Path, column: str, invalid_rows: str) -> Iterator[tuple[str, Any]]:
+    """A .jsonl file a line at a time (lines end at \\n only: JSON text may hold U+2028), labels file:line."""
+    from align.train.data import InvalidJSON
+
+    first = True
+    with open(path, "rb") as fh:
+        offset = 0
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise UserError(f"{path}: not UTF-8 text: {err.reason} at byte {offset + err.start} (line {lineno}); "
+                                "save it as UTF-8") from None
+            offset += len(raw)
+            if not line.strip():
+                continue
+            label = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                if invalid_rows != "skip":
+                    raise UserError(f"{label}: not valid JSON ({err.msg})") from None
+                yield label, InvalidJSON(f"not valid JSON ({err.msg})")
+                continue
+            if not isinstance(row, dict):
+                raise UserError(f"{label}: expected a JSON object with [{column!r}]")
+            if first and column not in row:
+                raise UserError(f"{label}: missing key(s) [{column!r}] (a text row needs [{column!r}])")
+            first = False
+            yield label, row
+
+
 def _json_rows(path: Path, column: str, invalid_rows: str) -> list[tuple[str, Any]]:
     from align.train.data import InvalidJSON, _read_local_rows
 
@@ -111,5 +143,7 @@ def corpus_rows(files: list[Path], column: str, invalid_rows: str = "error") -> 
             yield _txt_document(path, column)
         elif path.suffix == ".parquet":
             yield from _parquet_rows(path, column)
+        elif path.suffix == ".jsonl":
+            yield from _jsonl_rows(path, column, invalid_rows)
         else:
             yield from _json_rows(path, column, invalid_rows)

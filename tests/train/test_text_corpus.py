@@ -122,3 +122,20 @@ def test_json_rows_keep_their_file_and_line_in_a_folder(tmp_path):
     with pytest.raises(UserError) as err:
         load_rows(str(folder), kind="text")
     assert str(err.value) == f"{folder / 'part1.jsonl'}:1: column 'text': expected non-empty text, got ''"
+
+
+def test_a_jsonl_corpus_file_is_read_a_line_at_a_time_with_its_lines_named(tmp_path):
+    """.jsonl text is streamed line by line (not read whole into a list); errors still name file, line and byte."""
+    path = tmp_path / "docs.jsonl"
+    good = json.dumps({"text": "first"}) + "\n"
+    path.write_bytes(good.encode() + b"\n" + json.dumps({"text": "caf\u00e9"}, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(UserError) as err:
+        load_rows(str(path), kind="text")
+    offset = len(good) + 1 + len('{"text": "caf')
+    assert str(err.value) == f"{path}: not UTF-8 text: invalid continuation byte at byte {offset} (line 3); " \
+                             "save it as UTF-8"
+    path.write_text(good + "not json\n" + json.dumps({"text": "third"}) + "\n")
+    loaded = load_rows(str(path), kind="text", invalid_rows="skip")
+    assert (loaded.rows_read, loaded.rows_kept, loaded.rows_skipped) == (3, 2, 1)
+    assert loaded.skipped_examples == [f"{path}:2: not valid JSON (Expecting value)"]
+    assert [r["text"] for r in loaded.dataset] == ["first", "third"]
