@@ -1,14 +1,16 @@
-"""Every command README.md shows runs as written (issue 16): training, growth, answers, judging, the series.
+"""Every command README.md and the handbook (docs/*.md) show runs as written (issues 16, 33): training, growth,
+answers, judging, the series.
 
-The commands are read from README's fenced code blocks at test time, so the test follows README as it
-is now. Each runs with bash in a scratch directory (with `recipes/` linked in), in README's order, with
-`python` and `align` meaning this tree. Only model paths, data, hub ids and sizes are substituted, by
+The commands are read from the fenced code blocks of the handbook's pages, in mkdocs.yml's `nav` order, then
+README's, at test time, so the test follows the pages as they are now. A command shown on several pages runs
+once, where it first appears. Each runs with bash in a scratch directory (with `recipes/` linked in), in that
+order, with `python` and `align` meaning this tree. Only model paths, data, hub ids and sizes are substituted, by
 the explicit table SUBSTITUTIONS; judging goes to the fake OpenAI-compatible judge in tests/fakes.
 A command that runs but must stop at a check this machine cannot pass (a GPU) is in STOPS_HERE, with the
 exit status and message it must give.
-Commands that cannot run here (GPU, vLLM, Slurm, a paid API, the test suite itself) are listed in
-NOT_RUNNABLE with the reason, and the list must name exactly the README commands that are skipped:
-a new README command runs (and must pass) unless someone adds it there, with a reason.
+Commands that cannot run here (GPU, vLLM, Slurm, a paid API, the test suite itself, a demo another test runs)
+are listed in NOT_RUNNABLE with the reason, and the list must name exactly the commands that are skipped:
+a new command on any page runs (and must pass) unless someone adds it there, with a reason.
 """
 
 from __future__ import annotations
@@ -25,15 +27,20 @@ from conftest import REPO, make_tiny_llama
 from fakes.judge_server import FakeJudgeServer
 
 README = REPO / "README.md"
+MKDOCS = REPO / "mkdocs.yml"
 COMMAND_BLOCK_LANGS = ("", "bash", "sh", "shell", "console")  # ```yaml etc. are files, not commands
 
-# Command (as README writes it, continuation lines joined, comment dropped) -> why it does not run here.
+# Command (as a page writes it, continuation lines joined, comment dropped) -> why it does not run here.
 NOT_RUNNABLE = {
     "make demo": "runs `make setup` (creates .venv with pip) first; the demo itself is "
                  "`align series recipes/demo/series.yaml`, which runs here",
     "make test": "the test suite this test is part of",
+    "make setup && . .venv/bin/activate": "creates .venv with pip; this test runs inside that environment already",
     "make demo-staged": "runs `make setup` first; the staged demo itself is `align series recipes/demo/staged.yaml`, "
                         "run end to end by tests/series/test_demo_staged.py",
+    "align series recipes/demo/staged.yaml": "the staged demo, run end to end (and timed) by "
+                                             "tests/series/test_demo_staged.py: not run a second time here",
+    "make docs": "runs `make setup` first; the build itself (`mkdocs build --strict`) is tests/test_docs_build.py",
     "accelerate launch --config_file recipes/accelerate/zero3.yaml -m align.sft --config recipes/sft/ultrachat.yaml "
     "--model_name_or_path CKPT --output_dir outputs/2b-expanded/sft":
         "the study's recipe: bf16 on GPUs with DeepSpeed ZeRO-3, UltraChat-200k from the hub",
@@ -98,13 +105,13 @@ SUBSTITUTIONS = [
 
 
 def readme_commands(text: str) -> list[str]:
-    """Commands in README's fenced command blocks, in order: continuations joined, comments dropped."""
+    """Commands in a page's fenced command blocks, in order: continuations joined, comments dropped."""
     commands = []
     for lang, body in re.findall(r"^```([\w-]*)\n(.*?)^```", text, flags=re.M | re.S):
         if lang not in COMMAND_BLOCK_LANGS:
             continue
         for line in body.replace("\\\n", " ").splitlines():
-            line = re.sub(r"\s+#.*$", "", line).strip()  # README's commands carry no '#' inside arguments
+            line = re.sub(r"\s+#.*$", "", line).strip()  # the pages' commands carry no '#' inside arguments
             if line and not line.startswith("#"):
                 commands.append(" ".join(line.split()))
     return commands
@@ -116,17 +123,29 @@ def substitute(command: str, values: dict[str, str]) -> str:
     return command
 
 
-COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+def pages() -> list:
+    """The handbook's pages in mkdocs.yml's nav order (later pages use earlier pages' outputs), then README."""
+    nav = yaml.safe_load(MKDOCS.read_text(encoding="utf-8"))["nav"]
+    return [REPO / "docs" / next(iter(entry.values())) for entry in nav] + [README]
+
+
+def page_commands() -> list[str]:
+    """Every page's commands in order, each once: where it first appears (README repeats the handbook's)."""
+    return list(dict.fromkeys(c for page in pages() for c in readme_commands(page.read_text(encoding="utf-8"))))
+
+
+COMMANDS = page_commands()
 RUNNABLE = [c for c in COMMANDS if c not in NOT_RUNNABLE]
 
 
 def test_not_runnable_list_is_exactly_what_is_skipped():
-    """Every entry names a command README shows today (a reworded command must be re-listed or run)."""
+    """Every entry names a command a page shows today (a reworded command must be re-listed or run)."""
     skipped = {c for c in COMMANDS if c not in RUNNABLE}
-    assert skipped == set(NOT_RUNNABLE), f"listed as not runnable, but README no longer shows: " \
+    assert skipped == set(NOT_RUNNABLE), f"listed as not runnable, but no page shows: " \
                                          f"{sorted(set(NOT_RUNNABLE) - skipped)}"
     assert set(STOPS_HERE) <= set(RUNNABLE), sorted(set(STOPS_HERE) - set(RUNNABLE))
-    assert len(RUNNABLE) >= 15  # the parser still finds README's commands
+    assert len(RUNNABLE) >= 15  # the parser still finds the pages' commands
+    assert len(RUNNABLE) == len(set(RUNNABLE))  # a command shown twice runs once
     assert all(reason for reason in NOT_RUNNABLE.values())
 
 
