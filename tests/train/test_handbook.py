@@ -55,9 +55,9 @@ def data_overrides(stage: str, recipe: dict, root: Path) -> dict[str, str]:
         return {"dataset_mixture": json.dumps(spec)}
     if stage == "cpt":  # plain text, in the folder of the recipe's dataset_configs name
         folder = root / "text" / (recipe.get("dataset_configs") or [""])[0]
-        for split in recipe["dataset_splits"]:
+        for split in recipe["dataset_splits"]:  # 96 rows: 3 blocks of 1024 tokens, 2 steps without repeating
             write_jsonl(folder / f"{split}.jsonl", [{"text": " ".join(m["content"] for m in r["messages"])}
-                                                   for r in chat_rows(24)])
+                                                   for r in chat_rows(96)])
         return {"dataset_mixer": json.dumps({str(root / "text"): 1.0})}
     if "dataset_mixer" in recipe:
         for split in recipe["dataset_splits"]:
