@@ -71,14 +71,17 @@ def truncates(training_args) -> bool:
 def run_card_extra(training_args) -> dict:
     """What a CPT run card adds: the token budget and how documents became blocks."""
     cut = truncates(training_args)
+    keeps_end = not training_args.packing and training_args.truncation_mode == "keep_end"  # bfd keeps the start
+    cut_note = (f"; a document longer than max_length {training_args.max_length} is cut to it: "
+                + ("its start is not trained (truncation_mode keep_end)" if keeps_end else
+                   "the rest of it, its eos included, is not trained"))
     return {"cpt": {"max_tokens": training_args.max_tokens, "tokens_per_step": tokens_per_step(training_args),
                     "text_column": training_args.text_column, "packing": training_args.packing,
                     "packing_strategy": training_args.packing_strategy if training_args.packing else None,
                     "block_length": training_args.max_length,
                     "allow_repeat_data": training_args.allow_repeat_data,
-                    "loss": "every token (labels = input ids; eos appended to each document" + (
-                        f"; a document longer than max_length {training_args.max_length} is cut there: its rest "
-                        "and its eos are not trained)" if cut else ")")}}
+                    "loss": "every token (labels = input ids; eos appended to each document"
+                            + (cut_note if cut else "") + ")"}}
 
 
 def _tokens_in(dataset, block_length: int | None) -> int:

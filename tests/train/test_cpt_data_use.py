@@ -73,7 +73,8 @@ def test_truncation_is_counted_in_the_log_and_the_run_card(packing, tiny_base_ll
     assert (use["documents"], use["documents_truncated"]) == (len(DOCS), len(long))
     assert use["tokens_dropped_by_truncation"] == sum(n - 32 for n in long)
     assert use["tokens_in_data"] + use["tokens_dropped_by_truncation"] == sum(lengths)  # kept + dropped = all
-    assert "a document longer than max_length 32 is cut there" in card["loss"]
+    assert card["loss"] == ("every token (labels = input ids; eos appended to each document; a document longer "
+                            "than max_length 32 is cut to it: the rest of it, its eos included, is not trained)")
     assert any(f"cuts {len(long)} of {len(DOCS)} documents at max_length 32" in r.getMessage()
                for r in caplog.records)
 
