@@ -299,8 +299,13 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
         sources = data_sources(data_args, where, training_args.seed)
     except UserError as err:
         return parsed, [*problems, str(err)], raw
-    problems += [p for s in sources if str(Path(s.path)) not in produced and (p := source_problem(s))]
+    problems += [p for s in sources if not _made_earlier(s.path, produced) and (p := source_problem(s))]
     return parsed, problems, raw
+
+
+def _made_earlier(path: str, produced: frozenset[str]) -> bool:
+    """A file an earlier step writes, or a token shard folder whose metadata.json it writes (align tokenize)."""
+    return str(Path(path)) in produced or str(Path(path) / "metadata.json") in produced
 
 
 def _say(lines: list[str], stream=None) -> None:

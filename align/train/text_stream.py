@@ -28,8 +28,14 @@ def wants_stream(data_args, training_args, mixture) -> bool:
     name = data_args.dataset_name
     if getattr(data_args, "streaming", False) or (mixture is not None and mixture.streaming):
         return True
-    return mixture is None and bool(name) and not Path(name).exists() \
+    return mixture is None and bool(name) and not looks_local(name) \
         and getattr(training_args, "max_tokens", None) is not None
+
+
+def looks_local(name: str) -> bool:
+    """A path, not a hub id (`org/name`): it exists, starts like a path, or has more than one `/` (as
+    align/train/checks.py tells them apart). A missing local path is the row loader's to name."""
+    return Path(name).exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
 
 
 def _documents(pieces: list[dict], column: str):

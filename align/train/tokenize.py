@@ -40,7 +40,8 @@ PLAN_KEYS = ("source", "source_fingerprint", "text_column", "max_tokens", "shard
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True,
                         help="a .jsonl/.parquet/.txt file, a folder of them, or a hub dataset id (streamed)")
-    parser.add_argument("--tokenizer", required=True, help="checkpoint (or tokenizer) folder or hub id")
+    parser.add_argument("--tokenizer", required=True,
+                        help="checkpoint (or tokenizer) folder, hub id, or packaged:smollm2-135m-instruct")
     parser.add_argument("--out", required=True, help="the shard folder (new, or this command's own to resume)")
     parser.add_argument("--config", default=None, help="hub dataset config name (e.g. sample-10BT)")
     parser.add_argument("--split", default="train",
@@ -69,6 +70,10 @@ def _load_tokenizer(name: str):
 
     from align.train.shards import tokenizer_identity
 
+    if name == "packaged:smollm2-135m-instruct":  # the demo's models' tokenizer (align/packaged.py)
+        from align.packaged import export_smollm2
+
+        name = str(export_smollm2(tokenizer_only=True))
     try:
         tok = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as err:

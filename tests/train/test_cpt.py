@@ -203,7 +203,8 @@ def test_study_recipes_follow_the_study_learning_rates_and_compute_arithmetic():
     assert round(sum(6 * n * 40 * n for n in sizes.values()) / 1e21, 1) == 20.4
     for name, lr in STUDY_RECIPES.items():
         r = recipes[name]
-        assert (r["learning_rate"], r["max_length"], r["dataset_name"]) == (lr, 1024, "HuggingFaceFW/fineweb-edu")
+        # FineWeb-Edu as token shards, tokenized once (the series' prepare step runs align tokenize)
+        assert (r["learning_rate"], r["max_length"], r["dataset_name"]) == (lr, 1024, "data/tokens/fineweb-edu-gpt2")
 
 
 @pytest.mark.parametrize("name", [*STUDY_RECIPES, "cpu-demo"])

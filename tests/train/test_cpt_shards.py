@@ -194,3 +194,31 @@ def test_a_damaged_or_unusable_shard_folder_is_refused_in_one_line(damage, tiny_
         expected = "do not fill one block of max_length 100000"
     err = one_line_exit_2(["cpt", *cpt_argv(tiny_base_llama_dir, copy, tmp_path / "out", *extra)], capsys)
     assert expected in err and not (tmp_path / "out").exists()
+
+
+def test_the_study_and_the_staged_demo_tokenize_once_and_every_cpt_stage_reads_the_shards(tiny_base_llama_dir):
+    """recipes/series/staged-study.yaml and recipes/demo/staged.yaml: a prepare step runs `align tokenize`, every
+    cpt stage's dataset_name is its folder, and the recipe checks count that folder as made by the step (not
+    'not found', not a hub id)."""
+    import yaml
+
+    from align.series.spec import load_series
+    from align.train.checks import check_recipe
+
+    for file, folder in (("recipes/series/staged-study.yaml", "data/tokens/fineweb-edu-gpt2"),
+                         ("recipes/demo/staged.yaml", "outputs/demo-staged/data/text-tokens")):
+        series = load_series(Path(file))
+        step = next(s for s in series.prepare if "tokenize" in [str(a) for a in s["command"]])
+        command = [str(a) for a in step["command"]]
+        assert command[command.index("--out") + 1] == folder and step["outputs"] == [f"{folder}/metadata.json"]
+        produced = frozenset(str(Path(o)) for s in series.prepare for o in s["outputs"])
+        recipes = {m.cpt["recipe"] for m in series.models if m.cpt and m.cpt.get("recipe")} or {series.cpt["recipe"]}
+        for recipe in recipes:
+            name = yaml.safe_load(Path(recipe).read_text())["dataset_name"]
+            name = series.cpt.get("overrides", {}).get("dataset_name", name)
+            name = name.replace("{output_dir}", str(series.output_dir))
+            assert name == folder, (file, recipe)
+            problems = check_recipe("cpt", ["--config", recipe, "--dataset_name", name, "--model_name_or_path",
+                                            str(tiny_base_llama_dir), "--output_dir", "/tmp/unused", "--bf16", "false"],
+                                    produced=produced)
+            assert not [p for p in problems if folder in p], problems
