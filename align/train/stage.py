@@ -219,6 +219,21 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
     log.info("%s done: %d steps, %d tokens, run card %s", stage, state.global_step, tokens, out / "run_card.json")
 
 
+@contextlib.contextmanager
+def _refusal_leaves_no_output(output_dir: str, new: bool):
+    """A check refusing the run after the Trainer created output_dir: the folder goes again when it is empty
+    and this run created it (nothing half-written)."""
+    from align.errors import UserError
+
+    try:
+        yield
+    except UserError:
+        if new:
+            with contextlib.suppress(OSError):  # not empty, or another process removed it first
+                Path(output_dir).rmdir()
+        raise
+
+
 def run_training(stage: str, argv: list[str]) -> int:
     """One training stage end to end: recipe -> checks -> checked rows -> tokenizer -> TRL trainer ->
     (only now) replace a previous output -> train -> outputs.
@@ -292,18 +307,20 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
         train.dataset, extra["precompute_note"] = rows_to_precompute(train.dataset, training_args)
         log.info("DPO reference: %s", extra["reference"]["description"])
 
+    new_output = not Path(training_args.output_dir).exists()  # the Trainer creates it; a refusal below removes it
     trainer = trainer_cls(model=model_args.model_name_or_path, args=training_args, train_dataset=train.dataset,
                           eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
                           quantization_config=quantization_config)
-    check_trainable_rows(trainer, training_args, stage)
-    if stage == "cpt":  # tokens once through, passes, truncation: said; a budget that repeats the data refused
-        from align.train.cpt_parts import data_use
-        from align.train.recipe import cli_keys
-        from align.train.values import key_source
+    with _refusal_leaves_no_output(training_args.output_dir, new_output):
+        check_trainable_rows(trainer, training_args, stage)
+        if stage == "cpt":  # tokens once through, passes, truncation: said; a budget that repeats the data refused
+            from align.train.cpt_parts import data_use
+            from align.train.recipe import cli_keys
+            from align.train.values import key_source
 
-        budget = "max_tokens" if training_args.max_tokens else "max_steps"
-        extra["cpt"]["data_use"] = data_use(trainer, train.dataset, tokenizer, training_args,
-                                            key_source(budget, resolved, cli_keys(argv)))
+            budget = "max_tokens" if training_args.max_tokens else "max_steps"
+            extra["cpt"]["data_use"] = data_use(trainer, train.dataset, tokenizer, training_args,
+                                                key_source(budget, resolved, cli_keys(argv)))
     replace_previous_output(training_args, replace)
     log.info("%s: %s rows (%s skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
              "resuming " + resume if resume else "fresh start")

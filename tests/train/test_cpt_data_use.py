@@ -38,6 +38,8 @@ def test_a_budget_the_data_cannot_fill_once_is_refused_before_anything_is_replac
         f"error: {said}: {total} tokens in {blocks} blocks fill {blocks // 2} step(s) once; the data would be "
         "repeated: set allow_repeat_data: true to repeat it deliberately, or give more data or a smaller budget")
     assert (out / "run_card.json").read_text() == "{}"  # the previous run is still there
+    code, _, err = run_cpt(base_argv(tiny_base_llama_dir, data, tmp_path / "new", *budget), capsys)
+    assert code == 2 and said in err and not (tmp_path / "new").exists()  # no empty output folder left behind
 
 
 def test_allow_repeat_data_repeats_it_and_says_how_often(tiny_base_llama_dir, tmp_path, capsys, caplog):
