@@ -24,6 +24,7 @@ from typing import Any
 
 from align.errors import UserError
 from align.files import file_sha256
+from align.train.text_files import InvalidJSON, read_local_rows
 
 log = logging.getLogger(__name__)
 
@@ -98,54 +99,6 @@ def row_columns(kind: str, text_column: str = TEXT_COLUMN) -> tuple[str, ...]:
 
 def _clean(messages: list[dict]) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
-
-
-@dataclass
-class InvalidJSON:
-    """A .jsonl line that is not JSON, kept in place so `invalid_rows: skip` can count it."""
-
-    problem: str
-
-
-def _not_utf8(path: Path, err: UnicodeDecodeError) -> UserError:
-    """One line naming the file, the byte offset and its line for text that is not UTF-8."""
-    data = path.read_bytes()
-    guess = " (it looks like UTF-16: it starts with a byte-order mark)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") \
-        else " (it may be binary)" if b"\x00" in data[:4] else ""
-    line = data.count(b"\n", 0, err.start) + 1
-    return UserError(f"{path}: not UTF-8 text{guess}: {err.reason} at byte {err.start} (line {line}); "
-                     "save it as UTF-8")
-
-
-def _read_local_rows(path: Path, invalid_rows: str = "error") -> list[tuple[str, Any]]:
-    """(row label, row) pairs from a local jsonl/json file, labels naming file and line/index.
-
-    A .jsonl line that is not JSON stops the run, or with `invalid_rows: skip` becomes an InvalidJSON
-    row that is counted as skipped. A file that is not UTF-8 is one error naming it.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise _not_utf8(path, err) from None
-    if path.suffix == ".jsonl":
-        rows = []
-        for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines: JSON may hold U+2028
-            if not line.strip():
-                continue
-            try:
-                rows.append((f"{path}:{lineno}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                if invalid_rows != "skip":
-                    raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-                rows.append((f"{path}:{lineno}", InvalidJSON(f"not valid JSON ({err.msg})")))
-        return rows
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(data, list):
-        raise UserError(f"{path}: expected a JSON list of rows (or use .jsonl, one row per line)")
-    return [(f"{path} row {i}", row) for i, row in enumerate(data)]
 
 
 def _load_with_datasets(name: str, config: str | None, split: str, columns: tuple[str, ...]):
@@ -290,7 +243,7 @@ def load_rows(name: str, *, kind: str, config: str | None = None, split: str = "
     elif path.is_file() and path.suffix not in LOCAL_FORMATS:
         raise UserError(f"{path}: unsupported data file type (expected one of {sorted(LOCAL_FORMATS)})")
     elif path.is_file() and path.suffix in (".jsonl", ".json"):
-        labelled = _read_local_rows(path, invalid_rows)
+        labelled = read_local_rows(path, invalid_rows)
         for label, row in labelled:
             if not isinstance(row, (dict, InvalidJSON)):
                 raise UserError(f"{label}: expected a JSON object with {list(columns)}")

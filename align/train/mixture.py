@@ -51,8 +51,7 @@ def read_source(source: Source, streaming: bool = False, limit: int | None = Non
     """(row label, row) pairs of one source, its fingerprint (sha256 of a local file) and, for a text corpus,
     its files (path, bytes, sha256). With `text_column` (text rows), a local .txt file or a folder is a text
     corpus: every file in it is read (text_files.py)."""
-    from align.train.data import _read_local_rows  # the row reader with file:line labels
-    from align.train.text_files import corpus_files, corpus_fingerprint, corpus_rows, file_card
+    from align.train.text_files import corpus_files, corpus_fingerprint, corpus_rows, file_card, read_local_rows
 
     file = local_file(source)
     path = Path(source.path)
@@ -62,7 +61,7 @@ def read_source(source: Source, streaming: bool = False, limit: int | None = Non
         rows = list(itertools.islice(corpus_rows([Path(c["path"]) for c in cards], text_column), limit))
         return rows, corpus_fingerprint(cards), cards
     if file is not None and file.suffix in (".jsonl", ".json"):
-        rows = _read_local_rows(file)
+        rows = read_local_rows(file)
         for label, row in rows:
             if not isinstance(row, dict):
                 raise UserError(f"{label}: expected a JSON object")

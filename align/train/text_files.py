@@ -1,4 +1,5 @@
-"""A local text corpus as `align cpt` reads it into text rows: one file, or every file of a folder.
+"""Local data files: the JSON row readers every loader uses (file:line labels, one-line UTF-8 and JSON
+errors), and a local text corpus as `align cpt` reads it into text rows: one file, or every file of a folder.
 
     .txt              the whole file is ONE document (as `align tokenize` reads it)
     .jsonl / .json    one document per row, in the text column (.jsonl read a line at a time)
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,58 @@ from align.files import file_sha256
 
 SUFFIXES = (".txt", ".jsonl", ".json", ".parquet")
 
+
+# ---------------------------------------------------------------------- local JSON rows (every loader)
+
+@dataclass
+class InvalidJSON:
+    """A .jsonl line that is not JSON, kept in place so `invalid_rows: skip` can count it."""
+
+    problem: str
+
+
+def not_utf8(path: Path, err: UnicodeDecodeError) -> UserError:
+    """One line naming the file, the byte offset and its line for text that is not UTF-8."""
+    data = path.read_bytes()
+    guess = " (it looks like UTF-16: it starts with a byte-order mark)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") \
+        else " (it may be binary)" if b"\x00" in data[:4] else ""
+    line = data.count(b"\n", 0, err.start) + 1
+    return UserError(f"{path}: not UTF-8 text{guess}: {err.reason} at byte {err.start} (line {line}); "
+                     "save it as UTF-8")
+
+
+def read_local_rows(path: Path, invalid_rows: str = "error") -> list[tuple[str, Any]]:
+    """(row label, row) pairs from a local jsonl/json file, labels naming file and line/index.
+
+    A .jsonl line that is not JSON stops the run, or with `invalid_rows: skip` becomes an InvalidJSON
+    row that is counted as skipped. A file that is not UTF-8 is one error naming it.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, err) from None
+    if path.suffix == ".jsonl":
+        rows = []
+        for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines: JSON may hold U+2028
+            if not line.strip():
+                continue
+            try:
+                rows.append((f"{path}:{lineno}", json.loads(line)))
+            except json.JSONDecodeError as err:
+                if invalid_rows != "skip":
+                    raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+                rows.append((f"{path}:{lineno}", InvalidJSON(f"not valid JSON ({err.msg})")))
+        return rows
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON list of rows (or use .jsonl, one row per line)")
+    return [(f"{path} row {i}", row) for i, row in enumerate(data)]
+
+
+# ---------------------------------------------------------------------- a text corpus (cpt)
 
 def is_text_corpus(path: Path) -> bool:
     """A local source this module reads for text rows: a folder, or a file of one of its formats."""
@@ -67,12 +121,10 @@ def corpus_fingerprint(cards: list[dict]) -> str:
 
 
 def _txt_document(path: Path, column: str) -> tuple[str, dict]:
-    from align.train.data import _not_utf8
-
     try:
         return str(path), {column: path.read_text(encoding="utf-8")}
     except UnicodeDecodeError as err:
-        raise _not_utf8(path, err) from None
+        raise not_utf8(path, err) from None
 
 
 def _parquet_rows(path: Path, column: str) -> Iterator[tuple[str, dict]]:
@@ -93,8 +145,6 @@ def _parquet_rows(path: Path, column: str) -> Iterator[tuple[str, dict]]:
 
 def _jsonl_rows(path: Path, column: str, invalid_rows: str) -> Iterator[tuple[str, Any]]:
     """A .jsonl file a line at a time (lines end at \\n only: JSON text may hold U+2028), labels file:line."""
-    from align.train.data import InvalidJSON
-
     first = True
     with open(path, "rb") as fh:
         offset = 0
@@ -124,9 +174,7 @@ def _jsonl_rows(path: Path, column: str, invalid_rows: str) -> Iterator[tuple[st
 
 
 def _json_rows(path: Path, column: str, invalid_rows: str) -> list[tuple[str, Any]]:
-    from align.train.data import InvalidJSON, _read_local_rows
-
-    rows = _read_local_rows(path, invalid_rows)
+    rows = read_local_rows(path, invalid_rows)
     for label, row in rows:
         if not isinstance(row, (dict, InvalidJSON)):
             raise UserError(f"{label}: expected a JSON object with [{column!r}]")
