@@ -130,3 +130,12 @@ def test_max_tokens_true_is_refused_not_read_as_one_token(tmp_path):
     with pytest.raises(UserError) as err:
         parse(tmp_path, "max_tokens: true\nmax_length: 32\n", config_class=CPTConfig)
     assert str(err.value) == f"{tmp_path / 'r.yaml'}: key 'max_tokens' expects an integer, got True (a boolean)"
+
+
+@pytest.mark.parametrize("flag", ["--per_device_train_batch_size", "--max_tokens", "--learning_rate"])
+def test_a_boolean_for_a_number_flag_is_refused_on_the_command_line_too(flag, tmp_path):
+    from align.train.cpt import CPTConfig
+
+    with pytest.raises(UserError) as err:
+        parse(tmp_path, "max_length: 32\n", flag, "true", config_class=CPTConfig)
+    assert str(err.value).startswith(f"command line: argument {flag}/") and "value: 'true'" in str(err.value)
