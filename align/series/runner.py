@@ -23,6 +23,7 @@ from align.redact import redact_argv
 from align.runcard import utc_timestamp
 from align.series import more_judges
 from align.series.estimate import estimate_rows
+from align.series.eval_preflight import EVAL_STAGES, eval_problems
 from align.series.manifest import SERIES_KEY, Manifest, RunLock, fingerprint
 from align.series.more_judges import judge_stages
 from align.series.process import run_logged, say, tail_lines
@@ -71,6 +72,8 @@ def run(args, commands: CommandFactory = build_command) -> int:
 
         if args.only:
             raise UserError("--submit slurm submits every stage that is not done; --only is for one job's stage")
+        if report_problems(eval_problems(series, only)):  # before any job is queued
+            return 2
         planned = Runner(series, selected_stages(None), names, dry=True, commands=commands)
         planned.run()  # what is done, what is not
         return submit(series, names, planned.status, dry=args.dry_run)
@@ -80,9 +83,12 @@ def run(args, commands: CommandFactory = build_command) -> int:
         print_plan(runner)
         from align.series.preflight import report_recipe_problems  # loads TRL: only for a dry run
 
-        return 2 if report_recipe_problems(series, names) else 0
+        recipe_problems = report_recipe_problems(series, names)
+        return 2 if report_problems(eval_problems(series, only)) or recipe_problems else 0
     if "judge" in only:
         check_judge_key(series)
+    if report_problems(eval_problems(series, only)):  # seconds now, not after SFT and DPO
+        return 2
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` / scancel: stop the stage cleanly too
     signal.signal(signal.SIGUSR1, raise_preempted)  # Slurm's --signal=B:USR1@LEAD: checkpoint, then requeue
     with RunLock(series.output_dir) as lock:
@@ -94,6 +100,12 @@ def run(args, commands: CommandFactory = build_command) -> int:
             print(f"interrupted: re-run the same command to resume (manifest: {series.output_dir / 'manifest.json'})",
                   file=sys.stderr, flush=True)
             return 130
+
+
+def report_problems(problems: list[str]) -> int:
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+    return len(problems)
 
 
 def check_judge_key(series: Series) -> None:
@@ -257,6 +269,11 @@ class Runner:
     def run(self) -> int:
         s = self.series
         if self.run_prepare():
+            # the measures' files a prepare step made, checked before anything trains (by the prepare job itself
+            # when it runs alone: its exit status then holds back the jobs after it)
+            measures = set(EVAL_STAGES) if "prepare" in self.only else set()
+            if not self.dry and report_problems(eval_problems(s, self.only | measures, prepared=True)):
+                return 2
             for name in self.names:
                 self.run_entry(name)
         else:

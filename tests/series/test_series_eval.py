@@ -8,7 +8,7 @@ import json
 
 import pytest
 import test_series
-from conftest import write_jsonl
+from conftest import chat_rows, write_jsonl
 from test_series import calls, drive, manifest, write_series
 
 from align.errors import UserError
@@ -19,12 +19,29 @@ ENTRIES = ("small-scratch", "big-expanded", "small-init")
 study = test_series.study  # the same small series (a fixture)
 
 
+# a local multiple-choice task as lm-eval reads it (the series checks every task before anything trains)
+MC_TASK = """task: mc
+dataset_path: json
+dataset_kwargs: {{data_files: {{test: {data}}}}}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: "{{{{label}}}}"
+"""
+
+
+def write_mc_task(tasks, extra: str = "") -> None:
+    data = write_jsonl(tasks / "mc.jsonl", [{"question": "2+2?", "choices": ["3", "4"], "label": 1}])
+    (tasks / "mc.yaml").write_text(MC_TASK.format(data=data) + extra)
+
+
 def with_eval(tmp_path, series, **extra) -> dict:
     tasks = tmp_path / "tasks"
     tasks.mkdir(exist_ok=True)
-    (tasks / "mc.yaml").write_text("task: mc\n")
+    write_mc_task(tasks)
     series["eval"] = {"tasks": ["mc"], "include_path": [str(tasks)], "limit": 12, "heldout_rows": 16,
-                      "sft_data": str(write_jsonl(tmp_path / "chat_test.jsonl", [{"messages": []}])),
+                      "sft_data": str(write_jsonl(tmp_path / "chat_test.jsonl", chat_rows(2))),
                       "dpo_data": str(tmp_path / "prefs.jsonl"), **extra}
     write_series(tmp_path, series)
     return series
@@ -76,7 +93,7 @@ def test_changed_eval_settings_rerun_only_the_measures_and_the_report(study):
     assert drive(tmp_path).returncode == 0
     assert {s for _, s in calls(tmp_path)} == {"heldout_sft", "heldout_dpo", "report"}
 
-    (tmp_path / "tasks" / "mc.yaml").write_text("task: mc\ndescription: changed\n")  # a task file's content
+    write_mc_task(tmp_path / "tasks", "description: changed\n")  # a task file's content
     assert drive(tmp_path).returncode == 0
     assert sorted(calls(tmp_path)) == [(e, "base_eval") for e in sorted(ENTRIES)]  # (same results: no new report)
 
