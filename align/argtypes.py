@@ -62,3 +62,9 @@ def non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a non-negative number")
     return value
+
+
+def option_args(mapping: dict, flags: dict[str, str]) -> list[str]:
+    """['--flag', 'value'] for each key of `flags` (key -> flag) that `mapping` sets (not None): a
+    config section handed on as another command's options."""
+    return [arg for key, flag in flags.items() if mapping.get(key) is not None for arg in (flag, str(mapping[key]))]

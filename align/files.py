@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -19,6 +20,17 @@ from typing import Any
 import yaml
 
 from align.errors import UserError
+
+# A hub repo as the hub spells it: `org/name`; the `name` alone is an older, un-namespaced repo (`gpt2`).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID_OR_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def is_hub_id(ref: str, *, bare_name: bool = False) -> bool:
+    """Whether a model or dataset reference names a hub repo rather than a local path: nothing is at
+    that path here and it is spelled `org/name` (with `bare_name`, also `name` alone, which transformers
+    and datasets accept). One starting like a path (/, ., ~) or with more than one `/` never is."""
+    return bool((HUB_ID_OR_NAME if bare_name else HUB_ID).match(ref)) and not Path(ref).exists()
 
 
 def _process_umask() -> int:
@@ -177,9 +189,12 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
         yield record
 
 
-def numbered_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """(line number in the file, record) as read_jsonl reads them: blank lines count, so a message
-    naming `file:line` points at the real line."""
+def numbered_json_lines(path: str | os.PathLike, *, torn_tail: bool = True) -> Iterator[tuple[int, Any]]:
+    """(line number in the file, JSON value) of every non-blank line of a UTF-8 file: THE reader of JSON
+    lines, for the files this project writes and for data files alike. Blank lines count, so a message
+    naming `file:line` points at the real line. With `torn_tail` (files this project appends to) a last
+    line without its newline that does not parse is the record in flight when a writer was killed, and
+    is skipped; without it (data someone wrote) that line is an error like any other."""
     path = Path(path)
     parts = _read_text(path).split("\n")  # not splitlines(): U+2028 and friends may sit inside JSON strings
     lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
@@ -187,13 +202,20 @@ def numbered_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError as err:
-            if lineno == len(lines) and not line.endswith("\n"):
-                continue  # the record in flight when a writer was killed
+            if torn_tail and lineno == len(lines) and not line.endswith("\n"):
+                continue
             raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+        yield lineno, value
+
+
+def numbered_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number in the file, record) as read_jsonl reads them: numbered_json_lines, each value a
+    JSON object."""
+    for lineno, record in numbered_json_lines(path):
         if not isinstance(record, dict):
-            raise UserError(f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
+            raise UserError(f"{Path(path)}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
         yield lineno, record
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
-from align.files import numbered_jsonl
+from align.files import numbered_jsonl, read_jsonl
 
 ANSWER = "MT-Bench answer"
 SINGLE = "single-answer judgment"
@@ -36,6 +36,24 @@ def record_kind(record: dict) -> str:
         if all(f in record for f in fields):
             return kind
     return "unrecognised"
+
+
+def judgment_kind(record: dict) -> str | None:
+    """PAIRWISE or SINGLE by the fields that tell judgment records apart (model_1; a model and a score),
+    else None. Looser than record_kind on purpose: a damaged judgment still reads as its kind, so
+    its reader names the field it lacks instead of calling it no judgment at all."""
+    if "model_1" in record:
+        return PAIRWISE
+    if "score" in record and "model" in record:
+        return SINGLE
+    return None
+
+
+def first_judgment_kind(path: str | os.PathLike) -> str | None:
+    """The judgment kind of a file's first record: a judgment file holds one kind; None when empty."""
+    for record in read_jsonl(path):
+        return judgment_kind(record)
+    return None
 
 
 def check_file_kind(path: str | os.PathLike, expected: str, flag: str) -> None:

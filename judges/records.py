@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from align.errors import UserError
-from align.files import numbered_jsonl, read_jsonl
+from align.files import numbered_jsonl
+from judges.kinds import PAIRWISE, first_judgment_kind, judgment_kind
 
 PAIR_VERDICTS = ("model_1", "model_2", "tie", "error")
 
@@ -105,7 +106,7 @@ def read_judgments(path: str | Path, question_turns: Mapping[int, int], pairwise
         raise UserError(f"{path}: judgment file not found")
     out = []
     for i, rec in numbered_jsonl(path):
-        if not pairwise and isinstance(rec, dict) and "model_1" in rec:
+        if not pairwise and judgment_kind(rec) == PAIRWISE:
             raise UserError(f"{path}:{i}: a pairwise judgment; expected single-answer grading rows")
         out.append((checked_judgment(rec, f"{path}:{i}", question_turns, pairwise), rec))
     return out
@@ -179,13 +180,7 @@ def is_pair_file(path: str) -> bool:
     """Whether a judgment file holds pairwise records (judged by its first record)."""
     if not Path(path).is_file():
         raise UserError(f"{path}: judgment file not found")
-    return any("model_1" in rec for rec in _first(read_jsonl(path)))
-
-
-def _first(records):
-    for rec in records:
-        return [rec]
-    return []
+    return first_judgment_kind(path) == PAIRWISE
 
 
 def load_pair_judgments(paths: list[str], question_turns: dict[int, int]

@@ -7,10 +7,21 @@ wide and a difference between two models must be tested paired, over the questio
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
+
+
+def finite_or_none(x):
+    """`x` as JSON should hold it: None for a missing number and for NaN or +-inf (which JSON has no
+    way to write), else `x` unchanged (an int stays an int)."""
+    if isinstance(x, numbers.Real) and not math.isfinite(x):
+        return None
+    return x
+
 
 EXACT_SIGN_FLIP_MAX_N = 16  # 2**16 sign patterns: enumerate them all up to this many questions
 # Below this many questions a percentile bootstrap is not a 95% interval (one question: zero width):

@@ -231,3 +231,37 @@ def test_run_cards_and_the_series_manifest_are_written_redacted(tmp_path):
     manifest.update("m", "answer", command=["align", "--base-url", "http://u:pw@h/v1"], hf_token="hf_xyz")
     saved = (tmp_path / "series" / "manifest.json").read_text()
     assert "hf_xyz" not in saved and "pw@" not in saved
+
+
+def test_json_lines_reader_keeps_torn_tail_only_for_files_it_appends_to(tmp_path):
+    from align.files import numbered_json_lines
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"a": 1}\n\n[1, 2]\n{"torn": ', encoding="utf-8")
+    assert list(numbered_json_lines(data)) == [(1, {"a": 1}), (3, [1, 2])]  # a killed writer's last line skipped
+    with pytest.raises(UserError, match=r"rows.jsonl:4: not valid JSON"):
+        list(numbered_json_lines(data, torn_tail=False))  # data someone wrote: the bad line is named
+    with pytest.raises(UserError, match=r"rows.jsonl:3: expected a JSON object per line, got list"):
+        list(read_jsonl(data))
+
+
+@pytest.mark.parametrize("ref, hub, bare_hub", [
+    ("org/name", True, True), ("HuggingFaceH4/ultrachat_200k", True, True), ("gpt2", False, True),
+    ("./org/name", False, False), ("/abs/model", False, False), ("~/model", False, False),
+    ("a/b/c", False, False), ("", False, False), (".hidden", False, False)])
+def test_one_rule_tells_a_hub_id_from_a_path(tmp_path, monkeypatch, ref, hub, bare_hub):
+    from align.files import is_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    assert (is_hub_id(ref), is_hub_id(ref, bare_name=True)) == (hub, bare_hub)
+    if ref and hub:
+        (tmp_path / ref).mkdir(parents=True)  # a local folder of that name is a path, not the hub's
+        assert not is_hub_id(ref) and not is_hub_id(ref, bare_name=True)
+
+
+def test_option_args_hands_a_config_section_on_as_options():
+    from align.argtypes import option_args
+
+    section = {"limit": 5, "device": None, "batch_size": "auto", "other": 1}
+    assert option_args(section, {"limit": "--limit", "device": "--device", "batch_size": "--batch-size"}) == [
+        "--limit", "5", "--batch-size", "auto"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from align.argtypes import option_args
 from align.files import file_sha256, read_yaml_mapping
 from align.series.manifest import fingerprint
 from align.series.spec import Series
@@ -77,10 +78,6 @@ def inputs(stage: str):
     return files
 
 
-def _flags(mapping: dict, flags: dict[str, str]) -> list[str]:
-    return [a for key, flag in flags.items() if mapping.get(key) is not None for a in (flag, str(mapping[key]))]
-
-
 def base_eval_args(series: Series, entry: str, model: str) -> list[str]:
     e = series.eval or {}
     args = ["eval", "--model-path", model, "--out", str(eval_dir(series, entry, "base_eval"))]
@@ -90,7 +87,7 @@ def base_eval_args(series: Series, entry: str, model: str) -> list[str]:
         args += ["--include-path", str(folder)]
     if e.get("allow_code"):
         args.append("--allow-code")  # the series file allows the task folders' Python helpers
-    return args + _flags(e, {"heldout_text": "--heldout-text", "limit": "--limit", "batch_size": "--batch-size",
+    return args + option_args(e, {"heldout_text": "--heldout-text", "limit": "--limit", "batch_size": "--batch-size",
                              "device": "--device", "dtype": "--dtype"})
 
 
@@ -111,7 +108,7 @@ def heldout_args(series: Series, entry: str, kind: str, model: str, reference: s
         args += ["--ref-model-path", reference]
         beta = e.get("beta", dpo_beta(series))
         args += ["--beta", str(beta)] if beta is not None else []
-    return args + _flags(e, {f"{kind}_split": "--split", "max_length": "--max-length",
+    return args + option_args(e, {f"{kind}_split": "--split", "max_length": "--max-length",
                              "heldout_batch_size": "--batch-size", "device": "--device", "dtype": "--dtype"})
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from align.argtypes import option_args
 from align.errors import UserError
 from align.files import file_sha256
 from align.series import stages
@@ -96,7 +97,7 @@ def _report_stage(judge: dict) -> Stage:
             "mtbench", "report", "--input-file", *_report_files(series, judge),
             "--answer-file", *[str(p) for p in answers if p.is_file()],
             "--out-dir", str(report_dir(series, judge)), "--series", str(series.file),
-            *stages._options(series.answer, {"question_dir": "--question-dir"}),
+            *option_args(series.answer, {"question_dir": "--question-dir"}),
             *map(str, series.report.get("extra_args") or [])])
 
     def verify(series: Series, entry: str | None) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
-from align.files import read_yaml_mapping
+from align.files import is_hub_id, read_yaml_mapping
 from align.packaged import default_cache_dir, export_smollm2
 from align.series.entry_names import check_name_fits
 from align.series.judge_list import judge_list
@@ -24,7 +24,6 @@ from judges.questions import load_questions
 
 PACKAGED_PREFIX = "packaged:"
 PACKAGED_MODELS = ("smollm2-135m-instruct",)
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${VAR} or ${VAR:-default}
 
 LAUNCHERS = ("accelerate", "python", "slurm")
@@ -162,10 +161,6 @@ def _check_file(path: str, where: str, file: Path) -> str:
     if not Path(path).is_file():
         raise UserError(f"{file}: {where}: file {path!r} not found")
     return path
-
-
-def is_hub_id(ref: str) -> bool:
-    return bool(HUB_ID.match(ref)) and not Path(ref).exists()
 
 
 def check_checkpoint(ref: str, where: str, file: Path) -> None:

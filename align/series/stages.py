@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from align.argtypes import option_args
 from align.errors import UserError
 from align.files import file_sha256
 from align.series import eval_stages, pretraining
@@ -123,11 +124,6 @@ def pretrained_checkpoint(series: Series, name: str, resolve: bool = True) -> st
     return base_checkpoint(series, name, resolve)
 
 
-def _options(mapping: dict, flags: dict[str, str]) -> list[str]:
-    """['--flag', 'value'] for each key of `flags` that `mapping` sets."""
-    return [arg for key, flag in flags.items() if mapping.get(key) is not None for arg in (flag, str(mapping[key]))]
-
-
 def _recipe_overrides(mapping: dict) -> list[str]:
     """{key: value} -> ['--key', 'value'] in the recipe command line's syntax."""
     args: list[str] = []
@@ -149,11 +145,11 @@ def _base_command(series: Series, entry: str | None, *, resolve: bool = True, **
     out = str(output_path(series, entry, "base"))
     if e.init:
         return StageCommand(align_cli(), ["init", "--like", src, "--seed", str(e.init.get("seed", 0)), "--out", out,
-                                          *_options(e.init, {"shape": "--shape"})])
+                                          *option_args(e.init, {"shape": "--shape"})])
     g = e.grow
     return StageCommand(align_cli(), ["grow", "--from", src, "--to", str(g["spec"]), "--method", str(g["method"]),
                                       "--depth", str(g.get("depth", "stack")), "--out", out,
-                                      *_options(g, {"noise": "--noise", "seed": "--seed"})])
+                                      *option_args(g, {"noise": "--noise", "seed": "--seed"})])
 
 
 def _training_command(stage: str) -> Callable[..., StageCommand]:
@@ -208,7 +204,7 @@ def _answer_command(series: Series, entry: str | None, **_) -> StageCommand:
     a = series.answer
     args = ["mtbench", "answer", "--model-path", str(output_path(series, entry, "dpo")), "--model-id", entry,
             "--answer-file", str(output_path(series, entry, "answer")),
-            *_options(a, {"question_begin": "--question-begin", "question_end": "--question-end",
+            *option_args(a, {"question_begin": "--question-begin", "question_end": "--question-end",
                           "max_new_token": "--max-new-token", "backend": "--backend", "batch_size": "--batch-size",
                           "question_dir": "--question-dir"}),
             *map(str, (a.get("extra_args") or []) + (series.entry(entry).answer.get("extra_args") or []))]
@@ -225,9 +221,9 @@ def _judge_command(series: Series, entry: str | None, *, resolve: bool = True, b
     args = ["mtbench", "judge", "--answer-file", *answers, "--judge-model", model,
             "--output-file", str(output or output_path(series, None, "judge")),
             *(["--controls"] if j.get("controls", True) else []),
-            *_options(j, {"base_url": "--base-url", "parallel": "--parallel", "max_tokens": "--max-tokens",
+            *option_args(j, {"base_url": "--base-url", "parallel": "--parallel", "max_tokens": "--max-tokens",
                           "prefill": "--judge-prefill"}),
-            *_options(series.answer, {"question_dir": "--question-dir"}), *map(str, j.get("extra_args") or [])]
+            *option_args(series.answer, {"question_dir": "--question-dir"}), *map(str, j.get("extra_args") or [])]
     return StageCommand(align_cli(), args)
 
 
@@ -242,9 +238,9 @@ def _pairwise_command(series: Series, entry: str | None, *, resolve: bool = True
     args = ["mtbench", "judge", "--mode", "pairwise-baseline", "--answer-file", *answers, "--judge-model", model,
             "--output-file", str(output or output_path(series, None, "pairwise")),
             *[arg for pair in pairs for arg in ("--pair", *pair)],
-            *_options(j, {"base_url": "--base-url", "parallel": "--parallel", "max_tokens": "--max-tokens",
+            *option_args(j, {"base_url": "--base-url", "parallel": "--parallel", "max_tokens": "--max-tokens",
                           "pair_prefill": "--judge-prefill"}),
-            *_options(series.answer, {"question_dir": "--question-dir"}), *map(str, j.get("extra_args") or [])]
+            *option_args(series.answer, {"question_dir": "--question-dir"}), *map(str, j.get("extra_args") or [])]
     return StageCommand(align_cli(), args)
 
 
@@ -258,7 +254,7 @@ def _report_command(series: Series, entry: str | None, *, resolve: bool = True, 
     return StageCommand(align_cli(), ["mtbench", "report", "--input-file", *[str(p) for p in inputs if p.is_file()],
                                       "--answer-file", *[str(p) for p in answers if p.is_file()],
                                       "--out-dir", str(series.output_dir), "--series", str(series.file),
-                                      *_options(series.answer, {"question_dir": "--question-dir"}),
+                                      *option_args(series.answer, {"question_dir": "--question-dir"}),
                                       *eval_stages.report_args(series),
                                       *(["--pretraining", str(curves)] if curves else []),
                                       *map(str, series.report.get("extra_args") or [])])

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
+from align.files import is_hub_id
 from align.train.compat import translate_argv, translate_keys
 from align.train.mixture import is_local, local_file
 from align.train.mixture_spec import Mixture, Source, mixture_from_args
@@ -155,9 +156,7 @@ def source_problem(source: Source) -> str | None:
             if not any(path.glob("*")):
                 return f"dataset {source.label()}: directory {path} is empty"
         return None
-    looks_local = source.path.startswith(("/", ".", "~")) or path.suffix in (".jsonl", ".json", ".parquet") \
-        or source.path.count("/") > 1
-    if looks_local:
+    if not is_hub_id(source.path, bare_name=True) or path.suffix in (".jsonl", ".json", ".parquet"):
         return f"dataset {source.label()}: {path} not found"
     return hub_dataset_problem(source)
 
@@ -187,7 +186,7 @@ def model_problem(model: str | None) -> str | None:
     path = Path(model)
     if path.exists():
         return None if config_file(model) else f"model_name_or_path {model}: no config.json in it"
-    if model.startswith(("/", ".", "~")) or model.count("/") > 1:
+    if not is_hub_id(model, bare_name=True):
         return f"model_name_or_path {model}: not found"
     if _offline() and config_file(model) is None:
         return f"model_name_or_path {model}: a hub model that needs hub access (HF_HUB_OFFLINE=1, not cached)"

@@ -13,7 +13,7 @@ perplexity and bits per byte, the target's loglikelihood for lambada's token `pe
 
 from __future__ import annotations
 
-import math
+from judges.stats import finite_or_none
 
 # Perplexity-like metrics log (loglikelihood, count) per document; the count's unit by metric.
 PAIR_UNITS = {"word_perplexity": "words", "byte_perplexity": "bytes", "bits_per_byte": "bytes"}
@@ -28,7 +28,7 @@ def _number(value) -> float | None:
         number = float(value)
     except (TypeError, ValueError):  # lm-eval writes "N/A" for a stderr it does not compute
         return None
-    return number if math.isfinite(number) else None
+    return finite_or_none(number)
 
 
 def measures(results: dict) -> dict[str, dict]:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from align.errors import UserError
+from align.files import is_hub_id
 from judges.measures.tasks import offline_flag
 
 WEIGHTS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model*.bin.index.json")
@@ -23,7 +24,7 @@ def check_model_path(path: str, flag: str = "--model-path") -> None:
     if local.exists():
         raise UserError(f"{flag} {path}: is a file, expected a checkpoint directory")
     offline = offline_flag()
-    if offline or path.count("/") != 1 or path.startswith((".", "/")):
+    if offline or not is_hub_id(path):
         raise UserError(f"{flag} {path}: no such directory"
                         + (f" ({offline}=1: hub ids cannot load)" if offline else ""))
 

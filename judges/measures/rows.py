@@ -12,12 +12,13 @@ A malformed row is left out and named in the output (the same rows are left out 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
+from align.files import is_hub_id, numbered_json_lines
 from judges.measures.tasks import offline_flag
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -33,20 +34,8 @@ class HeldoutRows:
 
 
 def _jsonl_head(path: Path, limit: int) -> list[Any]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        try:
-            for lineno, line in enumerate(fh, start=1):
-                if len(rows) >= limit:
-                    break
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-        except UnicodeDecodeError as err:
-            raise UserError(f"{path}: not UTF-8 text ({err.reason})") from None
-    return rows
+    # any JSON value: a row that is not an object is left out with its reason by load_heldout
+    return [row for _, row in islice(numbered_json_lines(path, torn_tail=False), limit)]
 
 
 def _dataset_head(source: str, split: str, limit: int) -> list[Any]:
@@ -72,7 +61,7 @@ def read_head(source: str, split: str, limit: int) -> list[Any]:
             raise UserError(f"--data {path}: unsupported file type (expected one of {sorted(LOCAL_FORMATS)})")
         if path.suffix == ".jsonl":
             return _jsonl_head(path, limit)
-    elif path.exists() or source.startswith((".", "/")) or source.count("/") != 1:
+    elif not is_hub_id(source):
         raise UserError(f"--data {source}: not a .jsonl/.json/.parquet file nor a hub dataset id (org/name)")
     elif offline_flag():
         raise UserError(f"--data {source}: a hub dataset, but {offline_flag()}=1; give a local .jsonl/.json/.parquet "

@@ -8,13 +8,13 @@ with HF_DATASETS_OFFLINE / HF_HUB_OFFLINE set it is refused before the model loa
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import yaml
 
 from align.errors import UserError
+from align.files import numbered_json_lines
 
 # The study's Table 1 (lm-eval names); wikitext gives word_perplexity, the rest acc / acc_norm.
 TABLE1_TASKS = ("lambada_openai", "arc_easy", "arc_challenge", "winogrande", "piqa", "openbookqa", "hellaswag",
@@ -129,20 +129,10 @@ def check_text_rows(path: Path) -> int:
     if not path.is_file():
         raise UserError(f"--heldout-text {path}: file not found (a .jsonl file of {{\"text\": ...}} rows)")
     count = 0
-    with path.open(encoding="utf-8") as fh:
-        try:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
-                    raise UserError(f"{path}:{lineno}: expected an object with a non-empty string \"text\"")
-                count += 1
-        except UnicodeDecodeError as err:
-            raise UserError(f"{path}: not UTF-8 text ({err.reason})") from None
+    for lineno, row in numbered_json_lines(path, torn_tail=False):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
+            raise UserError(f"{path}:{lineno}: expected an object with a non-empty string \"text\"")
+        count += 1
     if not count:
         raise UserError(f"--heldout-text {path}: no rows")
     return count

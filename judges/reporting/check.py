@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from judges.judging.controls import control_of
-from judges.stats import paired_difference
+from judges.stats import finite_or_none, paired_difference
 
 
 def judge_check(per_question: dict[str, dict[int, float]], models: list[str], n_boot: int, seed: int,
@@ -25,7 +25,7 @@ def judge_check(per_question: dict[str, dict[int, float]], models: list[str], n_
         d = paired_difference(per_question.get(model, {}), control, n_boot=n_boot, seed=seed)
         enough = d.n >= min_questions
         ci = [d.ci_low, d.ci_high] if enough else [None, None]
-        checks[model] = {"delta": None if math.isnan(d.mean) else d.mean, "ci": ci,
+        checks[model] = {"delta": finite_or_none(d.mean), "ci": ci,
                          "separates": bool(enough and d.ci_low > 0), "n": d.n}
     return checks
 

@@ -47,7 +47,7 @@ from judges.reporting.pair_report import pair_rows as pair_report_rows
 from judges.reporting.pretraining_plot import load_curves, plot_pretraining
 from judges.reporting.rows import Row, Study
 from judges.reporting.tables import csv_text, latex, markdown, md_table, plot_categories
-from judges.stats import CI_QUESTIONS_FLOOR, MIN_CI_QUESTIONS, bootstrap_mean_ci, paired_difference
+from judges.stats import CI_QUESTIONS_FLOOR, MIN_CI_QUESTIONS, bootstrap_mean_ci, finite_or_none, paired_difference
 from judges.trust import report_parts as trust
 
 log = logging.getLogger(__name__)
@@ -244,9 +244,7 @@ def judge_free(study: Study, args: argparse.Namespace) -> None:
 
 
 def summary(study: Study, min_questions: int) -> dict:
-    def clean(x):
-        return None if isinstance(x, float) and math.isnan(x) else x
-
+    clean = finite_or_none
     out = {"judge": study.judge, "min_ci_questions": min_questions, "rows": [
         {"name": r.name, "size": r.size, "construction": r.construction, "mtbench": clean(r.score),
          "ci": [clean(r.ci[0]), clean(r.ci[1])], "questions": r.n_questions, "words_per_turn": clean(r.words),

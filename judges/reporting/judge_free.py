@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from align.errors import UserError
-from judges.stats import paired_difference, paired_ratio_difference
+from judges.stats import finite_or_none, paired_difference, paired_ratio_difference
 
 # lm-eval metric -> how its corpus value comes from per-document (log-likelihood, count) pairs
 RATIO_METRICS = {
@@ -174,18 +174,14 @@ def separates(result) -> bool:
 
 # ---------------------------------------------------------------- summary.json and the warning
 
-def _clean(x):
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
 def summary_parts(free: JudgeFree) -> dict:
     return {
-        "base_eval": {model: {m: {k: _clean(v.get(k)) for k in ("value", "stderr", "n")}
+        "base_eval": {model: {m: {k: finite_or_none(v.get(k)) for k in ("value", "stderr", "n")}
                               for m, v in data["measures"].items()} for model, data in free.base.items()},
-        "heldout": {model: {m: {"value": _clean(v.get("value")), "n": v.get("n")}
+        "heldout": {model: {m: {"value": finite_or_none(v.get("value")), "n": v.get("n")}
                             for m, v in data["measures"].items()} for model, data in free.heldout.items()},
-        "judge_free_delta": {model: {m: {"baseline": free.baselines[model], "delta": _clean(r.mean),
-                                         "ci": [_clean(r.ci_low), _clean(r.ci_high)], "n": r.n}
+        "judge_free_delta": {model: {m: {"baseline": free.baselines[model], "delta": finite_or_none(r.mean),
+                                         "ci": [finite_or_none(r.ci_low), finite_or_none(r.ci_high)], "n": r.n}
                                      for m, r in deltas.items()} for model, deltas in free.deltas.items()},
     }
 

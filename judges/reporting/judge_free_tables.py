@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from judges.reporting.judge_free import HELDOUT_LABELS, HELDOUT_MEASURES, HELDOUT_VALUE_ONLY, JudgeFree, base_columns
+from judges.reporting.tables import csv_number
 
 PERCENT_METRICS = ("acc", "acc_norm")
 
@@ -94,15 +95,11 @@ def csv_columns(free: JudgeFree) -> tuple[list[str], dict[str, list]]:
         for source, names in ((free.base, base), (free.heldout, held)):
             for m in names:
                 d = free.deltas.get(model, {}).get(m)
-                out += [_csv_num(_value(source.get(model, {}).get("measures", {}).get(m))),
-                        *(_csv_num(x) for x in ((d.mean, d.ci_low, d.ci_high) if d else (None,) * 3)),
+                out += [csv_number(_value(source.get(model, {}).get("measures", {}).get(m))),
+                        *(csv_number(x) for x in ((d.mean, d.ci_low, d.ci_high) if d else (None,) * 3)),
                         d.n if d else ""]
         values[model] = out
     return header, values
-
-
-def _csv_num(x) -> object:
-    return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(x, 6)
 
 
 def base_note(n_boot: int, min_items: int) -> str:

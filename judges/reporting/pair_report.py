@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from judges.questions import CATEGORIES
 from judges.records import outcome
-from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci
+from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, finite_or_none
 from judges.trust.report_parts import CONTROL_NOTE, CONTROLLED, summary_fields
 from judges.trust.support import confounded
 
@@ -168,9 +168,7 @@ def pair_markdown(rows: list[PairRow], bias: dict, judge: str, n_boot: int, tabl
 
 
 def pair_summary(rows: list[PairRow], bias: dict) -> dict:
-    def clean(x):
-        return None if isinstance(x, float) and math.isnan(x) else x
-
+    clean = finite_or_none
     return {"pairs": [{"model_1": r.model_1, "model_2": r.model_2, "win": r.win, "tie": r.tie, "loss": r.loss,
                        "errors": r.errors, "missing": r.missing, "questions": r.questions,
                        "win_rate": clean(r.win_rate),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from judges.questions import CATEGORIES
 from judges.reporting.rows import Row
+from judges.stats import finite_or_none
 from judges.trust.support import SUPPORT_MIN_SHARE
 
 
@@ -18,6 +19,12 @@ def _f(x: float, digits: int = 2) -> str:
 
 def _signed(x: float) -> str:
     return "–" if math.isnan(x) else f"{x:+.2f}"
+
+
+def csv_number(x) -> object:
+    """A number as table.csv writes it: rounded to 6 places, empty when missing or not finite."""
+    x = finite_or_none(x)
+    return "" if x is None else round(x, 6)
 
 
 def ci_cell(low: float, high: float, n: int, fmt=_f) -> str:
@@ -112,9 +119,7 @@ def csv_text(rows: list[Row], extra=None) -> str:
               + [f"cat_{c}" for c in cats])
     body = []
 
-    def num(x):
-        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 6)
-
+    num = csv_number
     for r in rows:
         d = r.diff
         body.append([r.size, r.construction, r.name, num(r.score), num(r.ci[0]), num(r.ci[1]), r.n_questions,

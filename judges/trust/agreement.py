@@ -15,9 +15,9 @@ kappa (sklearn), quadratic-weighted on the 1-10 scores and plain on the per-pair
 
 from __future__ import annotations
 
-import math
 from itertools import combinations
 
+from judges.stats import finite_or_none
 from judges.trust.votes import Source
 
 TURNS = (1, 2)
@@ -74,8 +74,7 @@ def agreement(a: Source, b: Source | None = None) -> dict:
 
 
 def _number(x) -> float | None:
-    x = float(x)
-    return None if math.isnan(x) else x
+    return finite_or_none(float(x))
 
 
 def score_agreement(a: Source, b: Source) -> dict:

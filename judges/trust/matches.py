@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from judges.records import outcome
-from judges.stats import MIN_CI_QUESTIONS
+from judges.stats import MIN_CI_QUESTIONS, finite_or_none
 
 PREFERENCE = {"model_1": 1.0, "tie": 0.5, "model_2": 0.0}  # model_1's share of the match
 WINNER_OF_OUTCOME = {"win": "model_1", "tie": "tie", "loss": "model_2"}
@@ -40,7 +40,7 @@ def win_rate(matches: list[Match]) -> float:
 
 
 def _clean(x: float) -> float | None:
-    return None if x is None or math.isnan(x) else float(x)
+    return None if x is None else finite_or_none(float(x))
 
 
 def bootstrap(matches: list[Match], statistic: Callable[[list[Match]], float], n_boot: int = 1000, seed: int = 0,

@@ -14,11 +14,9 @@ the two cannot be told apart.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from judges.stats import MIN_CI_QUESTIONS
+from judges.stats import MIN_CI_QUESTIONS, finite_or_none
 from judges.trust.support import longer_share, unsupported
 
 
@@ -36,7 +34,7 @@ def chars_per_turn(answers: dict[str, dict[int, dict]], model: str) -> dict[int,
 
 
 def _clean(x) -> float | None:
-    return None if x is None or not math.isfinite(float(x)) else float(x)
+    return None if x is None else finite_or_none(float(x))
 
 
 def length_adjusted_difference(model_scores: dict[int, float], baseline_scores: dict[int, float],

@@ -22,6 +22,7 @@ from pathlib import Path
 from align.errors import UserError
 from align.files import _read_text, read_jsonl
 from judges.judging.controls import is_control
+from judges.kinds import PAIRWISE, judgment_kind
 from judges.questions import load_questions
 from judges.records import latest_per_slot, load_pair_judgments, outcome, plain_int, read_judgments
 
@@ -49,10 +50,9 @@ def file_kind(path: str) -> str:
     if text.lstrip().startswith("["):
         return "votes"
     for rec in read_jsonl(path):
-        if "model_1" in rec:
-            return "pair"
-        if "score" in rec and "model" in rec:
-            return "single"
+        kind = judgment_kind(rec)
+        if kind is not None:
+            return "pair" if kind == PAIRWISE else "single"
         raise UserError(f"{path}:1: neither a pairwise judgment (model_1, model_2, g1_winner, g2_winner), a single "
                         "judgment (model, score) nor a votes file (a JSON list of {question_id, model_a, model_b, "
                         "winner, judge, turn})")
