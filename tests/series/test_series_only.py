@@ -65,3 +65,16 @@ def test_a_chain_of_single_stage_jobs_each_exits_0_and_a_failed_one_exits_1(stud
                    env={"FAKE_FAIL": "small-scratch:answer"})
     assert failed.returncode == 1 and "small-scratch: stage answer failed (exit status 3)" in failed.stderr
     assert drive(tmp_path, "--only", "answer", "--models", "small-scratch").returncode == 0
+
+
+def test_a_stage_whose_input_is_stale_and_not_selected_refuses(study):  # noqa: F811
+    tmp_path, series = study
+    write_series(tmp_path, series)
+    assert drive(tmp_path, "--models", "small-scratch").returncode == 0
+    series["sft"]["overrides"]["learning_rate"] = 1.0e-5  # SFT's outputs no longer match its settings
+    write_series(tmp_path, series)
+    result = drive(tmp_path, "--only", "dpo", "--models", "small-scratch")
+    assert result.returncode == 2 and calls(tmp_path) == []
+    assert error_lines(result) == ["error: --only dpo: cannot run small-scratch: dpo: input(s) not current and not "
+                                   "selected by --only: stale: small-scratch: sft; run them first or add them to "
+                                   "--only"]
