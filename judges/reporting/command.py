@@ -46,7 +46,7 @@ from judges.reporting.pair_report import pair_markdown, pair_summary, position_b
 from judges.reporting.pair_report import pair_rows as pair_report_rows
 from judges.reporting.pretraining_plot import load_curves, plot_pretraining
 from judges.reporting.rows import Row, Study
-from judges.reporting.tables import csv_text, latex, markdown, md_table, plot_categories
+from judges.reporting.tables import csv_text, judge_passes, latex, markdown, md_table, plot_categories
 from judges.stats import CI_QUESTIONS_FLOOR, MIN_CI_QUESTIONS, bootstrap_mean_ci, finite_or_none, paired_difference
 from judges.trust import report_parts as trust
 
@@ -300,8 +300,8 @@ def write_report(out: Path, study: Study, args: argparse.Namespace, started: flo
     if study.rows:
         held = heldout_columns(study.free)
         md = markdown(study.rows, study.judge, args.bootstrap, args.min_ci_questions, study.warning,
-                      check_lines(study.checks, study.controls_seen) + ([heldout_note()] if held[0] else [])
-                      + [f"\n{note}" for note in trust.equal_length_notes(study.rows)], held)
+                      check_lines(study.checks, study.controls_seen), held, heldout_note() if held[0] else None,
+                      trust.equal_length_notes(study.rows), judge_passes(study.checks, study.controls_seen))
         md += ("\n" + base_markdown(study.free, study.rows, args.bootstrap, args.min_ci_questions)
                if study.free.base else "")
         atomic_write_text(out / "table.csv", csv_text(study.rows, csv_columns(study.free)))

@@ -19,7 +19,7 @@ from judges.records import outcome
 from judges.reporting.judge_free_tables import base_delta_table, base_note, base_table, heldout_columns, heldout_note
 from judges.reporting.pair_report import PAIR_HEADER, control_warnings, pair_cells
 from judges.reporting.rows import Study
-from judges.reporting.tables import MAIN_HEADER, main_cells, with_extra
+from judges.reporting.tables import diff_table, judge_free_table, judge_passes, scores_table
 from judges.trust.report_parts import (
     AGREEMENT_HEADER,
     CONTROL_NOTE,
@@ -175,6 +175,22 @@ def _pretraining_chart(png: Path) -> str:
             f'src="data:image/png;base64,{data}">')
 
 
+def _main_tables(study: Study, summary: dict) -> list[str]:
+    """The judge's scores, the comparison vs scratch and the held-out measures, each a table that fits a laptop
+    screen (as table.md groups them); the held-out measures first unless the judge check passed."""
+    judge = [f"<h1>MT-Bench (judge: {_e(study.judge)})</h1>", _table(*scores_table(study.rows), "main-table"),
+             f'<p class="note">No CI below {summary["min_ci_questions"]} questions (n = questions judged). '
+             "Words/turn: mean words per answer turn.</p>"]
+    if any(r.diff for r in study.rows):
+        judge += [f"<h2>Δ vs scratch (judge: {_e(study.judge)})</h2>", _table(*diff_table(study.rows), "diff-table"),
+                  *_warnings_html(equal_length_notes(study.rows))]
+    held = heldout_columns(study.free)
+    free = [] if not held[0] else [
+        "<h2>Held-out measures (no judge: the final models)</h2>",
+        _table(*judge_free_table(study.rows, held), "heldout-table"), f'<p class="note">{_e(heldout_note())}</p>']
+    return judge + free if judge_passes(study.checks, study.controls_seen) else free + judge
+
+
 def page(study: Study, summary: dict, png: Path) -> str:
     models = [r.name for r in study.rows] or sorted({m for s in study.pair_judged for m in s[:2]})
     categories = sorted({q.get("category", "unknown") for q in study.questions})
@@ -186,14 +202,8 @@ def page(study: Study, summary: dict, png: Path) -> str:
     if study.warning:
         pieces.append(f'<p class="warning" id="judge-warning">{_e(study.warning.strip("*"))}</p>')
     if study.rows:
-        pieces += [f"<h1>MT-Bench (judge: {_e(study.judge)})</h1>",
-                   _table(*with_extra(MAIN_HEADER, [main_cells(r) for r in study.rows], study.rows,
-                                      heldout_columns(study.free)), "main-table"),
-                   f'<p class="note">No CI below {summary["min_ci_questions"]} questions (n = questions judged). '
-                   "Words/turn: mean words per answer turn."
-                   f"{' ' + _e(heldout_note()) if study.free.heldout else ''}</p>",
-                   *_warnings_html(equal_length_notes(study.rows)),
-                   _check_html(study.checks, study.controls_seen), _base_html(study, summary), _chart(png)]
+        pieces += _main_tables(study, summary)
+        pieces += [_check_html(study.checks, study.controls_seen), _base_html(study, summary), _chart(png)]
     if study.pairs:
         bias = study.bias or {}
         share = bias.get("a_share")

@@ -66,6 +66,10 @@ def equal_length_cell(result: dict | None) -> str:
 
 MAIN_HEADER = ["Size", "Construction", "Model", "MT-Bench", "95% CI", "Words/turn", "Turn 1", "Turn 2", "Judged",
                "Invalid", "Missing", "Δ vs scratch", "Δ 95% CI", "p", "Paired n", "Δ at equal length [95% CI]"]
+# The report shows MAIN_HEADER in two tables that each fit a laptop screen (issue 33): the judge's scores, and
+# the comparison vs scratch (with the scratch entry named).
+SCORES_HEADER = MAIN_HEADER[:11]
+DIFF_HEADER = ["Size", "Model", "vs scratch", *MAIN_HEADER[11:]]
 
 
 def with_extra(header: list[str], body: list[list], rows: list[Row], extra) -> tuple[list[str], list[list]]:
@@ -76,32 +80,69 @@ def with_extra(header: list[str], body: list[list], rows: list[Row], extra) -> t
     return header + extra[0], [cells + list(extra[1].get(r.name, blank)) for cells, r in zip(body, rows)]
 
 
-def markdown(rows: list[Row], judge: str, n_boot: int, min_questions: int, warning: str | None,
-             check: list[str], extra=None) -> str:
-    """The single-score table; its first line is the judge-check warning when there is one. `extra`:
-    columns the table gains (the held-out measures)."""
-    table = md_table
-    cats = category_columns(rows)
-    text = ([warning, ""] if warning else []) + [
-            f"## MT-Bench (judge: {judge})", "",
-            table(*with_extra(MAIN_HEADER, [main_cells(r) for r in rows], rows, extra)), "",
-            f"MT-Bench: mean of all valid turn scores (1-10). 95% CI: percentile bootstrap over questions "
-            f"({n_boot} resamples, both turns of a question together); no interval is shown for fewer than "
-            f"{min_questions} questions (n = questions judged), as a bootstrap over so few is not a 95% interval. "
-            "Words/turn: mean words per answer turn (judges favour longer answers: compare lengths before "
-            "believing a difference). Judged: valid scores; Invalid: judgments "
-            "with no usable 1-10 rating (-1, not averaged); Missing: judgments that failed after retries and "
-            "were not redone, or turns never judged. "
-            "Δ vs scratch: paired mean difference from the same-size scratch model over the questions both have "
+def judge_passes(checks: dict, controls_seen: bool) -> bool:
+    """Whether the judge check separated every model: only then do the judge's tables come first."""
+    return controls_seen and bool(checks) and all(c["separates"] for c in checks.values())
+
+
+def scores_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """The judge's scores: one row per model."""
+    return SCORES_HEADER, [main_cells(r)[:len(SCORES_HEADER)] for r in rows]
+
+
+def diff_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """The comparison vs scratch: one row per model that has a same-size scratch entry."""
+    return DIFF_HEADER, [[r.size, r.name, r.baseline or "", *main_cells(r)[len(SCORES_HEADER):]] for r in rows
+                         if r.diff]
+
+
+def judge_free_table(rows: list[Row], extra) -> tuple[list[str], list[list[str]]]:
+    """The judge-free post-training measures (`extra` = heldout_columns): one row per model."""
+    blank = [""] * len(extra[0])
+    return ["Size", "Construction", "Model", *extra[0]], [[r.size, r.construction, r.name,
+                                                           *extra[1].get(r.name, blank)] for r in rows]
+
+
+def scores_note(n_boot: int, min_questions: int) -> str:
+    return (f"MT-Bench: mean of all valid turn scores (1-10). 95% CI: percentile bootstrap over questions ({n_boot} "
+            f"resamples, both turns of a question together); no interval is shown for fewer than {min_questions} "
+            "questions (n = questions judged), as a bootstrap over so few is not a 95% interval. Words/turn: mean "
+            "words per answer turn (judges favour longer answers: compare lengths before believing a difference). "
+            "Judged: valid scores; Invalid: judgments with no usable 1-10 rating (-1, not averaged); Missing: "
+            "judgments that failed after retries and were not redone, or turns never judged.")
+
+
+def diff_note() -> str:
+    return ("Δ vs scratch: paired mean difference from the same-size scratch model over the questions both have "
             "(per-question score = mean of its valid turns); CI: paired bootstrap; p: two-sided sign-flip "
             "permutation test. Δ at equal length (needs --answer-file): the intercept of an OLS of the per-question "
             "score difference on the answers' length difference (characters), i.e. Δ had both answered at the "
             "same length, with its 95% CI (t-interval, shown from the same number of questions as the other CIs); "
             "a Δ that shrinks to nothing here was bought with length. It is read only where the questions reach "
             f"equal length: with fewer than {100 * SUPPORT_MIN_SHARE:g}% of them on either side of zero length "
-            "difference it is an "
-            "extrapolation of the line, shown as – (extrapolation), never as a number.", "",
-            *check, "",
+            "difference it is an extrapolation of the line, shown as – (extrapolation), never as a number.")
+
+
+def markdown(rows: list[Row], judge: str, n_boot: int, min_questions: int, warning: str | None,
+             check: list[str], extra=None, extra_note: str | None = None, diff_notes: list[str] = (),
+             judge_first: bool = True) -> str:
+    """table.md's MT-Bench part, in groups that each fit a laptop screen: the judge's scores, the comparison vs
+    scratch, the judge-free post-training measures (`extra`: the held-out columns) and the judge check. The
+    first line is the judge-check warning when there is one; the judge-free measures come before the judge's
+    tables unless the judge check passed (`judge_first`): the evidence that separates the models first."""
+    table = md_table
+    cats = category_columns(rows)
+    scores = [f"## MT-Bench (judge: {judge})", "", table(*scores_table(rows)), "", scores_note(n_boot, min_questions),
+              ""]
+    if any(r.diff for r in rows):
+        scores += [f"### Δ vs scratch (judge: {judge})", "", table(*diff_table(rows)), "", diff_note(), "",
+                   *(f"{note}\n" for note in diff_notes)]
+    free = []
+    if extra and extra[0]:
+        free = ["## Held-out measures (no judge: the final models)", "", table(*judge_free_table(rows, extra)), "",
+                *([extra_note, ""] if extra_note else [])]
+    text = ([warning, ""] if warning else []) + (scores + free if judge_first else free + scores) + [
+            "### Judge check", "", *check, "",
             "### Per category", "",
             table(["Model"] + cats, [[r.name] + [_f(r.categories.get(c, math.nan)) for c in cats] for r in rows])]
     return "\n".join(text) + "\n"
