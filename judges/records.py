@@ -183,13 +183,6 @@ def is_pair_file(path: str) -> bool:
     return first_judgment_kind(path) == PAIRWISE
 
 
-def load_pair_judgments(paths: list[str], question_turns: dict[int, int]
-                        ) -> tuple[dict[tuple[str, str, int, int], dict], set[tuple]]:
-    """(the latest record per (model_1, model_2, question, turn); the slots in `<file>.failed.jsonl` never
-    judged since): records.load_judgments, every record checked against the question set."""
-    return load_judgments(paths, question_turns, pairwise=True)
-
-
 def outcome(rec: dict) -> str:
     """model_1's result: win, loss, tie (FastChat: a game-1 tie or a flipped verdict) or error."""
     g1, g2 = rec["g1_winner"], rec["g2_winner"]

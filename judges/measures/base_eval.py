@@ -38,8 +38,8 @@ from align.locks import output_lock
 from align.redact import redact
 from align.runcard import write_run_card
 from judges.measures.lm_summary import summarize
+from judges.measures.model_checks import check_model_path, device, load_tokenizer
 from judges.measures.outputs import EVAL, check_measure_output
-from judges.measures.paths import check_model_path, device, load_tokenizer
 from judges.measures.task_code import check_code, provenance, sandboxed_templates, scan_folders, selected
 from judges.measures.tasks import HELDOUT_TASK, TABLE1_TASKS, check_tasks, check_text_rows, write_heldout_task
 

@@ -33,8 +33,8 @@ from align.locks import output_lock
 from align.redact import redact
 from align.runcard import write_run_card
 from judges.measures.logprobs import chat_template_for, dpo_sequences, sequence_logprobs, sft_sequence
+from judges.measures.model_checks import check_model_path, device, load_tokenizer
 from judges.measures.outputs import HELDOUT, check_measure_output
-from judges.measures.paths import check_model_path, device, load_tokenizer
 from judges.measures.rows import load_heldout
 
 log = logging.getLogger(__name__)

@@ -37,8 +37,15 @@ from judges import records
 from judges.judging.controls import is_control
 from judges.kinds import check_not_inputs, question_data_files
 from judges.questions import load_questions
-from judges.records import is_pair_file, load_pair_judgments
-from judges.reporting.check import check_lines, check_warning, judge_check, words_per_turn
+from judges.records import is_pair_file
+from judges.reporting.check import (
+    agreement_markdown,
+    check_lines,
+    check_warning,
+    equal_length_notes,
+    judge_check,
+    words_per_turn,
+)
 from judges.reporting.html import write_html
 from judges.reporting.judge_free import JudgeFree, load_base_evals, load_heldouts, summary_parts, warning_with_evidence
 from judges.reporting.judge_free_tables import base_latex, base_markdown, csv_columns, heldout_columns, heldout_note
@@ -48,7 +55,8 @@ from judges.reporting.pretraining_plot import load_curves, plot_pretraining
 from judges.reporting.rows import Row, Study
 from judges.reporting.tables import csv_text, judge_passes, latex, markdown, md_table, plot_categories
 from judges.stats import CI_QUESTIONS_FLOOR, MIN_CI_QUESTIONS, bootstrap_mean_ci, finite_or_none, paired_difference
-from judges.trust import report_parts as trust
+from judges.trust.agreement import judges_agreement, split_by_judge
+from judges.trust.controlled import length_adjusted, pair_controls
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +204,7 @@ def single_rows(study: Study, files: list[str], series: str | None, n_boot: int,
 
 
 def build_study(args: argparse.Namespace) -> Study:
-    judges = trust.split_by_judge(args.input_file)  # a second judge's files: only its agreement with the first
+    judges = split_by_judge(args.input_file)  # a second judge's files: only its agreement with the first
     pair_files = [p for p in judges[0][1] if is_pair_file(p)]
     single_files = [p for p in judges[0][1] if p not in pair_files]
     study = Study(questions=load_questions(args.question_dir))
@@ -204,23 +212,23 @@ def build_study(args: argparse.Namespace) -> Study:
         study.answers = records.load_answers(args.answer_file)
     if single_files:
         single_rows(study, single_files, args.series, args.bootstrap, args.seed, args.min_ci_questions)
-        trust.length_adjusted(study.rows, study.answers, args.min_ci_questions)
+        length_adjusted(study.rows, study.answers, args.min_ci_questions)
     if pair_files:
-        study.pair_judged, failed = load_pair_judgments(pair_files, {q["question_id"]: len(q["turns"])
-                                                                     for q in study.questions})
+        study.pair_judged, failed = records.load_judgments(pair_files, {q["question_id"]: len(q["turns"])
+                                                                        for q in study.questions}, pairwise=True)
         if not study.pair_judged and not failed:
             raise UserError(f"no judgments in {', '.join(pair_files)}")
         categories = {q["question_id"]: q.get("category", "unknown") for q in study.questions}
         study.pairs = pair_report_rows(study.pair_judged, categories, args.bootstrap, args.seed,
                                        args.min_ci_questions, failed)
         study.bias = position_bias(study.pair_judged)
-        controls = trust.pair_controls(study.pair_judged, study.answers, args.bootstrap, args.seed,
-                                       args.min_ci_questions)
+        controls = pair_controls(study.pair_judged, study.answers, args.bootstrap, args.seed,
+                                 args.min_ci_questions)
         for row in study.pairs:
             row.controls = controls.get((row.model_1, row.model_2))
         study.pair_judge = _judge_name(study.pair_judged.values())
     if len(judges) == 2:
-        study.agreement = trust.judges_agreement(judges[0][1], judges[1][1], args.question_dir)
+        study.agreement = judges_agreement(judges[0][1], judges[1][1], args.question_dir)
         study.agreement_judges = tuple(_judge_name([{"judge": [name]}]) for name, _ in judges)
     judge_free(study, args)
     return study
@@ -301,7 +309,7 @@ def write_report(out: Path, study: Study, args: argparse.Namespace, started: flo
         held = heldout_columns(study.free)
         md = markdown(study.rows, study.judge, args.bootstrap, args.min_ci_questions, study.warning,
                       check_lines(study.checks, study.controls_seen), held, heldout_note() if held[0] else None,
-                      trust.equal_length_notes(study.rows), judge_passes(study.checks, study.controls_seen))
+                      equal_length_notes(study.rows), judge_passes(study.checks, study.controls_seen))
         md += ("\n" + base_markdown(study.free, study.rows, args.bootstrap, args.min_ci_questions)
                if study.free.base else "")
         atomic_write_text(out / "table.csv", csv_text(study.rows, csv_columns(study.free)))
@@ -312,7 +320,7 @@ def write_report(out: Path, study: Study, args: argparse.Namespace, started: flo
         md += ("\n" if md else "") + pair_markdown(study.pairs, study.bias, study.pair_judge, args.bootstrap,
                                                    md_table, args.min_ci_questions)
     if study.agreement:
-        md += ("\n" if md else "") + trust.agreement_markdown(study.agreement, *study.agreement_judges, md_table)
+        md += ("\n" if md else "") + agreement_markdown(study.agreement, *study.agreement_judges, md_table)
     atomic_write_text(out / "table.md", md)
     atomic_write_json(out / "summary.json", summary(study, args.min_ci_questions))
     if args.pretraining:

@@ -16,17 +16,11 @@ from pathlib import Path
 from align.files import atomic_write_text
 from judges.judging.controls import control_of
 from judges.records import outcome
+from judges.reporting.check import AGREEMENT_HEADER, agreement_notes, agreement_rows, equal_length_notes
 from judges.reporting.judge_free_tables import base_delta_table, base_note, base_table, heldout_columns, heldout_note
-from judges.reporting.pair_report import PAIR_HEADER, control_warnings, pair_cells
+from judges.reporting.pair_report import CONTROL_NOTE, PAIR_HEADER, control_warnings, pair_cells
 from judges.reporting.rows import Study
 from judges.reporting.tables import diff_table, judge_free_table, judge_passes, scores_table
-from judges.trust.report_parts import (
-    AGREEMENT_HEADER,
-    CONTROL_NOTE,
-    agreement_notes,
-    agreement_rows,
-    equal_length_notes,
-)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:110em}

@@ -16,11 +16,26 @@ from dataclasses import dataclass, field
 from judges.questions import CATEGORIES
 from judges.records import outcome
 from judges.stats import MIN_CI_QUESTIONS, bootstrap_mean_ci, finite_or_none
-from judges.trust.report_parts import CONTROL_NOTE, CONTROLLED, summary_fields
-from judges.trust.support import confounded
+from judges.trust.controlled import CONTROLLED
+from judges.trust.support import CONFOUNDED_SHARE, SUPPORT_MIN_SHARE, confounded
 
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 
+
+CONTROL_NOTE = ("LC: AlpacaEval 2's length-controlled win rate (glm_winrate, length_controlled_minimal, fixed C=100 "
+                "as its branch without cross-validation): the judge's preference fitted on tanh(length difference / "
+                "sd, in characters) and a model term, read at ZERO length difference; AlpacaEval's default "
+                "cross-validated fit differs by 0.07 points (median of simulated draws), by over 1 point in about a "
+                "fifth of them, where cross-validation shrinks the rate to 50%. Equal-style: a contextual "
+                "Bradley-Terry (FastChat's Chatbot Arena fit_contextual_bt, L2 0.5) on Arena-Hard-Auto's style "
+                "features (length and markdown headers, lists, bold, z-scored), both orders as battles, read at "
+                "ZERO style difference: not Arena-Hard-Auto's number, which is read at the pair's mean style "
+                "difference and lands near the raw rate. Both: ties count half, 95% CI by bootstrap over questions "
+                "(refitted each time); not estimable (–) when fewer than "
+                f"{100 * SUPPORT_MIN_SHARE:g}% of the matches lie on either side of zero difference (an "
+                "extrapolation, not a reading). Model longer: the share of matches where Model's answer is the "
+                f"longer (confounded outside {100 * (1 - CONFOUNDED_SHARE):.0f}-{100 * CONFOUNDED_SHARE:.0f}%). A raw "
+                "rate well above its LC / equal-style rate says the judge is rewarding length or formatting.")
 
 @dataclass
 class PairRow:
@@ -38,7 +53,7 @@ class PairRow:
     adjusted_ci: tuple[float, float] = (math.nan, math.nan)
     categories: dict[str, float] = field(default_factory=dict)  # tie-adjusted win rate per category
     category_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # its bootstrap CI (enough questions)
-    controls: dict | None = None  # judges/trust/report_parts.pair_controls' entry (needs the answers' texts)
+    controls: dict | None = None  # judges/trust/controlled.pair_controls' entry (needs the answers' texts)
 
 
 def pair_rows(judged: dict[tuple, dict], categories: dict[int, str], n_boot: int, seed: int,
@@ -178,3 +193,16 @@ def pair_summary(rows: list[PairRow], bias: dict) -> dict:
                        "category_ci": {c: list(ci) for c, ci in r.category_ci.items()},
                        **summary_fields(r.controls)} for r in rows],
             "position_bias": bias}
+
+
+def summary_fields(control: dict | None) -> dict:
+    """summary.json's pairwise.pairs[] fields (None where there are no answers to control with)."""
+    control = control or {}
+    out = {}
+    for name, _ in CONTROLLED:
+        result = control.get(name) or {"value": None, "ci": [None, None], "not_estimable": None}
+        out[name], out[f"{name}_ci"] = result["value"], list(result["ci"])
+        out[f"{name}_not_estimable"] = result.get("not_estimable")
+    out["model_1_longer_share"] = control.get("model_1_longer_share")
+    out["control_warnings"] = list(control.get("warnings", []))
+    return out

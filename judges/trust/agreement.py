@@ -9,16 +9,23 @@ where either vote is a tie is skipped). Random verdicts agree 33% (S1) and 50% (
 the MT-Bench paper (Table 5) found GPT-4 against humans 66% / 85% and humans among themselves 63% / 81%
 on turn 1.
 
+`compare` gives the agreement of two files (`align mtbench agreement` and the report's second judge);
+`split_by_judge` tells the report's --input-file apart by judge.
+
 Two single-answer files add how their scores agree: Spearman's rank correlation (scipy) and Cohen's
 kappa (sklearn), quadratic-weighted on the 1-10 scores and plain on the per-pair verdicts.
 """
 
 from __future__ import annotations
 
+import os
 from itertools import combinations
+from pathlib import Path
 
+from align.errors import UserError
+from align.files import read_jsonl
 from judges.stats import finite_or_none
-from judges.trust.votes import Source
+from judges.trust.votes import Source, file_kind, judge_name, load_source
 
 TURNS = (1, 2)
 
@@ -98,3 +105,66 @@ def score_agreement(a: Source, b: Source) -> dict:
     out["verdict_kappa"] = (_number(cohen_kappa_score([verdicts_a[k] for k in both], [verdicts_b[k] for k in both]))
                             if both else None)
     return out
+
+
+# ---------------------------------------------------------------- two files, two judges
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def compare(a_path: str, b_path: str, prefix_a: str | None = None, prefix_b: str | None = None,
+            question_dir: str | None = None) -> dict:
+    """The agreement JSON for two files (or one pool, when they are the same file and filter)."""
+    a = load_source(a_path, prefix_a, question_dir)
+    within = _same_file(a_path, b_path) and prefix_a == prefix_b
+    b = None if within else load_source(b_path, prefix_b, question_dir)
+    out = {**agreement(a, b), "mode": "within one pool" if within else "between two judges",
+           "a": {"file": a.path, "kind": a.kind, "votes": len(a.votes)}}
+    if b is not None:
+        out["b"] = {"file": b.path, "kind": b.kind, "votes": len(b.votes)}
+        if a.kind == b.kind == "single":
+            out["single"] = score_agreement(a, b)
+    return out
+
+
+def _file_judge(path: str) -> str | None:
+    """The judge named by a judgment file's first record that names one; None if none does (or no file)."""
+    if not Path(path).is_file():
+        return None  # the report's own reader says what is wrong with it
+    for rec in read_jsonl(path):
+        if rec.get("judge"):
+            return judge_name(rec["judge"])
+    return None
+
+
+def split_by_judge(files: list[str]) -> list[tuple[str, list[str]]]:
+    """[(judge, its files)] in the order the judges first appear; a file naming no judge goes with the
+    first; more than two judges is refused."""
+    groups: dict[str, list[str]] = {}
+    unnamed = []
+    for path in files:
+        judge = _file_judge(path)
+        if judge is None:
+            unnamed.append(path)
+        else:
+            groups.setdefault(judge, []).append(path)
+    if not groups:
+        return [("unknown", list(files))]
+    first = next(iter(groups))
+    groups[first] = [p for p in files if p in groups[first] or p in unnamed]
+    if len(groups) > 2:
+        raise UserError(f"--input-file: judgments of {len(groups)} judges ({', '.join(groups)}); the report takes "
+                        "one judge, or two to compare")
+    return list(groups.items())
+
+
+def judges_agreement(files_a: list[str], files_b: list[str], question_dir: str | None) -> dict:
+    """Agreement of two judges: their pairwise files if both have one, else their single-answer files
+    (verdicts by score), else whatever kinds they have (a pairwise judge against verdicts by score)."""
+    kinds_a = {file_kind(p): p for p in reversed(files_a)}  # the first file of each kind
+    kinds_b = {file_kind(p): p for p in reversed(files_b)}
+    kind = next((k for k in ("pair", "single") if k in kinds_a and k in kinds_b), None)
+    a = kinds_a[kind] if kind else next(iter(kinds_a.values()))
+    b = kinds_b[kind] if kind else next(iter(kinds_b.values()))
+    return compare(a, b, question_dir=question_dir)

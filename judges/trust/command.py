@@ -13,14 +13,12 @@ agreement within its pool of judges (every two votes on a match). Prints the tab
 from __future__ import annotations
 
 import argparse
-import os
 
 from align.errors import UserError
 from align.files import atomic_write_json, check_output_file
 from align.locks import output_lock
 from judges.kinds import check_not_inputs, check_own_json, question_data_files
-from judges.trust.agreement import agreement, score_agreement
-from judges.trust.votes import load_source
+from judges.trust.agreement import compare
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,25 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-prefix-b", default=None, help="the same for B")
     parser.add_argument("--question-dir", default=None,
                         help="the question set judgment files are checked against; default: the packaged MT-Bench")
-
-
-def _same_file(a: str, b: str) -> bool:
-    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
-
-
-def compare(a_path: str, b_path: str, prefix_a: str | None = None, prefix_b: str | None = None,
-            question_dir: str | None = None) -> dict:
-    """The agreement JSON for two files (or one pool, when they are the same file and filter)."""
-    a = load_source(a_path, prefix_a, question_dir)
-    within = _same_file(a_path, b_path) and prefix_a == prefix_b
-    b = None if within else load_source(b_path, prefix_b, question_dir)
-    out = {**agreement(a, b), "mode": "within one pool" if within else "between two judges",
-           "a": {"file": a.path, "kind": a.kind, "votes": len(a.votes)}}
-    if b is not None:
-        out["b"] = {"file": b.path, "kind": b.kind, "votes": len(b.votes)}
-        if a.kind == b.kind == "single":
-            out["single"] = score_agreement(a, b)
-    return out
 
 
 def _ratio(cell: dict) -> str:

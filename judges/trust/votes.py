@@ -24,7 +24,7 @@ from align.files import _read_text, read_jsonl
 from judges.judging.controls import is_control
 from judges.kinds import PAIRWISE, judgment_kind
 from judges.questions import load_questions
-from judges.records import latest_per_slot, load_pair_judgments, outcome, plain_int, read_judgments
+from judges.records import latest_per_slot, load_judgments, outcome, plain_int, read_judgments
 
 WINNER_OF_OUTCOME = {"win": "model_a", "loss": "model_b", "tie": "tie"}
 VOTE_FIELDS = ("question_id", "model_a", "model_b", "winner", "judge", "turn")
@@ -66,7 +66,7 @@ def question_turns(question_dir: str | None = None) -> dict[int, int]:
 
 def pair_votes(path: str, turns: dict[int, int]) -> list[dict]:
     """A `_pair.jsonl` file's matches as FastChat votes (the latest judgment of each match)."""
-    judged, _ = load_pair_judgments([path], turns)
+    judged, _ = load_judgments([path], turns, pairwise=True)
     votes = []
     for (m1, m2, qid, turn), rec in sorted(judged.items()):
         result = outcome(rec)

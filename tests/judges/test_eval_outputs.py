@@ -367,7 +367,7 @@ def test_bad_batch_size_and_device_are_one_line(flag, value, message, tmp_path, 
 
 def test_good_batch_sizes_and_devices_pass():
     from judges.measures.base_eval import _batch_size
-    from judges.measures.paths import device
+    from judges.measures.model_checks import device
 
     assert [_batch_size(t) for t in ("1", "auto", "auto:4")] == ["1", "auto", "auto:4"]
     assert device("cpu") == "cpu" and device("cpu:0") == "cpu:0"

@@ -10,7 +10,7 @@ import pytest
 from fastchat.llm_judge import compute_agreement as fastchat
 
 from align.cli import main
-from judges.trust.command import compare
+from judges.trust.agreement import compare
 from judges.trust.votes import pair_votes, question_turns
 
 MODELS = ["vicuna", "alpaca", "llama", "gpt-3.5"]  # not in sorted order: keys and winners get flipped

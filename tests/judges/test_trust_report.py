@@ -11,8 +11,8 @@ import pytest
 from conftest import write_jsonl
 
 from align.cli import main
-from judges.trust.command import compare
-from judges.trust.report_parts import split_by_judge, summary_fields
+from judges.reporting.pair_report import summary_fields
+from judges.trust.agreement import compare, split_by_judge
 
 SCRATCH, EXPANDED = "m-2b-scratch", "m-2b-expanded"
 QIDS = range(81, 101)  # writing and roleplay: 20 questions, two turns each

@@ -14,9 +14,9 @@ import pytest
 from conftest import write_jsonl
 
 from align.cli import main
+from judges.trust.controlled import pair_controls
 from judges.trust.length_control import length_controlled_win_rate
 from judges.trust.matches import Match
-from judges.trust.report_parts import pair_controls
 from judges.trust.single_length import length_adjusted_difference
 from judges.trust.style_control import equal_style_win_rate
 from judges.trust.support import diverges, longer_share, unsupported
