@@ -155,10 +155,12 @@ def answer_slots(path: str | Path) -> list[tuple[tuple[str, int], dict]]:
         try:
             turns = rec["choices"][0]["turns"]
             qid = rec["question_id"]
-            assert isinstance(qid, int) and turns and all(isinstance(t, str) for t in turns)
-        except (KeyError, IndexError, TypeError, AssertionError):
+            usable = isinstance(qid, int) and turns and all(isinstance(t, str) for t in turns)
+        except (KeyError, IndexError, TypeError):
+            usable = False
+        if not usable:  # an `if`, not an assert: python -O drops asserts and would let the record through
             raise UserError(f"{path}:{i}: expected FastChat model_answer fields question_id (int) and "
-                            "choices[0].turns (list of strings)") from None
+                            "choices[0].turns (list of strings)")
         out.append(((rec.get("model_id") or Path(path).stem, qid), rec))
     return out
 

@@ -103,10 +103,11 @@ def check_meta(meta_file: Path, meta: dict) -> None:
         return
     try:
         old = json.loads(meta_file.read_text(encoding="utf-8"))
-        assert isinstance(old, dict)
-    except (UnicodeDecodeError, json.JSONDecodeError, AssertionError):
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        old = None
+    if not isinstance(old, dict):  # an `if`, not an assert: python -O would drop it
         raise UserError(f"{meta_file}: not a JSON object (the settings the answers beside it were generated "
-                        "with); restore it, or delete it together with the answer file") from None
+                        "with); restore it, or delete it together with the answer file")
     for key in PINNED_SETTINGS:
         if key in old and old[key] != meta[key]:
             raise UserError(f"{meta_file}: existing answers were generated with {key}={old[key]!r}, this run asks "

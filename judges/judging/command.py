@@ -66,7 +66,7 @@ def parse_rating(judgment: str) -> tuple[float | int, str | None]:
 
 
 @dataclass(frozen=True)
-class Match:
+class SingleMatch:
     """One judgment to make: a model's answer to one turn of one question."""
     model: str
     question_id: int
@@ -104,7 +104,7 @@ def build_prompt(template: dict, question: dict, answer_turns: list[str], refere
 
 
 def make_matches(judge: str, questions: list[dict], answers: dict[str, dict[int, dict]],
-                 prompts: dict[str, dict], references: dict[int, list[str]], prefill: str = "") -> list[Match]:
+                 prompts: dict[str, dict], references: dict[int, list[str]], prefill: str = "") -> list[SingleMatch]:
     """All (model, question, turn) judgments, in FastChat's order: turn 1 for every question, then turn 2."""
     for name in ("single-v1", "single-math-v1", "single-v1-multi-turn", "single-math-v1-multi-turn"):
         if name not in prompts:
@@ -129,13 +129,13 @@ def make_matches(judge: str, questions: list[dict], answers: dict[str, dict[int,
                                     f"turn(s), expected {len(q['turns'])}")
                 user = build_prompt(template, q, turns, references.get(q["question_id"]) if needs_ref else None,
                                     turn)
-                matches.append(Match(model, q["question_id"], turn, name, template["system_prompt"], user,
+                matches.append(SingleMatch(model, q["question_id"], turn, name, template["system_prompt"], user,
                                      cache_key(judge, name, q["question_id"], turn, template["system_prompt"],
                                                user, prefill)))
     return matches
 
 
-def judgment_record(match: Match, judge: str, judgment: str, tstamp: float | None = None) -> dict:
+def judgment_record(match: SingleMatch, judge: str, judgment: str, tstamp: float | None = None) -> dict:
     score, problem = parse_rating(judgment)
     rec = {"question_id": match.question_id, "model": match.model, "judge": [judge, match.prompt_name],
            "user_prompt": match.user_prompt, "judgment": judgment, "score": score, "turn": match.turn,

@@ -3,7 +3,8 @@ as a cache), asking the judge for the rest in parallel, appending results as the
 `<output>.failed.jsonl` listing exactly what is still missing.
 
 A "match" is anything with question_id, turn, prompt_name, slot, cache_key, requests(), names()
-and record(judge, replies): judges.judging.command.Match (single grading) and judges.judging.pairwise.PairMatch.
+and record(judge, replies): judges.judging.command.SingleMatch (single grading, FastChat's MatchSingle)
+and judges.judging.pairwise.PairMatch (FastChat's MatchPair).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ JUDGE_TEMPERATURE = 0.0  # FastChat judges greedily
 
 
 def failure_record(m, judge: str, error: str) -> dict:
-    """A line of `<output>.failed.jsonl`: what to judge again (a Match or a PairMatch) and why it failed."""
+    """A line of `<output>.failed.jsonl`: what to judge again (a SingleMatch or a PairMatch) and why it failed."""
     return {"question_id": m.question_id, **m.names(), "turn": m.turn, "judge": [judge, m.prompt_name],
             "error": error, "cache_key": m.cache_key, "tstamp": time.time()}
 
@@ -57,7 +58,7 @@ def judge_all(matches: list, client, judge: str, output: Path, parallel: int,
               max_tokens: int, prefill: str = "", render=None) -> dict[str, int]:
     """Judge what the cache lacks, append each result as it arrives; return counts.
 
-    `matches` are Match or pairwise.PairMatch: anything with question_id, turn, prompt_name, slot,
+    `matches` are SingleMatch or pairwise.PairMatch: anything with question_id, turn, prompt_name, slot,
     cache_key, requests(), names() and record(judge, replies)."""
     by_key, latest = read_existing(output)
     failed_path = failed_list_path(output)

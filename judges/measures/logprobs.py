@@ -104,9 +104,11 @@ def sequence_logprobs(model, sequences: list[Sequence], batch_size: int, pad_id:
         ids, attention, counted = ids.to(device), attention.to(device), counted.to(device)
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1]
-            # log p(token) = its logit - logsumexp(all logits): no second vocabulary-sized tensor is kept
+            # log p(token) = its logit - logsumexp(all logits), in float32, without log_softmax's vocabulary-sized
+            # output; a bf16/fp16 model's logits are copied to float32 one sequence at a time, so beside the
+            # logits there is at most one sequence's copy, not the batch's (same values: per position alike)
             target = logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1).float()
-            logps = target - torch.logsumexp(logits.float(), dim=-1)
+            logps = target - torch.stack([torch.logsumexp(row.float(), dim=-1) for row in logits])
         mask = counted[:, 1:]  # token t is predicted at position t-1; the first token never is
         sums = torch.where(mask, logps, 0.0).sum(dim=1)
         counts = mask.sum(dim=1)

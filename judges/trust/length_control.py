@@ -26,11 +26,11 @@ import math
 
 import numpy as np
 
-from judges.trust.matches import Match, bootstrap, win_rate
+from judges.trust.matches import JudgedMatch, bootstrap, win_rate
 from judges.trust.support import unsupported
 
 
-def length_features(matches: list[Match]) -> np.ndarray:
+def length_features(matches: list[JudgedMatch]) -> np.ndarray:
     """tanh of the standardized length difference (baseline minus model, as glm_winrate's output_1 - output_2)."""
     delta = np.array([len(m.text_2) - len(m.text_1) for m in matches], dtype=float)
     std = delta.std(ddof=1) if len(delta) > 1 else 0.0
@@ -56,7 +56,7 @@ def predicted(model, features: np.ndarray) -> np.ndarray:
     return expit(features @ model.coef_[0])
 
 
-def length_controlled(matches: list[Match]) -> float:
+def length_controlled(matches: list[JudgedMatch]) -> float:
     """The point estimate: mean predicted preference at zero length difference."""
     if not matches:
         return math.nan
@@ -70,12 +70,12 @@ def length_controlled(matches: list[Match]) -> float:
     return float(predicted(model, at_equal_length).mean())
 
 
-def length_differences(matches: list[Match]) -> np.ndarray:
+def length_differences(matches: list[JudgedMatch]) -> np.ndarray:
     """model_1's answer length minus model_2's, in characters, per match."""
     return np.array([len(m.text_1) - len(m.text_2) for m in matches], dtype=float)
 
 
-def length_controlled_win_rate(matches: list[Match], n_boot: int = 1000, seed: int = 0, **kwargs) -> dict:
+def length_controlled_win_rate(matches: list[JudgedMatch], n_boot: int = 1000, seed: int = 0, **kwargs) -> dict:
     """{"value", "ci": [lo, hi], "not_estimable": why or None}: AlpacaEval 2's length-controlled win rate of
     model_1 (fixed C), bootstrap over questions; no value where the matches do not reach equal length."""
     reason = unsupported({"length": length_differences(matches)}) if matches else None
@@ -84,6 +84,6 @@ def length_controlled_win_rate(matches: list[Match], n_boot: int = 1000, seed: i
     return {**bootstrap(matches, length_controlled, n_boot=n_boot, seed=seed, **kwargs), "not_estimable": None}
 
 
-def raw_win_rate(matches: list[Match], n_boot: int = 1000, seed: int = 0, **kwargs) -> dict:
+def raw_win_rate(matches: list[JudgedMatch], n_boot: int = 1000, seed: int = 0, **kwargs) -> dict:
     """{"value", "ci"}: the tie-adjusted win rate the controlled ones stand beside."""
     return bootstrap(matches, win_rate, n_boot=n_boot, seed=seed, **kwargs)

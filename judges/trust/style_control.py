@@ -34,7 +34,7 @@ import re
 import numpy as np
 
 from judges.trust.length_control import predicted, soft_label_fit
-from judges.trust.matches import Match, bootstrap
+from judges.trust.matches import JudgedMatch, bootstrap
 from judges.trust.support import unsupported
 
 CODE_BLOCK = re.compile(r"```.*?```", re.S)
@@ -67,7 +67,7 @@ def zscore(columns: np.ndarray) -> np.ndarray:
     return np.where(std > 0, (columns - columns.mean(axis=0)) / np.where(std > 0, std, 1.0), 0.0)
 
 
-def battles(matches: list[Match]) -> tuple[np.ndarray, np.ndarray]:
+def battles(matches: list[JudgedMatch]) -> tuple[np.ndarray, np.ndarray]:
     """(features: model term then the z-scored style differences, model_1-first outcome) for both orders."""
     s1 = np.array([style(m.text_1) for m in matches])
     s2 = np.array([style(m.text_2) for m in matches])
@@ -77,14 +77,14 @@ def battles(matches: list[Match]) -> tuple[np.ndarray, np.ndarray]:
     return np.column_stack([model_term, zscore(diffs)]), np.concatenate([p, 1 - p])
 
 
-def style_difference_columns(matches: list[Match]) -> dict[str, np.ndarray]:
+def style_difference_columns(matches: list[JudgedMatch]) -> dict[str, np.ndarray]:
     """Each style difference, model_1 minus model_2, per match (the support check's input)."""
     diffs = style_differences(np.array([style(m.text_1) for m in matches]), np.array([style(m.text_2)
                                                                                          for m in matches]))
     return dict(zip(STYLE_NAMES, diffs.T))
 
 
-def equal_style(matches: list[Match]) -> float:
+def equal_style(matches: list[JudgedMatch]) -> float:
     """The point estimate: P(model_1 beats model_2) with every style difference at 0."""
     if not matches:
         return math.nan
@@ -98,7 +98,7 @@ def equal_style(matches: list[Match]) -> float:
     return float(predicted(model, at_equal_style)[0])
 
 
-def equal_style_win_rate(matches: list[Match], n_boot: int = 1000, seed: int = 0, **kwargs) -> dict:
+def equal_style_win_rate(matches: list[JudgedMatch], n_boot: int = 1000, seed: int = 0, **kwargs) -> dict:
     """{"value", "ci": [lo, hi], "not_estimable": why or None}: the equal-style win rate of model_1, bootstrap
     over questions; no value where the matches do not reach equal style."""
     reason = unsupported(style_difference_columns(matches)) if matches else None

@@ -26,7 +26,8 @@ from judges.kinds import PAIRWISE, judgment_kind
 from judges.questions import load_questions
 from judges.records import latest_per_slot, load_judgments, outcome, plain_int, read_judgments
 
-WINNER_OF_OUTCOME = {"win": "model_a", "loss": "model_b", "tie": "tie"}
+# model_1's result (records.outcome) as a FastChat vote names the winner (model_1 is the vote's model_a)
+VOTE_WINNER_OF_OUTCOME = {"win": "model_a", "loss": "model_b", "tie": "tie"}
 VOTE_FIELDS = ("question_id", "model_a", "model_b", "winner", "judge", "turn")
 
 
@@ -72,7 +73,7 @@ def pair_votes(path: str, turns: dict[int, int]) -> list[dict]:
         result = outcome(rec)
         if result == "error":
             continue
-        votes.append({"question_id": qid, "model_a": m1, "model_b": m2, "winner": WINNER_OF_OUTCOME[result],
+        votes.append({"question_id": qid, "model_a": m1, "model_b": m2, "winner": VOTE_WINNER_OF_OUTCOME[result],
                       "judge": rec.get("judge", "unknown"), "turn": turn})
     return votes
 

@@ -1,7 +1,10 @@
-"""The judge side's small rules, one of each: NaN -> None for JSON, and which judgment a record is."""
+"""The judge side's small rules, one of each (NaN -> None for JSON, which judgment a record is), and checks
+that hold as their comments say (no assert-only validation, log-probs in float32)."""
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -43,3 +46,48 @@ def test_one_sniffing_rule_for_the_report_and_the_votes(tmp_path):
         file_kind(str(answers))
     with pytest.raises(UserError, match="e.jsonl: no judgments in it"):
         file_kind(str(empty))
+
+
+def test_answer_and_settings_checks_hold_under_python_O(tmp_path):
+    """Records are checked with `if`, not `assert`: `python -O` must refuse the same bad files."""
+    bad_answers = tmp_path / "answers.jsonl"
+    bad_answers.write_text(json.dumps({"question_id": "81", "choices": [{"turns": ["hi"]}]}) + "\n")
+    bad_meta = tmp_path / "meta.json"
+    bad_meta.write_text("[1, 2]")
+    code = ("import sys\nfrom pathlib import Path\nfrom align.errors import UserError\n"
+            "from judges.records import answer_slots\nfrom judges.answers.command import check_meta\n"
+            "for call in (lambda: answer_slots(sys.argv[1]), lambda: check_meta(Path(sys.argv[2]), {})):\n"
+            "    try:\n        call()\n    except UserError as err:\n        print('refused:', err)\n")
+    out = subprocess.run([sys.executable, "-O", "-c", code, str(bad_answers), str(bad_meta)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0].startswith(f"refused: {bad_answers}:1: expected FastChat model_answer fields"), out
+    assert out[1].startswith(f"refused: {bad_meta}: not a JSON object"), out
+
+
+def test_logprobs_in_float32_one_sequence_at_a_time_equal_log_softmax():
+    import torch
+
+    from judges.measures.logprobs import Sequence, sequence_logprobs
+
+    torch.manual_seed(0)
+    logits = (torch.randn(3, 6, 50) * 4).to(torch.bfloat16)
+
+    class Model(torch.nn.Module):  # a bf16 "model" whose logits are fixed
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, input_ids, attention_mask, use_cache):
+            return type("Out", (), {"logits": logits[:input_ids.shape[0], :input_ids.shape[1]]})
+
+    seqs = [Sequence([1, 2, 3, 4, 5, 6], [0, 0, 1, 1, 1, 1]), Sequence([7, 8, 9], [0, 1, 1]),
+            Sequence([3, 1, 4, 1, 5], [1, 1, 1, 1, 1])]
+    got = sequence_logprobs(Model(), seqs, batch_size=3, pad_id=0)
+    ids = torch.zeros(3, 6, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s.ids)] = torch.tensor(s.ids)
+    reference = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    for i, s in enumerate(seqs):
+        counted = torch.tensor(s.mask[1:], dtype=torch.bool)
+        want = reference[i, :len(s.ids) - 1][counted].sum().item()
+        assert got[i][1] == int(counted.sum()) and got[i][0] == pytest.approx(want, abs=1e-4)

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from judges.trust.length_control import length_controlled, length_controlled_win_rate, raw_win_rate
-from judges.trust.matches import Match, matches_from_pairs, win_rate
+from judges.trust.matches import JudgedMatch, matches_from_pairs, win_rate
 from judges.trust.style_control import equal_style, equal_style_win_rate, style
 
 N_BOOT = 100
@@ -25,7 +25,7 @@ def matches(judge, seed=0, questions=80, model_1_longer=0.8):
             long, short = sorted((rng.randint(200, 1500), rng.randint(200, 1500)), reverse=True)
             len_1, len_2 = (long, short) if rng.random() < model_1_longer else (short, long)
             text_1, text_2 = "a " * (len_1 // 2), "b " * (len_2 // 2)
-            out.append(Match(q, turn, judge(rng, text_1, text_2), text_1, text_2))
+            out.append(JudgedMatch(q, turn, judge(rng, text_1, text_2), text_1, text_2))
     return out
 
 
@@ -72,7 +72,7 @@ def test_markdown_bias_is_removed_by_style_not_by_length():
         text_1, text_2 = (rich, plain) if rng.random() < 0.8 else (plain, rich)
         likes_rich = rng.random() < 0.85
         winner = "model_1" if (text_1 == rich) == likes_rich else "model_2"
-        games.append(Match(q, 1, winner, text_1, text_2))
+        games.append(JudgedMatch(q, 1, winner, text_1, text_2))
     assert win_rate(games) > 0.68
     assert abs(length_controlled(games) - win_rate(games)) < 0.02  # no length difference to control
     assert abs(equal_style(games) - 0.5) < 0.1
@@ -89,13 +89,13 @@ def test_style_features():
 
 
 def test_degenerate_inputs():
-    ties = [Match(q, 1, "tie", "x" * q, "y") for q in range(81, 101)]
+    ties = [JudgedMatch(q, 1, "tie", "x" * q, "y") for q in range(81, 101)]
     assert length_controlled(ties) == 0.5 and equal_style(ties) == 0.5
     # lengths on both sides of model_2's (equal length within the data), but only 4 questions
-    few = [Match(q, 1, "model_1" if q % 2 else "model_2", "x" * (q % 3), "y") for q in range(81, 85)]
+    few = [JudgedMatch(q, 1, "model_1" if q % 2 else "model_2", "x" * (q % 3), "y") for q in range(81, 85)]
     assert length_controlled_win_rate(few, n_boot=N_BOOT)["ci"] == [None, None]  # below --min-ci-questions
     assert length_controlled_win_rate([], n_boot=N_BOOT) == {"value": None, "ci": [None, None], "not_estimable": None}
-    same_length = [Match(q, 1, "model_1" if q % 3 else "model_2", "x", "y") for q in range(81, 101)]
+    same_length = [JudgedMatch(q, 1, "model_1" if q % 3 else "model_2", "x", "y") for q in range(81, 101)]
     assert length_controlled(same_length) == pytest.approx(win_rate(same_length), abs=0.01)
 
 
@@ -104,4 +104,4 @@ def test_matches_from_pair_judgments():
     judged = {("x", "y", 81, 1): {"g1_winner": "model_1", "g2_winner": "model_1"},
               ("x", "y", 81, 2): {"g1_winner": "model_1", "g2_winner": "error"},
               ("x", "y", 82, 1): {"g1_winner": "tie", "g2_winner": "tie"}}  # no answers to 82
-    assert matches_from_pairs(judged, answers) == {("x", "y"): [Match(81, 1, "model_1", "x one", "y one")]}
+    assert matches_from_pairs(judged, answers) == {("x", "y"): [JudgedMatch(81, 1, "model_1", "x one", "y one")]}

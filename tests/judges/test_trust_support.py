@@ -16,7 +16,7 @@ from conftest import write_jsonl
 from align.cli import main
 from judges.trust.controlled import pair_controls
 from judges.trust.length_control import length_controlled_win_rate
-from judges.trust.matches import Match
+from judges.trust.matches import JudgedMatch
 from judges.trust.single_length import length_adjusted_difference
 from judges.trust.style_control import equal_style_win_rate
 from judges.trust.support import diverges, longer_share, unsupported
@@ -26,7 +26,7 @@ SCRATCH, EXPANDED = "m-2b-scratch", "m-2b-expanded"
 QIDS = range(81, 101)
 
 
-def _matches(share_longer: float, seed: int = 0, questions: int = 80) -> list[Match]:
+def _matches(share_longer: float, seed: int = 0, questions: int = 80) -> list[JudgedMatch]:
     """A judge that likes length (logit = 2 tanh(diff / 300)), no model effect: the truth at equal length is 50%.
     model_1's answer is the longer in `share_longer` of the matches."""
     rng = random.Random(seed)
@@ -36,7 +36,7 @@ def _matches(share_longer: float, seed: int = 0, questions: int = 80) -> list[Ma
             long, short = sorted((rng.randint(200, 1500), rng.randint(200, 1500)), reverse=True)
             len_1, len_2 = (long, short) if rng.random() < share_longer else (short, long)
             p = 1 / (1 + math.exp(-2 * math.tanh((len_1 - len_2) / 300)))
-            out.append(Match(q, turn, "model_1" if rng.random() < p else "model_2", "a " * (len_1 // 2),
+            out.append(JudgedMatch(q, turn, "model_1" if rng.random() < p else "model_2", "a " * (len_1 // 2),
                              "b " * (len_2 // 2)))
     return out
 

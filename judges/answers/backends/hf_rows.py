@@ -138,7 +138,8 @@ class Finished:
 
 
 @dataclass
-class Row:
+class BatchRow:
+    """A job decoding in one row of the batch cache."""
     job: Job
     start: int  # column of its first cached token
     next_token: int  # fed at the next step
@@ -184,7 +185,7 @@ class RowBatch:
         pack_linear_layers(model, max_rows)
         self.stop_ids = set(stop_ids)
         self.pending: deque[Job] = deque()
-        self.rows: list[Row] = []
+        self.rows: list[BatchRow] = []
         self.keys: list[torch.Tensor] = []  # per layer [max_rows, kv heads, columns, head dim]
         self.values: list[torch.Tensor] = []
         self.end = self.lo = 0
@@ -239,7 +240,7 @@ class RowBatch:
         generator = None
         if job.temperature >= GREEDY_BELOW:  # its own seeded sampler: the text does not depend on batch company
             generator = torch.Generator(device=self.model.device).manual_seed(job.seed)
-        self.rows.append(Row(job, start, job.prompt[-1], generator))
+        self.rows.append(BatchRow(job, start, job.prompt[-1], generator))
         self.groups = None
 
     def allocate(self, row_cache, cached: int) -> None:
