@@ -93,8 +93,9 @@ def job_graph(series: Series, names: list[str], status: dict[tuple[str, str], st
         for i, stage in enumerate(PIPELINE):
             if not needs_run(status.get((entry.name, stage.name), "pending")) or not has_work(series, entry, i):
                 continue
-            reads = makes.get((entry.name, stage.reads)) if stage.reads else last
-            after = [j for j in (prepare, reads) if j is not None]
+            # a measurement comes right after the stage it reads (PIPELINE order; without a cpt stage base_eval
+            # reads the base): the chain's last job makes its input as well
+            after = [j for j in (prepare, last) if j is not None]
             if stage.name == "base" and series.is_entry(entry.source):  # grown from another entry's checkpoint
                 source = entry.source
                 made = makes.get((source, "cpt")) if entry.grow and STAGES["cpt"].applies(series, source) else None
