@@ -43,9 +43,13 @@ def _batches(docs, first: int, size_for):
 
 def tokenize_shard(job: dict) -> dict:
     """Write shard `job["index"]`; returns its record {file, tokens, documents, documents_empty}."""
+    import time
+
     import numpy as np
 
     from align.train.text_sources import texts
+
+    started = time.perf_counter()
 
     tokenizer, progress = _state["tokenizer"], _state.get("progress")
     folder, name = Path(job["folder"]), job["name"]
@@ -93,6 +97,7 @@ def tokenize_shard(job: dict) -> dict:
     finally:
         for leftover in (tmp, tmp_index):
             leftover.unlink(missing_ok=True)
-    record = {"file": name, "tokens": tokens, "documents": documents, "documents_empty": empty}
+    record = {"file": name, "tokens": tokens, "documents": documents, "documents_empty": empty,
+              "seconds": round(time.perf_counter() - started, 3)}  # reading, encoding and writing this shard
     atomic_write_json(folder / f"{Path(name).stem}.json", record)  # last: the shard is finished
     return record
