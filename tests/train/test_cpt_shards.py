@@ -222,3 +222,35 @@ def test_the_study_and_the_staged_demo_tokenize_once_and_every_cpt_stage_reads_t
                                             str(tiny_base_llama_dir), "--output_dir", "/tmp/unused", "--bf16", "false"],
                                     produced=produced)
             assert not [p for p in problems if folder in p], problems
+
+
+@pytest.mark.slow
+def test_two_processes_train_distinct_blocks_of_the_one_order(tiny_base_llama_dir, shards, tmp_path):
+    """accelerate launch, 2 CPU processes (gloo): each rank logs the blocks it reads; together they cover the
+    first 2 x steps x batch indices of the seeded order, none read by both."""
+    from conftest import REPO, run_cli
+
+    script = tmp_path / "logged_cpt.py"
+    script.write_text(
+        "import os, sys\n"
+        "from align.train.token_blocks import TokenBlocks\n"
+        "get = TokenBlocks.__getitem__\n"
+        "def logged(self, i):\n"
+        "    with open(os.environ['BLOCK_LOG'] + '.' + os.environ.get('RANK', '0'), 'a') as fh:\n"
+        "        fh.write(f'{i}\\n')\n"
+        "    return get(self, i)\n"
+        "TokenBlocks.__getitem__ = logged\n"
+        "from align.train.cpt import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    log = tmp_path / "blocks"
+    out = tmp_path / "out"
+    proc = run_cli("-m", "accelerate.commands.launch", "--config_file", str(REPO / "recipes/accelerate/ddp.yaml"),
+                   "--num_processes", "2", "--mixed_precision", "no", str(script),
+                   *cpt_argv(tiny_base_llama_dir, shards, out, "--max_steps", "3"), timeout=420,
+                   env={"BLOCK_LOG": str(log), "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["world_size"] == 2 and card["tokens_trained"] == 3 * 2 * 2 * L
+    ranks = [[int(x) for x in (tmp_path / f"blocks.{r}").read_text().split()] for r in range(2)]
+    trained = [set(r[:3 * 2]) for r in ranks]  # 3 steps x 2 blocks per rank (the rest: the loader's lookahead)
+    assert not trained[0] & trained[1] and trained[0] | trained[1] == set(range(12))
