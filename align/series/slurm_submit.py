@@ -95,7 +95,7 @@ def job_graph(series: Series, names: list[str], status: dict[tuple[str, str], st
                 continue
             # a measurement comes right after the stage it reads (PIPELINE order; without a cpt stage base_eval
             # reads the base): the chain's last job makes its input as well
-            after = [j for j in (prepare, last) if j is not None]
+            after = [j for j in (last or prepare,) if j is not None]  # the chain's last job waited on prepare
             if stage.name == "base" and series.is_entry(entry.source):  # grown from another entry's checkpoint
                 source = entry.source
                 made = makes.get((source, "cpt")) if entry.grow and STAGES["cpt"].applies(series, source) else None
