@@ -72,9 +72,15 @@ def demo_shaped_table(tmp_path_factory) -> str:
                                                            for i in items}}}
         sft = {"kind": "sft", "measures": {"loss": {"value": 3.0 - shift, "n": 10, "tokens": 200}},
                "rows": {str(i): {"nll": (3.0 - shift) * 20 + i, "tokens": 20} for i in items}}
+        # every measure `align heldout --kind dpo` writes today (judges/measures/heldout.py)
         dpo = {"kind": "dpo", "measures": {"preference_accuracy": {"value": 0.5, "n": 10},
-                                           "reward_margin": {"value": shift, "n": 10}},
-               "rows": {str(i): {"correct": float(i % 2), "margin": shift + i / 10} for i in items}}
+                                           "preference_tie_share": {"value": 0.0, "n": 10},
+                                           "preference_accuracy_ties_half": {"value": 0.5, "n": 10},
+                                           "reward_margin": {"value": shift, "n": 10},
+                                           "reward_chosen": {"value": shift, "n": 10},
+                                           "reward_rejected": {"value": 0.0, "n": 10}},
+               "rows": {str(i): {"correct": float(i % 2), "tie": 0.0, "margin": shift + i / 10,
+                                 "reward_chosen": shift + i / 10, "reward_rejected": 0.0} for i in items}}
         extra += ["--base-eval", f"{model}={_measures(tmp / model / 'base', 'base_eval.json', base)}",
                   "--heldout", f"{model}={_measures(tmp / model / 'sft', 'heldout.json', sft)}",
                   "--heldout", f"{model}={_measures(tmp / model / 'dpo', 'heldout.json', dpo)}"]

@@ -20,7 +20,7 @@ from judges.reporting.check import AGREEMENT_HEADER, agreement_notes, agreement_
 from judges.reporting.judge_free_tables import base_delta_table, base_note, base_table, heldout_columns, heldout_note
 from judges.reporting.pair_report import CONTROL_NOTE, PAIR_HEADER, control_warnings, pair_cells
 from judges.reporting.rows import Study
-from judges.reporting.tables import diff_table, judge_free_table, judge_passes, scores_table
+from judges.reporting.tables import diff_table, judge_free_tables, judge_passes, scores_table
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:110em}
@@ -181,7 +181,9 @@ def _main_tables(study: Study, summary: dict) -> list[str]:
     held = heldout_columns(study.free)
     free = [] if not held[0] else [
         "<h2>Held-out measures (no judge: the final models)</h2>",
-        _table(*judge_free_table(study.rows, held), "heldout-table"), f'<p class="note">{_e(heldout_note())}</p>']
+        *(_table(*part, "heldout-table" + (f"-{i + 1}" if i else ""))
+          for i, part in enumerate(judge_free_tables(study.rows, held))),
+        f'<p class="note">{_e(heldout_note())}</p>']
     return judge + free if judge_passes(study.checks, study.controls_seen) else free + judge
 
 

@@ -70,6 +70,7 @@ MAIN_HEADER = ["Size", "Construction", "Model", "MT-Bench", "95% CI", "Words/tur
 # the comparison vs scratch (with the scratch entry named).
 SCORES_HEADER = MAIN_HEADER[:11]
 DIFF_HEADER = ["Size", "Model", "vs scratch", *MAIN_HEADER[11:]]
+MAX_LINE = 200  # table.md's judge-free tables split to stay within this many characters a line
 
 
 def with_extra(header: list[str], body: list[list], rows: list[Row], extra) -> tuple[list[str], list[list]]:
@@ -96,11 +97,32 @@ def diff_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
                          if r.diff]
 
 
-def judge_free_table(rows: list[Row], extra) -> tuple[list[str], list[list[str]]]:
-    """The judge-free post-training measures (`extra` = heldout_columns): one row per model."""
-    blank = [""] * len(extra[0])
-    return ["Size", "Construction", "Model", *extra[0]], [[r.size, r.construction, r.name,
-                                                           *extra[1].get(r.name, blank)] for r in rows]
+def judge_free_tables(rows: list[Row], extra) -> list[tuple[list[str], list[list[str]]]]:
+    """The judge-free post-training measures (`extra` = heldout_columns), one row per model, in as many tables as
+    keep every table.md line within MAX_LINE characters; a measure and its Δ column stay in one table."""
+    names, blank = extra[0], [""] * len(extra[0])
+    lead = [[r.size, r.construction, r.name] for r in rows]
+    values = [list(extra[1].get(r.name, blank)) for r in rows]
+
+    def table(columns: list[int]) -> tuple[list[str], list[list[str]]]:
+        return (["Size", "Construction", "Model", *(names[i] for i in columns)],
+                [first + [cells[i] for i in columns] for first, cells in zip(lead, values)])
+
+    def width(columns: list[int]) -> int:
+        return max(len(line) for line in md_table(*table(columns)).splitlines())
+
+    groups = []
+    for i, name in enumerate(names):
+        if name.startswith("Δ ") and groups:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    tables = [[]]
+    for group in groups:
+        if tables[-1] and width(tables[-1] + group) > MAX_LINE:
+            tables.append([])
+        tables[-1] += group
+    return [table(columns) for columns in tables]
 
 
 def scores_note(n_boot: int, min_questions: int) -> str:
@@ -139,7 +161,8 @@ def markdown(rows: list[Row], judge: str, n_boot: int, min_questions: int, warni
                    *(f"{note}\n" for note in diff_notes)]
     free = []
     if extra and extra[0]:
-        free = ["## Held-out measures (no judge: the final models)", "", table(*judge_free_table(rows, extra)), "",
+        free = ["## Held-out measures (no judge: the final models)", "",
+                *(line for part in judge_free_tables(rows, extra) for line in (table(*part), "")),
                 *([extra_note, ""] if extra_note else [])]
     text = ([warning, ""] if warning else []) + (scores + free if judge_first else free + scores) + [
             "### Judge check", "", *check, "",

@@ -54,9 +54,15 @@ def report(tmp_path_factory) -> Path:
                                                        for i in items}}}
         sft = {"kind": "sft", "measures": {"loss": {"value": 3.0 - shift, "n": 10, "tokens": 200}},
                "rows": {str(i): {"nll": (3.0 - shift) * 20 + i, "tokens": 20} for i in items}}
+        # every measure `align heldout --kind dpo` writes (judges/measures/heldout.py), margins as small as the demo's
         dpo = {"kind": "dpo", "measures": {"preference_accuracy": {"value": 0.5, "n": 10},
-                                           "reward_margin": {"value": shift, "n": 10}},
-               "rows": {str(i): {"correct": float(i % 2), "margin": shift / 1000 + i / 10000} for i in items}}
+                                           "preference_tie_share": {"value": 0.1, "n": 10},
+                                           "preference_accuracy_ties_half": {"value": 0.55, "n": 10},
+                                           "reward_margin": {"value": shift / 1000, "n": 10},
+                                           "reward_chosen": {"value": shift / 1000, "n": 10},
+                                           "reward_rejected": {"value": 0.0, "n": 10}},
+               "rows": {str(i): {"correct": float(i % 2), "tie": float(i == 0), "margin": shift / 1000 + i / 10000,
+                                 "reward_chosen": shift / 1000 + i / 10000, "reward_rejected": 0.0} for i in items}}
         extra += ["--base-eval", f"{model}={_measures(tmp / model / 'base', 'base_eval.json', base)}",
                   "--heldout", f"{model}={_measures(tmp / model / 'sft', 'heldout.json', sft)}",
                   "--heldout", f"{model}={_measures(tmp / model / 'dpo', 'heldout.json', dpo)}"]
