@@ -131,3 +131,108 @@ def one_line_exit_2(argv: list[str], capsys) -> str:
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
     return err
+
+
+# ---------------------------------------------------------------- a stand-in series (tests/series)
+
+@pytest.fixture
+def study(tmp_path):
+    """A small series: scratch (given checkpoint), expanded (grown from it), random init; stand-in stages."""
+    ckpt = tmp_path / "ckpt-small"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({
+        "model_type": "llama", "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": True}))
+    (tmp_path / "sft.yaml").write_text("learning_rate: 3.0e-5\nmax_steps: 10\nper_device_train_batch_size: 2\n"
+                                       "max_length: 128\nbf16: false\n")
+    (tmp_path / "dpo.yaml").write_text("learning_rate: 5.0e-7\nmax_steps: 5\nper_device_train_batch_size: 2\n"
+                                       "max_length: 128\nbf16: false\n"
+                                       f"dataset_name: {write_jsonl(tmp_path / 'prefs.jsonl', preference_rows(2))}\n")
+    (tmp_path / "grow.yaml").write_text("hidden_size: 96\nintermediate_size: 192\nnum_hidden_layers: 3\n")
+    series = {
+        "name": "test-series",
+        "output_dir": str(tmp_path / "out"),
+        "train": {"launcher": "python"},
+        "prepare": [{"name": "data", "command": ["python", "-m", "nothing", "--out", "{output_dir}/data/chat.jsonl"],
+                     "outputs": ["{output_dir}/data/chat.jsonl"]},
+                    {"name": "notes", "command": ["python", "-m", "nothing", "--out", "{output_dir}/notes/n.txt"],
+                     "outputs": ["{output_dir}/notes/n.txt"]}],
+        "sft": {"recipe": str(tmp_path / "sft.yaml"),
+                "overrides": {"report_to": "none", "dataset_name": "{output_dir}/data/chat.jsonl"}},
+        "dpo": {"recipe": str(tmp_path / "dpo.yaml")},
+        "answer": {"question_begin": 0, "question_end": 3, "max_new_token": 8},
+        "judge": {"model": "stand-in-judge", "base_url": "http://127.0.0.1:9/v1", "max_tokens": 16},
+        "models": [
+            {"name": "small-scratch", "size": "S", "construction": "scratch", "path": str(ckpt)},
+            {"name": "big-expanded", "size": "B", "construction": "expanded",
+             "grow": {"from": "small-scratch", "spec": str(tmp_path / "grow.yaml"), "method": "aki"}},
+            {"name": "small-init", "size": "S", "construction": "init", "init": {"like": "small-scratch"}},
+        ],
+    }
+    return tmp_path, series
+
+
+# ---------------------------------------------------------------- one browser, one lm-eval task index per session
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's (make setup: apt-get install -y chromium)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium, driven by Playwright, for every report.html test (a launch takes ~2 s); each test
+    opens its pages in a context of its own (new_page), so no state passes between tests."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs it (apt-get install -y chromium); "
+                    "this test needs a real browser")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def new_page(chromium):
+    """new_page(**context_options) -> a page in a fresh browser context of the session's Chromium, closed after
+    the test."""
+    contexts = []
+
+    def make(**options):
+        contexts.append(chromium.new_context(**options))
+        return contexts[-1].new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def lm_eval_task_index():
+    """lm-eval walks its ~15,000 built-in task YAML files (~10 s) each time `align eval` builds a TaskManager:
+    with this fixture the built-in part is walked once per session and reused; --include-path folders are still
+    walked every time and win over built-in tasks, as in TaskIndex.build (which merges its roots in order)."""
+    import lm_eval.tasks
+    from lm_eval.tasks._index import TaskIndex
+
+    builtin = Path(lm_eval.tasks.__file__).parent
+    walk = TaskIndex.build
+    cached: dict = {}
+
+    def build(paths, *, resolve_includes=True):
+        paths = [Path(p) for p in paths]
+        if not paths or paths[0] != builtin or not resolve_includes:
+            return walk(paths, resolve_includes=resolve_includes)
+        if "builtin" not in cached:
+            cached["builtin"] = walk([builtin])
+        index = dict(cached["builtin"])  # lm-eval deep-copies an entry's config before building a task from it
+        index.update(walk(paths[1:]))
+        return index
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TaskIndex, "build", staticmethod(build))
+        yield

@@ -23,6 +23,8 @@ from align.locks import output_lock
 local_tasks = test_measures_eval.local_tasks  # the local task folder (a module fixture, reused)
 chat_models = test_measures_heldout.chat_models  # chat models saved with SFT's template (reused)
 
+# `align eval` runs here reuse one walk of lm-eval's built-in tasks (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("lm_eval_task_index")
 HELPER_YAML = """task: tiny_helper
 dataset_path: json
 dataset_kwargs:

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
-from playwright.sync_api import sync_playwright
 
 from align.cli import main
 from judges.questions import load_questions
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 QUESTIONS = [q for q in load_questions() if q["category"] in ("writing", "math")]
 
 
@@ -50,43 +46,35 @@ def test_report_html_is_self_contained(report_html):
     assert "<b>alpha</b> answer" not in text
 
 
-def test_report_html_in_headless_chromium(report_html):
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs it (apt-get install -y chromium); "
-                    "this test needs a real browser")
+def test_report_html_in_headless_chromium(report_html, new_page):
     errors, requests = [], []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("request", lambda req: requests.append(req.url))
-            page.goto(report_html.as_uri())
-            page.wait_for_load_state("load")
+    page = new_page()
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("request", lambda req: requests.append(req.url))
+    page.goto(report_html.as_uri())
+    page.wait_for_load_state("load")
 
-            assert page.locator("#main-table").is_visible()
-            assert page.locator("#main-table tbody tr").count() == 2  # alpha, beta; the control is no row
-            assert page.locator("#judge-warning").is_visible()  # alpha ties with its control
-            assert "alpha" in page.locator("#judge-warning").inner_text()
-            assert page.locator("#category-chart").is_visible()
-            first = page.locator(".question").first
-            assert first.is_visible() and first.locator(".answer[data-model='alpha']").first.is_visible()
-            assert "<b>alpha</b> answer" in first.inner_text()  # shown as text, not markup
-            n_all = page.locator(".question:visible").count()
-            assert n_all == len(QUESTIONS)
+    assert page.locator("#main-table").is_visible()
+    assert page.locator("#main-table tbody tr").count() == 2  # alpha, beta; the control is no row
+    assert page.locator("#judge-warning").is_visible()  # alpha ties with its control
+    assert "alpha" in page.locator("#judge-warning").inner_text()
+    assert page.locator("#category-chart").is_visible()
+    first = page.locator(".question").first
+    assert first.is_visible() and first.locator(".answer[data-model='alpha']").first.is_visible()
+    assert "<b>alpha</b> answer" in first.inner_text()  # shown as text, not markup
+    n_all = page.locator(".question:visible").count()
+    assert n_all == len(QUESTIONS)
 
-            page.select_option("#category", "math")
-            math_ids = [q["question_id"] for q in QUESTIONS if q["category"] == "math"]
-            assert page.locator(".question:visible").count() == len(math_ids)
-            assert all(c == "math" for c in page.locator(".question:visible").evaluate_all(
-                "qs => qs.map(q => q.dataset.category)"))
-            assert page.locator("#shown").inner_text() == str(len(math_ids))
+    page.select_option("#category", "math")
+    math_ids = [q["question_id"] for q in QUESTIONS if q["category"] == "math"]
+    assert page.locator(".question:visible").count() == len(math_ids)
+    assert all(c == "math" for c in page.locator(".question:visible").evaluate_all(
+        "qs => qs.map(q => q.dataset.category)"))
+    assert page.locator("#shown").inner_text() == str(len(math_ids))
 
-            page.uncheck(".model-toggle[value='beta']")
-            assert page.locator(".answer[data-model='beta']:visible").count() == 0
-            assert page.locator(".answer[data-model='alpha']:visible").count() == 2 * len(math_ids)
-        finally:
-            browser.close()
+    page.uncheck(".model-toggle[value='beta']")
+    assert page.locator(".answer[data-model='beta']:visible").count() == 0
+    assert page.locator(".answer[data-model='alpha']:visible").count() == 2 * len(math_ids)
     assert errors == []
     assert all(url.startswith(("file:", "data:")) for url in requests), requests

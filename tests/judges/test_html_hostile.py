@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
-from playwright.sync_api import sync_playwright
-from test_html import CHROMIUM, CHROMIUM_ARGS
 
 from align.cli import main
 
@@ -96,36 +94,28 @@ def test_embedded_json_cannot_end_or_comment_out_its_script(hostile_report):
     assert json.loads(embedded)["judge"] == JUDGE
 
 
-def test_hostile_text_is_shown_as_text_and_never_runs(hostile_report):
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs it (apt-get install -y chromium); "
-                    "this test needs a real browser")
+def test_hostile_text_is_shown_as_text_and_never_runs(hostile_report, new_page):
     dialogs, errors = [], []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(hostile_report.as_uri())
-            page.wait_for_load_state("load")
-            page.wait_for_timeout(300)  # give an onerror/onload handler time to fire
-            assert page.evaluate("window.__pwned") is None
-            assert page.locator("img:not(#category-chart), svg").count() == 0  # no injected element at all
-            body = page.locator("body").inner_text()
-            for shown in (MODEL_A, MODEL_B, CATEGORY, hostile("question1"), hostile("answer1"),
-                          hostile("explanation"), hostile("game1"), f"A={MODEL_A}", JUDGE, f"{TASK} acc",
-                          f"Judge agreement ({JUDGE} vs {JUDGE_B})", f"The tables above are {JUDGE}'s."):
-                page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
-                body = page.locator("body").inner_text()
-                assert shown in body, shown[:20]
-            assert page.locator("#summary").count() == 1
-            assert page.locator("#agreement-table tbody tr").count() == 2  # turn 1, turn 2
-            assert json.loads(page.locator("#summary").text_content())["judge"] == JUDGE
-            # the page's own script still ran: the filter counts the two questions
-            assert page.locator("#shown").inner_text() == "2"
-            page.select_option("#category", CATEGORY)
-            assert page.locator("#shown").inner_text() == "1"
-        finally:
-            browser.close()
+    page = new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(hostile_report.as_uri())
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(300)  # give an onerror/onload handler time to fire
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img:not(#category-chart), svg").count() == 0  # no injected element at all
+    body = page.locator("body").inner_text()
+    for shown in (MODEL_A, MODEL_B, CATEGORY, hostile("question1"), hostile("answer1"),
+                  hostile("explanation"), hostile("game1"), f"A={MODEL_A}", JUDGE, f"{TASK} acc",
+                  f"Judge agreement ({JUDGE} vs {JUDGE_B})", f"The tables above are {JUDGE}'s."):
+        page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
+        body = page.locator("body").inner_text()
+        assert shown in body, shown[:20]
+    assert page.locator("#summary").count() == 1
+    assert page.locator("#agreement-table tbody tr").count() == 2  # turn 1, turn 2
+    assert json.loads(page.locator("#summary").text_content())["judge"] == JUDGE
+    # the page's own script still ran: the filter counts the two questions
+    assert page.locator("#shown").inner_text() == "2"
+    page.select_option("#category", CATEGORY)
+    assert page.locator("#shown").inner_text() == "1"
     assert dialogs == [] and errors == []

@@ -9,13 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
-from playwright.sync_api import sync_playwright
 
 from align.cli import main
 from judges.questions import load_questions
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 QUESTIONS = load_questions()[:10]
 # names as long as a study's: the widest cells a real report has
 SCRATCH, GROWN = "8b-scratch-chinchilla2x-fineweb-edu", "8b-expanded-from-4b-aki-stack-staged"
@@ -80,17 +77,10 @@ def test_table_md_lines_are_short(report):
     assert len(table_lines) >= 3 * 4 and max(len(line) for line in table_lines) <= 200
 
 
-def test_main_tables_fit_1280_px_without_horizontal_scroll(report):
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs it (apt-get install -y chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto((report / "report.html").as_uri())
-            for table in MAIN_TABLES:
-                right = page.evaluate(f"document.getElementById('{table}').getBoundingClientRect().right")
-                assert right <= 1280, f"#{table} ends at {right:.0f} px, past a 1280 px window"
-            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
-        finally:
-            browser.close()
+def test_main_tables_fit_1280_px_without_horizontal_scroll(report, new_page):
+    page = new_page(viewport={"width": 1280, "height": 800})
+    page.goto((report / "report.html").as_uri())
+    for table in MAIN_TABLES:
+        right = page.evaluate(f"document.getElementById('{table}').getBoundingClientRect().right")
+        assert right <= 1280, f"#{table} ends at {right:.0f} px, past a 1280 px window"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280

@@ -15,6 +15,8 @@ from align.cli import main
 from judges.measures.lm_summary import summarize
 from judges.measures.tasks import check_tasks, check_text_rows, hub_dataset, missing_data_files
 
+# `align eval` runs here reuse one walk of lm-eval's built-in tasks (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("lm_eval_task_index")
 COLOURS = ["red", "green", "blue", "yellow"]
 MC_YAML = """task: tiny_mc
 dataset_path: json

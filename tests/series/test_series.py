@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, preference_rows, run_cli, write_jsonl
+from conftest import REPO, run_cli
 
 from align.errors import UserError
 from align.series.runner import Runner
@@ -24,43 +24,6 @@ from align.series.spec import load_series
 from align.series.stages import STAGES, selected_stages
 
 FAKE_SERIES = REPO / "tests" / "fakes" / "series_runner.py"
-
-
-@pytest.fixture
-def study(tmp_path):
-    """A small series: scratch (given checkpoint), expanded (grown from it), random init; stand-in stages."""
-    ckpt = tmp_path / "ckpt-small"
-    ckpt.mkdir()
-    (ckpt / "config.json").write_text(json.dumps({
-        "model_type": "llama", "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 128,
-        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": True}))
-    (tmp_path / "sft.yaml").write_text("learning_rate: 3.0e-5\nmax_steps: 10\nper_device_train_batch_size: 2\n"
-                                       "max_length: 128\nbf16: false\n")
-    (tmp_path / "dpo.yaml").write_text("learning_rate: 5.0e-7\nmax_steps: 5\nper_device_train_batch_size: 2\n"
-                                       "max_length: 128\nbf16: false\n"
-                                       f"dataset_name: {write_jsonl(tmp_path / 'prefs.jsonl', preference_rows(2))}\n")
-    (tmp_path / "grow.yaml").write_text("hidden_size: 96\nintermediate_size: 192\nnum_hidden_layers: 3\n")
-    series = {
-        "name": "test-series",
-        "output_dir": str(tmp_path / "out"),
-        "train": {"launcher": "python"},
-        "prepare": [{"name": "data", "command": ["python", "-m", "nothing", "--out", "{output_dir}/data/chat.jsonl"],
-                     "outputs": ["{output_dir}/data/chat.jsonl"]},
-                    {"name": "notes", "command": ["python", "-m", "nothing", "--out", "{output_dir}/notes/n.txt"],
-                     "outputs": ["{output_dir}/notes/n.txt"]}],
-        "sft": {"recipe": str(tmp_path / "sft.yaml"),
-                "overrides": {"report_to": "none", "dataset_name": "{output_dir}/data/chat.jsonl"}},
-        "dpo": {"recipe": str(tmp_path / "dpo.yaml")},
-        "answer": {"question_begin": 0, "question_end": 3, "max_new_token": 8},
-        "judge": {"model": "stand-in-judge", "base_url": "http://127.0.0.1:9/v1", "max_tokens": 16},
-        "models": [
-            {"name": "small-scratch", "size": "S", "construction": "scratch", "path": str(ckpt)},
-            {"name": "big-expanded", "size": "B", "construction": "expanded",
-             "grow": {"from": "small-scratch", "spec": str(tmp_path / "grow.yaml"), "method": "aki"}},
-            {"name": "small-init", "size": "S", "construction": "init", "init": {"like": "small-scratch"}},
-        ],
-    }
-    return tmp_path, series
 
 
 def write_series(tmp_path: Path, series: dict) -> Path:

@@ -3,12 +3,12 @@ the name of a shipped config (align/data/accelerate/), looked up by the same fun
 
 from __future__ import annotations
 
-from test_series import drive, study, write_series  # noqa: F401  (study is a fixture)
+from test_series import drive, write_series
 
 from align.train.launch import ACCELERATE_CONFIGS
 
 
-def test_dry_run_accepts_a_shipped_config_name(study):  # noqa: F811
+def test_dry_run_accepts_a_shipped_config_name(study):
     tmp_path, series = study
     series["train"] = {"accelerate_config": "ddp"}
     write_series(tmp_path, series)
@@ -17,7 +17,7 @@ def test_dry_run_accepts_a_shipped_config_name(study):  # noqa: F811
     assert "big-expanded" in result.stdout and not (tmp_path / "out").exists()
 
 
-def test_series_resolves_the_name_to_the_shipped_file(study):  # noqa: F811
+def test_series_resolves_the_name_to_the_shipped_file(study):
     from align.series.spec import load_series
 
     tmp_path, series = study
@@ -26,7 +26,7 @@ def test_series_resolves_the_name_to_the_shipped_file(study):  # noqa: F811
     assert loaded.train["accelerate_config"] == str(ACCELERATE_CONFIGS / "zero3.yaml")
 
 
-def test_an_unknown_name_is_refused_in_one_line(study):  # noqa: F811
+def test_an_unknown_name_is_refused_in_one_line(study):
     tmp_path, series = study
     series["train"] = {"accelerate_config": "zero9"}
     write_series(tmp_path, series)

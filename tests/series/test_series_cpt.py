@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 from conftest import REPO
-from test_series import calls, drive, manifest, start_until_hung, study, write_series  # noqa: F401
+from test_series import calls, drive, manifest, start_until_hung, write_series
 
 from align.errors import UserError
 from align.series import pretraining
@@ -53,7 +53,7 @@ def test_exact_counts_of_the_study_shapes_do_not_give_its_numbers():
 
 
 @pytest.fixture
-def staged(study):  # noqa: F811
+def staged(study):
     """The test series with cpt stages: small-scratch (given) -> cpt (5000 tokens); small-init (a random init
     of its shape) -> cpt (2x Chinchilla, scaled); big-expanded grown from small-init's cpt output -> cpt (staged)."""
     tmp_path, spec = study
@@ -118,7 +118,7 @@ def test_a_changed_cpt_budget_reruns_it_and_everything_grown_from_it(staged):
     assert ("small-init", "base") not in rerun
 
 
-def test_an_entry_without_cpt_goes_from_its_base_to_sft(study):  # noqa: F811
+def test_an_entry_without_cpt_goes_from_its_base_to_sft(study):
     tmp_path, spec = study
     write_series(tmp_path, spec)
     assert drive(tmp_path).returncode == 0
@@ -135,7 +135,7 @@ def test_an_entry_without_cpt_goes_from_its_base_to_sft(study):  # noqa: F811
     ({"tokns": 5}, "cpt: unknown key 'tokns'"),
     ({"tokens": 5, "recipe": "/nowhere.yaml"}, "cpt.recipe: file '/nowhere.yaml' not found"),
 ])
-def test_bad_entry_cpt_blocks_are_one_line_errors(study, block, message):  # noqa: F811
+def test_bad_entry_cpt_blocks_are_one_line_errors(study, block, message):
     tmp_path, spec = study
     (tmp_path / "cpt.yaml").write_text("max_length: 64\n")
     spec["cpt"] = {"recipe": str(tmp_path / "cpt.yaml")}
@@ -148,7 +148,7 @@ def test_bad_entry_cpt_blocks_are_one_line_errors(study, block, message):  # noq
             raise
 
 
-def test_no_recipe_anywhere_and_unknown_conventions_are_refused(study):  # noqa: F811
+def test_no_recipe_anywhere_and_unknown_conventions_are_refused(study):
     tmp_path, spec = study
     spec["models"][0]["cpt"] = {"tokens": 5}
     with pytest.raises(UserError, match="cpt: missing required key 'recipe'"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import REPO, run_cli, write_jsonl
-from test_series import calls, drive, study  # noqa: F401  (the fixture)
+from test_series import calls, drive
 from test_series_eval import with_eval
 
 from align.series.runner import Runner
@@ -48,7 +48,7 @@ def test_align_series_dry_run_of_a_fresh_demo_exits_0(tmp_path, name):
     ({"dpo_data": "missing.jsonl"}, "eval.dpo_data: missing.jsonl: file not found"),
     ({"heldout_text": "missing.jsonl"}, "eval.heldout_text: --heldout-text missing.jsonl: file not found"),
 ])
-def test_dry_run_refuses_eval_inputs_that_would_fail_after_training(study, block, message):  # noqa: F811
+def test_dry_run_refuses_eval_inputs_that_would_fail_after_training(study, block, message):
     tmp_path, series = study
     with_eval(tmp_path, series, **block)
     result = drive(tmp_path, "--dry-run")
@@ -66,7 +66,7 @@ def with_helper(tmp_path, series, **block):
     return mc
 
 
-def test_dry_run_refuses_task_code_not_allowed_and_a_task_file_that_does_not_parse(study):  # noqa: F811
+def test_dry_run_refuses_task_code_not_allowed_and_a_task_file_that_does_not_parse(study):
     tmp_path, series = study
     mc = with_helper(tmp_path, series)
     result = drive(tmp_path, "--dry-run")
@@ -79,7 +79,7 @@ def test_dry_run_refuses_task_code_not_allowed_and_a_task_file_that_does_not_par
     assert result.returncode == 2 and f"eval.tasks: {mc}" in result.stderr
 
 
-def test_a_real_run_refuses_them_before_anything_runs(study):  # noqa: F811
+def test_a_real_run_refuses_them_before_anything_runs(study):
     tmp_path, series = study
     with_eval(tmp_path, series, dpo_data=str(write_jsonl(tmp_path / "bad.jsonl", [{"chosen": "a"}])))
     result = drive(tmp_path)
@@ -90,7 +90,7 @@ def test_a_real_run_refuses_them_before_anything_runs(study):  # noqa: F811
     assert result.returncode == 2 and f"{tmp_path / 'bad.jsonl'}:1: not valid JSON" in result.stderr
 
 
-def test_eval_files_a_prepare_step_makes_are_checked_once_it_has_run(study):  # noqa: F811
+def test_eval_files_a_prepare_step_makes_are_checked_once_it_has_run(study):
     tmp_path, series = study
     made = "{output_dir}/data/chat.jsonl"  # written by the stand-in prepare step (not a chat test split)
     with_eval(tmp_path, series, sft_data=made)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import test_series
 from conftest import chat_rows, write_jsonl
 from test_series import calls, drive, manifest, write_series
 
@@ -16,7 +15,6 @@ from align.series.spec import load_series
 from align.series.stages import STAGES
 
 ENTRIES = ("small-scratch", "big-expanded", "small-init")
-study = test_series.study  # the same small series (a fixture)
 
 
 # a local multiple-choice task as lm-eval reads it (the series checks every task before anything trains)

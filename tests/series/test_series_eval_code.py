@@ -4,15 +4,12 @@ says so; the key is passed on as `align eval --allow-code`, and anything but tru
 from __future__ import annotations
 
 import pytest
-import test_series
 from test_series import write_series
 from test_series_eval import with_eval
 
 from align.errors import UserError
 from align.series.spec import load_series
 from align.series.stages import STAGES
-
-study = test_series.study  # the same small series (a fixture)
 
 
 def test_allow_code_is_passed_to_align_eval_only_when_set(study):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_series import drive, manifest, study, write_series  # noqa: F401  (study is a fixture)
+from test_series import drive, manifest, write_series
 
 from align.errors import UserError
 from align.series.spec import load_series
@@ -19,14 +19,14 @@ def _calls(tmp_path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def _two_judges(study):  # noqa: F811
+def _two_judges(study):
     tmp_path, series = study
     series["judge"] = [series["judge"], OPEN_JUDGE]
     write_series(tmp_path, series)
     return tmp_path, series
 
 
-def test_second_judge_gets_its_judgments_and_its_own_report_then_is_skipped(study):  # noqa: F811
+def test_second_judge_gets_its_judgments_and_its_own_report_then_is_skipped(study):
     tmp_path, _ = _two_judges(study)
     out = tmp_path / "out"
     first = drive(tmp_path)
@@ -59,7 +59,7 @@ def test_second_judge_gets_its_judgments_and_its_own_report_then_is_skipped(stud
                                            ("report", str(out / "judges/open"))]
 
 
-def test_dry_run_lists_each_later_judge_stage(study):  # noqa: F811
+def test_dry_run_lists_each_later_judge_stage(study):
     tmp_path, _ = _two_judges(study)
     plan = drive(tmp_path, "--dry-run")
     assert plan.returncode == 0, plan.stderr
@@ -67,7 +67,7 @@ def test_dry_run_lists_each_later_judge_stage(study):  # noqa: F811
     assert _calls(tmp_path) == []
 
 
-def test_only_judge_selects_every_judge_and_names_the_reports_not_done(study):  # noqa: F811
+def test_only_judge_selects_every_judge_and_names_the_reports_not_done(study):
     tmp_path, _ = _two_judges(study)
     run = drive(tmp_path, "--only", "prepare,base,sft,dpo,answer,judge")
     assert run.returncode == 0, run.stderr  # every stage asked for is done (issue 32.4: was 1)
@@ -84,14 +84,14 @@ def test_only_judge_selects_every_judge_and_names_the_reports_not_done(study):  
     ([{"model": "a"}, {"model": "b", "mode": "pairwise"}], "every judge of the list needs the same mode"),
     ([{"model": "a"}, {"model": "b", "colour": 1}], "judge[1]: unknown key 'colour'"),
 ])
-def test_bad_judge_list_names_the_key(study, judges, message):  # noqa: F811
+def test_bad_judge_list_names_the_key(study, judges, message):
     tmp_path, series = study
     series["judge"] = judges
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_series(write_series(tmp_path, series))
 
 
-def test_later_judges_are_named_by_default(study):  # noqa: F811
+def test_later_judges_are_named_by_default(study):
     tmp_path, series = study
     series["judge"] = [{"model": "a"}, {"model": "b"}]
     loaded = load_series(write_series(tmp_path, series))
@@ -138,7 +138,7 @@ def test_pairwise_mode_later_judge_runs_the_matches_whose_sides_were_judged(tmp_
     assert report.inputs(series, None) == [str(f) for f in files]  # their content is in its fingerprint
 
 
-def test_later_judge_for_real_its_report_has_its_agreement_with_the_first(study):  # noqa: F811
+def test_later_judge_for_real_its_report_has_its_agreement_with_the_first(study):
     """The real `align mtbench judge` (both judges behind the fake judge server, which rates each prompt the
     same way) and the real `align mtbench report` on the stand-in series' answers: the later judge's report
     is its own table plus its agreement with the first judge, 100% here."""

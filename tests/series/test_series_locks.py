@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_series import study, write_series  # noqa: F401  (study is a fixture)
+from test_series import write_series
 
 from align.errors import UserError
 from align.locks import output_lock
@@ -14,7 +14,7 @@ from align.series.spec import load_series
 from align.series.stages import STAGES, output_path
 
 
-def test_reset_waits_for_no_one_and_touches_nothing_in_use(study):  # noqa: F811
+def test_reset_waits_for_no_one_and_touches_nothing_in_use(study):
     tmp_path, spec = study
     series = load_series(write_series(tmp_path, spec))
     judgments = output_path(series, None, "judge")

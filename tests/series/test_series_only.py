@@ -3,14 +3,14 @@ it was asked for are done, so a Slurm `afterok` dependency fires on 0 and only o
 
 from __future__ import annotations
 
-from test_series import calls, drive, study, write_series  # noqa: F401  (the fixture)
+from test_series import calls, drive, write_series
 
 
 def error_lines(result) -> list[str]:
     return [ln for ln in result.stderr.splitlines() if ln.strip()]
 
 
-def test_only_that_finishes_what_it_was_asked_exits_0_and_names_the_rest(study):  # noqa: F811
+def test_only_that_finishes_what_it_was_asked_exits_0_and_names_the_rest(study):
     tmp_path, series = study
     write_series(tmp_path, series)
     result = drive(tmp_path, "--only", "prepare,grow,sft", "--models", "big-expanded")
@@ -23,7 +23,7 @@ def test_only_that_finishes_what_it_was_asked_exits_0_and_names_the_rest(study):
     assert again.returncode == 0 and calls(tmp_path) == []
 
 
-def test_a_stage_whose_inputs_are_not_done_refuses_in_one_line_and_runs_nothing(study):  # noqa: F811
+def test_a_stage_whose_inputs_are_not_done_refuses_in_one_line_and_runs_nothing(study):
     tmp_path, series = study
     write_series(tmp_path, series)
     fresh = drive(tmp_path, "--only", "dpo")
@@ -40,7 +40,7 @@ def test_a_stage_whose_inputs_are_not_done_refuses_in_one_line_and_runs_nothing(
     assert drive(tmp_path, "--only", "grow", "--models", "small-init").returncode == 0  # from a given checkpoint
 
 
-def test_grown_from_an_entry_outside_models_whose_base_is_not_built_refuses(study):  # noqa: F811
+def test_grown_from_an_entry_outside_models_whose_base_is_not_built_refuses(study):
     tmp_path, series = study
     series["models"].append({"name": "big-from-init", "size": "B", "construction": "expanded",
                              "grow": {"from": "small-init", "spec": str(tmp_path / "grow.yaml"), "method": "aki"}})
@@ -54,7 +54,7 @@ def test_grown_from_an_entry_outside_models_whose_base_is_not_built_refuses(stud
     assert calls(tmp_path) == [("big-from-init", "base")]
 
 
-def test_a_chain_of_single_stage_jobs_each_exits_0_and_a_failed_one_exits_1(study):  # noqa: F811
+def test_a_chain_of_single_stage_jobs_each_exits_0_and_a_failed_one_exits_1(study):
     tmp_path, series = study
     write_series(tmp_path, series)
     for stages in ("prepare", "sft", "dpo"):
@@ -67,7 +67,7 @@ def test_a_chain_of_single_stage_jobs_each_exits_0_and_a_failed_one_exits_1(stud
     assert drive(tmp_path, "--only", "answer", "--models", "small-scratch").returncode == 0
 
 
-def test_a_stage_whose_input_is_stale_and_not_selected_refuses(study):  # noqa: F811
+def test_a_stage_whose_input_is_stale_and_not_selected_refuses(study):
     tmp_path, series = study
     write_series(tmp_path, series)
     assert drive(tmp_path, "--models", "small-scratch").returncode == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import write_jsonl
-from test_series import study, write_series  # noqa: F401  (the fixture)
+from test_series import write_series
 
 from align.errors import UserError
 from align.series.spec import load_series
@@ -22,7 +22,7 @@ def _complete(model):
     return [_j(name, q, t) for name in (model, f"{model}@mismatched") for q in (81, 82, 83) for t in (1, 2)]
 
 
-def test_complete_valid_judgments_verify(study):  # noqa: F811
+def test_complete_valid_judgments_verify(study):
     tmp_path, spec = study
     series = load_series(write_series(tmp_path, spec))
     write_jsonl(output_path(series, None, "judge"), _complete("small-scratch"))
@@ -33,7 +33,7 @@ def test_complete_valid_judgments_verify(study):  # noqa: F811
     (_j("small-scratch", 999, 1), "question_id 999"), (_j("small-scratch", 81, 3), "turn 3"),
     (_j("small-scratch", 82, 1, "7"), "score '7'"), (_j("small-scratch", 82, 1, True), "score True"),
 ])
-def test_bad_record_stops_the_verifier_naming_file_and_line(study, bad, named):  # noqa: F811
+def test_bad_record_stops_the_verifier_naming_file_and_line(study, bad, named):
     tmp_path, spec = study
     series = load_series(write_series(tmp_path, spec))
     path = output_path(series, None, "judge")

@@ -5,14 +5,14 @@ stage that wrote nothing."""
 from __future__ import annotations
 
 import pytest
-from test_series import calls, drive, study, write_series  # noqa: F401  (the fixture)
+from test_series import calls, drive, write_series
 
 from align.errors import UserError
 from align.series.spec import load_series
 
 
 @pytest.mark.parametrize("length", [245, 240])
-def test_entry_name_too_long_for_its_files_is_refused_up_front(study, length):  # noqa: F811
+def test_entry_name_too_long_for_its_files_is_refused_up_front(study, length):
     tmp_path, series = study
     long_name = "m" * length
     series["models"][2]["name"] = long_name
@@ -20,13 +20,13 @@ def test_entry_name_too_long_for_its_files_is_refused_up_front(study, length):  
         load_series(write_series(tmp_path, series))
 
 
-def test_entry_name_that_fits_every_file_name_passes(study):  # noqa: F811
+def test_entry_name_that_fits_every_file_name_passes(study):
     tmp_path, series = study
     series["models"][2]["name"] = "m" * 200
     assert load_series(write_series(tmp_path, series)).models[2].name == "m" * 200
 
 
-def test_report_after_a_judge_stage_that_wrote_nothing_says_so(study):  # noqa: F811
+def test_report_after_a_judge_stage_that_wrote_nothing_says_so(study):
     tmp_path, series = study
     write_series(tmp_path, series)
     result = drive(tmp_path, env={"FAKE_FAIL": "_series:judge"})
