@@ -7,8 +7,9 @@ one .jsonl per size, generated here and deleted after. Tokenizer: SmolLM2's (49,
 exported offline from the packaged GGUF. For each size, in this order:
 
 - encode_batch: a subprocess with one rayon thread reads the same documents and calls
-  `Tokenizer.encode_batch` on batches of 4096 (what one `align tokenize` worker does), timing only the
-  encode calls: the tokenizer's own throughput on one core;
+  `Tokenizer.encode_batch` on batches of 4096, timing only the encode calls: the tokenizer's own throughput
+  on one core; then `encode_batch_fast` the same way (the same ids without character offsets: what an
+  `align tokenize` worker calls);
 - align tokenize --workers 1 --shards 2: the whole command, wall time (start-up, reading, writing included);
 - align tokenize --workers 2 --shards 2: the same, two worker processes.
 
@@ -73,13 +74,16 @@ def encode_batch_child(path: str, tokenizer_dir: str) -> None:
     tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
     with open(path, encoding="utf-8") as fh:
         texts = [json.loads(line)["text"] for line in fh]
-    tokens, seconds = 0, 0.0
-    for start in range(0, len(texts), 4096):
-        t0 = time.perf_counter()
-        encoded = tok.encode_batch(texts[start:start + 4096], add_special_tokens=False)
-        seconds += time.perf_counter() - t0
-        tokens += sum(len(e.ids) + 1 for e in encoded)  # + eos, as the shards count
-    print(json.dumps({"tokens": tokens, "seconds": seconds}))
+    result = {}
+    for method in ("encode_batch", "encode_batch_fast"):
+        tokens, seconds = 0, 0.0
+        for start in range(0, len(texts), 4096):
+            t0 = time.perf_counter()
+            encoded = getattr(tok, method)(texts[start:start + 4096], add_special_tokens=False)
+            seconds += time.perf_counter() - t0
+            tokens += sum(len(e.ids) + 1 for e in encoded)  # + eos, as the shards count
+        result[method] = {"tokens": tokens, "seconds": seconds}
+    print(json.dumps(result))
 
 
 def run_tokenize(path: Path, tokenizer_dir: str, out: Path, workers: int) -> dict:
@@ -115,11 +119,13 @@ def main() -> None:
             docs = write_corpus(corpus, mb)
             child = subprocess.run([sys.executable, __file__, "--child", str(corpus), tokenizer_dir],
                                    capture_output=True, text=True, check=True)
-            encode = json.loads(child.stdout.strip().splitlines()[-1])
+            timed = json.loads(child.stdout.strip().splitlines()[-1])
+            encode, fast = timed["encode_batch"], timed["encode_batch_fast"]
             one = run_tokenize(corpus, tokenizer_dir, Path(tmp) / "w1", 1)
             two = run_tokenize(corpus, tokenizer_dir, Path(tmp) / "w2", 2)
             row = {"megabytes": mb, "documents": docs, "tokens": one["tokens"],
                    "encode_batch_1core_tokens_per_s": encode["tokens"] / encode["seconds"],
+                   "encode_batch_fast_1core_tokens_per_s": fast["tokens"] / fast["seconds"],
                    "tokenize_1_worker_tokens_per_s": one["tokens"] / one["seconds"],
                    "tokenize_2_workers_tokens_per_s": two["tokens"] / two["seconds"],
                    "tokenize_1_worker_mb_per_s": mb / one["seconds"],
