@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from align.errors import UserError
+from align.files import is_hub_id
 from align.series.eval_stages import DEFAULT_DATA, DEFAULT_ROWS
 from align.series.spec import Series
 
@@ -91,7 +92,7 @@ def _check_rows(e: dict, data: str, kind: str) -> None:
     if not path.is_file():
         if path.suffix in LOCAL_FORMATS:
             raise UserError(f"{data}: file not found")
-        if offline_flag() or data.startswith((".", "/")) or data.count("/") != 1:
+        if offline_flag() or not is_hub_id(data):
             read_head(data, "", 1)  # refuses what is neither a file nor a hub id, and a hub id offline
         return
     split = e.get(f"{kind}_split") or ""

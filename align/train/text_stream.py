@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from align.errors import UserError
+from align.files import is_hub_id
 
 log = logging.getLogger("align")
 LOCAL_PIECES = 64  # at least this many stream shards from a local corpus (ranks x dataloader workers)
@@ -33,9 +34,9 @@ def wants_stream(data_args, training_args, mixture) -> bool:
 
 
 def looks_local(name: str) -> bool:
-    """A path, not a hub id (`org/name`): it exists, starts like a path, or has more than one `/` (as
-    align/train/checks.py tells them apart). A missing local path is the row loader's to name."""
-    return Path(name).exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
+    """A path, not a hub id (`org/name` or `name`; align.files.is_hub_id, as align/train/checks.py tells them
+    apart). A missing local path is the row loader's to name."""
+    return not is_hub_id(name, bare_name=True)
 
 
 def _documents(pieces: list[dict], column: str):
