@@ -53,7 +53,8 @@ class Manifest:
     def update(self, entry: str, stage: str, **fields: Any) -> dict:
         """Change one record. Stage jobs of other entries (`align series --submit slurm`) write the same file at
         the same time: under a lock, the file as it is now is read again and only this record changes in it."""
-        with open(self.path.with_name(".manifest.lock"), "w") as lock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # the lock file sits beside the manifest
+        with open(self.path.with_name(".manifest.lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.path.exists():
                 self.data["entries"] = Manifest.load(self.path.parent).data["entries"]
