@@ -23,8 +23,8 @@ import argparse
 import importlib
 import sys
 
-from align.argtypes import OneLineParser
-from align.errors import exit_on_user_error
+from align.plumbing.argtypes import OneLineParser
+from align.plumbing.errors import exit_on_user_error
 
 # verb -> (module, one-line help). Modules with add_arguments/run.
 COMMANDS = {

@@ -153,7 +153,7 @@ def turn_lengths(answers: Path) -> list[int]:
     """Answer lengths in tokens per turn (SmolLM2's tokenizer), whoever wrote the file."""
     from transformers import AutoTokenizer
 
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
 
     tok = AutoTokenizer.from_pretrained(export_smollm2(tokenizer_only=True))
     rows = [json.loads(line) for line in answers.read_text().splitlines() if line.strip()]
@@ -229,8 +229,8 @@ def main() -> None:
         return fastchat_worker(args)
 
     sys.path.insert(0, str(REPO))
-    from align.files import atomic_write_jsonl
-    from align.packaged import export_smollm2
+    from align.plumbing.files import atomic_write_jsonl
+    from align.plumbing.packaged import export_smollm2
     from judges.questions import load_questions
 
     model = str(export_smollm2())

@@ -137,7 +137,7 @@ def count_tokens(batch: dict, pad_id: int | None) -> int:
 
 
 def prepare(workdir: Path) -> tuple[Path, Path, Path]:
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
     from align.train.demo_data import write_demo_data, write_demo_text
 
     model = export_smollm2()

@@ -30,7 +30,7 @@ DEMO = REPO / "recipes" / "eval" / "demo"
 def build_models(out: Path, names: list[str]) -> dict[str, Path]:
     from conftest import make_tiny_llama
 
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
 
     models = {}
     if "tiny" in names:

@@ -50,7 +50,7 @@ def checkpoint(family: str, out: Path) -> Path:
     from fakes.tiny_models import save_random_model
     from transformers import AutoTokenizer
 
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
 
     if family == "smollm2":
         return export_smollm2()

@@ -26,10 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from align.accounting import count_parameters  # noqa: E402
 from align.cli import main as align_main  # noqa: E402
 from align.grow import grow_model  # noqa: E402
-from align.packaged import dummy_conversations, export_smollm2  # noqa: E402
+from align.plumbing.accounting import count_parameters  # noqa: E402
+from align.plumbing.packaged import dummy_conversations, export_smollm2  # noqa: E402
 
 SPEC = {"hidden_size": 768, "num_attention_heads": 12, "num_key_value_heads": 4, "intermediate_size": 2048,
         "num_hidden_layers": 36}

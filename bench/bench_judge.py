@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from fakes.judge_server import FakeJudgeServer  # noqa: E402
 
-from align.files import atomic_write_jsonl  # noqa: E402
+from align.plumbing.files import atomic_write_jsonl  # noqa: E402
 from judges.questions import load_questions  # noqa: E402
 
 

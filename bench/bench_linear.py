@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
     from judges.answers.backends.hf_linear import PackedLinear
 
     torch.set_num_threads(1)

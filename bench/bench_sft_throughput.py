@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 def make_rows(tokenizer, n: int, max_length: int, seed: int = 0) -> list[dict]:
     """Chat rows with log-normal token lengths (median ~ max_length / 4, long tail clipped at max_length)."""
-    from align.packaged import dummy_conversations
+    from align.plumbing.packaged import dummy_conversations
 
     words = " ".join(t["value"] for c in json.loads(Path(dummy_conversations()).read_text())
                      for t in c["conversations"]).split()
@@ -120,7 +120,7 @@ def main() -> int:
     from datasets import Dataset
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
     from align.train.chat import prepare_tokenizer
 
     out = Path(args.out)

@@ -42,7 +42,7 @@ CPU = ["--bf16", "false", "--gradient_checkpointing", "false", "--report_to", "n
 def tiny_model(out: Path) -> Path:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
 
     tok = AutoTokenizer.from_pretrained(export_smollm2(tokenizer_only=True))
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

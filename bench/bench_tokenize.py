@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return encode_batch_child(*args.child)
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
 
     tokenizer_dir = str(export_smollm2(tokenizer_only=True))
     results = {"load_average_at_start": os.getloadavg(), "cores": os.cpu_count(), "sizes": []}

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
-from align.files import numbered_jsonl, read_jsonl
+from align.plumbing.errors import UserError
+from align.plumbing.files import numbered_jsonl, read_jsonl
 
 ANSWER = "MT-Bench answer"
 SINGLE = "single-answer judgment"

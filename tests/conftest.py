@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def smollm2_tokenizer_dir() -> Path:
     """SmolLM2's tokenizer (ChatML template, pad = eos = <|im_end|>) as an ordinary directory."""
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
 
     return export_smollm2(tokenizer_only=True)
 

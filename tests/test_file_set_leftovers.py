@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from align.file_set import replaced_together
-from align.locks import output_lock
+from align.plumbing.file_set import replaced_together
+from align.plumbing.locks import output_lock
 
 OWNED = ("report.md", "table.csv")
 

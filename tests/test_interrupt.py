@@ -21,8 +21,8 @@ time.sleep(60)
 """
 ENTRY = """
 import sys
-from align.errors import exit_on_user_error
-from align.interrupt import call_in_own_group
+from align.plumbing.errors import exit_on_user_error
+from align.plumbing.interrupt import call_in_own_group
 
 @exit_on_user_error
 def main():

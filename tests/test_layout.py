@@ -4,6 +4,7 @@ inside functions and under TYPE_CHECKING, so a lazy import cannot hide one (issu
 from __future__ import annotations
 
 import ast
+import re
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -86,9 +87,7 @@ JUDGES_ROOMS = [
 ]
 # align: shared plumbing at the bottom, the wings over it, the series (and the command line) on top.
 ALIGN_ROOMS = [
-    ("plumbing", ["align.errors", "align.files", "align.file_set", "align.locks", "align.redact", "align.runcard",
-                  "align.accounting", "align.packaged", "align.argtypes", "align.interrupt", "align.extras",
-                  "align.outputs", "align.data"], True),
+    ("plumbing", ["align.plumbing", "align.data"], True),
     ("wings", ["align.train", "align.grow"], False),
     ("series", ["align.series"], True),
     ("entry points", ["align.cli", "align.sft", "align.dpo", "align.cpt"], True),
@@ -135,3 +134,40 @@ def test_judges_import_no_training_code():
         wings = {t for t in imported(path, module) if t.split(".")[:2] in (["align", "train"], ["align", "grow"],
                                                                            ["align", "series"])}
         assert not wings, f"{module} imports {sorted(wings)}"
+
+
+# A module named in a string is imported too: the command table (`"judges.measures.base_eval"`) and the
+# training kinds table (`"align.train.lean:LeanSFTTrainer"`) import by name when a command runs.
+NAMED_MODULE = re.compile(r"^(align|judges)(\.[A-Za-z_]\w*)+(:[A-Za-z_]\w*)?$")
+
+
+def named_in_strings(path: Path) -> set[str]:
+    return {node.value.partition(":")[0] for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and NAMED_MODULE.match(node.value)}
+
+
+def every_import(package: str) -> dict[str, set[str]]:
+    return {name: imported(path, name) | named_in_strings(path) for name, path in module_names(package).items()}
+
+
+def within(name: str, *prefixes: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_the_arrows_between_packages_hold_imports_by_string_included():
+    """The plumbing imports neither align's wings nor judges; judges imports from align only the plumbing;
+    only the series and the command line import judges (issue 30)."""
+    align, judges = every_import("align"), every_import("judges")
+    assert "judges.measures.base_eval" in align["align.cli"]  # imports made by string are seen
+    wrong = [f"{m} -> {t}" for m, ts in align.items() if within(m, "align.plumbing")
+             for t in ts if within(t, "judges") or (within(t, "align") and t != "align" and not within(t, "align.plumbing"))]
+    wrong += [f"{m} -> {t}" for m, ts in judges.items() for t in ts
+              if within(t, "align") and not within(t, "align.plumbing")]
+    wrong += [f"{m} -> {t}" for m, ts in align.items() if not within(m, "align.series", "align.cli")
+              for t in ts if within(t, "judges")]
+    assert not wrong, f"imports across the packages' boundary that the layout forbids: {wrong}"
+
+
+def test_the_arrow_check_sees_a_forbidden_import_by_string(tmp_path):
+    (tmp_path / "kinds.py").write_text('TABLE = {"x": "judges.reporting.command:main"}\n')
+    assert named_in_strings(tmp_path / "kinds.py") == {"judges.reporting.command"}

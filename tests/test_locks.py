@@ -1,4 +1,4 @@
-"""align.locks: one holder at a time, across processes, with the lock file removed on release."""
+"""align.plumbing.locks: one holder at a time, across processes, with the lock file removed on release."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import pytest
 from conftest import REPO
 
-from align.errors import UserError
-from align.locks import lock_path, output_lock
+from align.plumbing.errors import UserError
+from align.plumbing.locks import lock_path, output_lock
 
 
 def test_second_holder_is_refused_naming_the_first_and_release_cleans_up(tmp_path):
@@ -27,8 +27,8 @@ def test_second_holder_is_refused_naming_the_first_and_release_cleans_up(tmp_pat
 
 
 RACER = """import os, sys, time
-from align.errors import UserError
-from align.locks import output_lock
+from align.plumbing.errors import UserError
+from align.plumbing.locks import output_lock
 target, inside, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 held = 0
 for _ in range(rounds):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, chat_rows, write_jsonl
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 # imported but deliberately not declared, and why
 UNDECLARED = {
@@ -73,7 +73,7 @@ def hide_modules(monkeypatch, *names: str) -> None:
 
 
 def test_a_missing_optional_extra_is_one_line_naming_it(monkeypatch, tmp_path):
-    from align.packaged import export_smollm2
+    from align.plumbing.packaged import export_smollm2
     from align.train.launch import split_launch_args
     from judges.api.serve import local_server
 
@@ -171,6 +171,6 @@ def test_wheel_ships_the_accelerate_configs_and_runs_outside_the_checkout(instal
                           cwd=tmp_path)
     assert wrong.returncode == 2 and "neither a file nor one of ddp, fsdp, single, zero2, zero3" in wrong.stderr
     # run cards name align's own revision, never that of the project the venv happens to sit in
-    rev = run_installed(venv, "python", "-c", "from align.runcard import git_revision; print(git_revision())",
+    rev = run_installed(venv, "python", "-c", "from align.plumbing.runcard import git_revision; print(git_revision())",
                         cwd=venv.parent)
     assert rev.stdout.strip() == "None", rev.stdout + rev.stderr

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from align.accounting import count_config_parameters
 from align.cli import main
-from align.errors import UserError
-from align.files import (
+from align.plumbing.accounting import count_config_parameters
+from align.plumbing.errors import UserError
+from align.plumbing.files import (
     append_jsonl,
     atomic_directory,
     atomic_write_json,
@@ -16,7 +16,7 @@ from align.files import (
     read_jsonl,
     read_yaml_mapping,
 )
-from align.redact import redact, redact_argv
+from align.plumbing.redact import redact, redact_argv
 from judges.questions import load_judge_prompts, load_questions, load_reference_answers, temperature_for
 
 
@@ -207,7 +207,7 @@ def test_atomic_outputs_get_ordinary_modes(tmp_path):
     """Tables, reports and checkpoint folders are as readable as open()/mkdir() would make them."""
     import stat
 
-    from align import files
+    from align.plumbing import files
 
     mask = files._UMASK
     files.atomic_write_text(tmp_path / "table.md", "x\n")
@@ -220,7 +220,7 @@ def test_atomic_outputs_get_ordinary_modes(tmp_path):
 
 def test_run_cards_and_the_series_manifest_are_written_redacted(tmp_path):
     """Secrets are redacted where records that may carry them are written, not by the file primitive."""
-    from align.runcard import write_run_card
+    from align.plumbing.runcard import write_run_card
     from align.series.manifest import Manifest
 
     card = write_run_card(tmp_path, {"hub_token": "hf_abc", "base_url": "http://u:pw@h/v1?api-key=k", "lr": 1})
@@ -234,7 +234,7 @@ def test_run_cards_and_the_series_manifest_are_written_redacted(tmp_path):
 
 
 def test_json_lines_reader_keeps_torn_tail_only_for_files_it_appends_to(tmp_path):
-    from align.files import numbered_json_lines
+    from align.plumbing.files import numbered_json_lines
 
     data = tmp_path / "rows.jsonl"
     data.write_text('{"a": 1}\n\n[1, 2]\n{"torn": ', encoding="utf-8")
@@ -250,7 +250,7 @@ def test_json_lines_reader_keeps_torn_tail_only_for_files_it_appends_to(tmp_path
     ("./org/name", False, False), ("/abs/model", False, False), ("~/model", False, False),
     ("a/b/c", False, False), ("", False, False), (".hidden", False, False)])
 def test_one_rule_tells_a_hub_id_from_a_path(tmp_path, monkeypatch, ref, hub, bare_hub):
-    from align.files import is_hub_id
+    from align.plumbing.files import is_hub_id
 
     monkeypatch.chdir(tmp_path)
     assert (is_hub_id(ref), is_hub_id(ref, bare_name=True)) == (hub, bare_hub)
@@ -260,7 +260,7 @@ def test_one_rule_tells_a_hub_id_from_a_path(tmp_path, monkeypatch, ref, hub, ba
 
 
 def test_option_args_hands_a_config_section_on_as_options():
-    from align.argtypes import option_args
+    from align.plumbing.argtypes import option_args
 
     section = {"limit": 5, "device": None, "batch_size": "auto", "other": 1}
     assert option_args(section, {"limit": "--limit", "device": "--device", "batch_size": "--batch-size"}) == [

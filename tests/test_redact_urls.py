@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from align.redact import redact, redact_argv, redact_url
+from align.plumbing.redact import redact, redact_argv, redact_url
 
 
 @pytest.mark.parametrize("url, expected", [

@@ -18,13 +18,13 @@ import shutil
 import time
 from pathlib import Path
 
-from align.accounting import TOKENS_PER_PARAMETER, count_config_parameters, count_parameters, training_flops
-from align.argtypes import non_negative_float, non_negative_int
-from align.errors import UserError
-from align.files import atomic_directory
 from align.grow.model import GROW_KEYS, family_of, grow_model, load_spec, source_shape, target_config, target_shape
-from align.outputs import check_new_output
-from align.runcard import write_run_card
+from align.plumbing.accounting import TOKENS_PER_PARAMETER, count_config_parameters, count_parameters, training_flops
+from align.plumbing.argtypes import non_negative_float, non_negative_int
+from align.plumbing.errors import UserError
+from align.plumbing.files import atomic_directory
+from align.plumbing.outputs import check_new_output
+from align.plumbing.runcard import write_run_card
 
 log = logging.getLogger("align.grow")
 

@@ -9,8 +9,8 @@ import logging
 import math
 import os
 
-from align.errors import UserError
-from align.files import read_yaml_mapping
+from align.plumbing.errors import UserError
+from align.plumbing.files import read_yaml_mapping
 
 log = logging.getLogger("align.grow")
 

@@ -13,12 +13,12 @@ import argparse
 import time
 from pathlib import Path
 
-from align.accounting import count_parameters
-from align.argtypes import non_negative_int
-from align.errors import UserError
-from align.files import atomic_directory
-from align.outputs import check_new_output
-from align.runcard import write_run_card
+from align.plumbing.accounting import count_parameters
+from align.plumbing.argtypes import non_negative_int
+from align.plumbing.errors import UserError
+from align.plumbing.files import atomic_directory
+from align.plumbing.outputs import check_new_output
+from align.plumbing.runcard import write_run_card
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +62,7 @@ def shaped_config(config, shape: str | None):
     that architecture's config with the tokenizer's special token ids kept."""
     from transformers import AutoConfig
 
-    from align.files import read_yaml_mapping
+    from align.plumbing.files import read_yaml_mapping
 
     if shape is None:
         return config

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 
 @dataclass

@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
-from align.files import read_yaml_mapping
+from align.plumbing.errors import UserError
+from align.plumbing.files import read_yaml_mapping
 
 RESOURCE_KEYS = {"nodes", "gpus_per_node", "cpus_per_task", "mem", "time"}
 DEFAULTS: dict[str, dict[str, Any]] = {

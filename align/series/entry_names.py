@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
-# The file names an entry's name becomes (stages.output_path, judges/answers/command.py, align.locks, and
-# align.files' atomic writes: a temporary `.NAME.XXXXXXXX.tmp` beside the file it replaces).
+# The file names an entry's name becomes (stages.output_path, judges/answers/command.py, align.plumbing.locks, and
+# align.plumbing.files' atomic writes: a temporary `.NAME.XXXXXXXX.tmp` beside the file it replaces).
 ENTRY_FILE_NAMES = ("{name}", "{name}.jsonl", "{name}.jsonl.meta.json", ".{name}.jsonl.lock",
                     ".{name}.jsonl.XXXXXXXX.tmp", ".{name}.jsonl.meta.json.XXXXXXXX.tmp")
 

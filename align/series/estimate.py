@@ -8,8 +8,8 @@ upper bound (real sequences are shorter unless packed).
 
 from __future__ import annotations
 
-from align.accounting import count_config_parameters, training_flops
-from align.files import read_yaml_mapping
+from align.plumbing.accounting import count_config_parameters, training_flops
+from align.plumbing.files import read_yaml_mapping
 from align.series import spec as plan
 from align.series.configs import entry_config
 

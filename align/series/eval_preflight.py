@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import is_hub_id
+from align.plumbing.errors import UserError
+from align.plumbing.files import is_hub_id
 from align.series.eval_stages import DEFAULT_DATA, DEFAULT_ROWS
 from align.series.spec import Series
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from align.argtypes import option_args
-from align.files import file_sha256, read_yaml_mapping
+from align.plumbing.argtypes import option_args
+from align.plumbing.files import file_sha256, read_yaml_mapping
 from align.series.manifest import fingerprint
 from align.series.spec import Series
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 JUDGE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")  # a folder name under model_judgment/ and judges/
 

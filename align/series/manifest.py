@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
-from align.files import atomic_write_json
-from align.redact import redact
-from align.runcard import utc_timestamp
+from align.plumbing.errors import UserError
+from align.plumbing.files import atomic_write_json
+from align.plumbing.redact import redact
+from align.plumbing.runcard import utc_timestamp
 
 VERSION = 1
 SERIES_KEY = "_series"  # pseudo-entry for prepare / report

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from align.argtypes import option_args
-from align.errors import UserError
-from align.files import file_sha256
+from align.plumbing.argtypes import option_args
+from align.plumbing.errors import UserError
+from align.plumbing.files import file_sha256
 from align.series import stages
 from align.series.manifest import fingerprint
 from align.series.spec import Series

@@ -21,9 +21,9 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from align.accounting import TOKENS_PER_PARAMETER, count_config_parameters, training_flops
-from align.errors import UserError
-from align.files import read_yaml_mapping
+from align.plumbing.accounting import TOKENS_PER_PARAMETER, count_config_parameters, training_flops
+from align.plumbing.errors import UserError
+from align.plumbing.files import read_yaml_mapping
 from align.series.configs import entry_config
 from align.series.spec import Entry, Series
 
@@ -186,7 +186,7 @@ def curve_sources_path(series: Series) -> Path | None:
 
 def write_curve_sources(series: Series, cpt_dir) -> Path | None:
     """Write curve_sources() to curve_sources_path() (when there is one)."""
-    from align.files import atomic_write_json
+    from align.plumbing.files import atomic_write_json
 
     path = curve_sources_path(series)
     if path is not None:

@@ -12,9 +12,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from align.interrupt import stop_group
-from align.redact import redact_argv
-from align.runcard import utc_timestamp
+from align.plumbing.interrupt import stop_group
+from align.plumbing.redact import redact_argv
+from align.plumbing.runcard import utc_timestamp
 from align.series.requeue import Preempted, grace_s
 from align.series.stages import StageCommand
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from align.errors import UserError, exit_on_user_error
+from align.plumbing.errors import UserError, exit_on_user_error
 
 
 def head_node(env: dict[str, str]) -> str:

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 
-from align.interrupt import PREEMPTED_EXIT
+from align.plumbing.interrupt import PREEMPTED_EXIT
 
 MAX_REQUEUES = 3  # ALIGN_MAX_REQUEUES overrides: a job that never gets further must not loop forever
 GRACE_S = 300     # how long the stage may take to checkpoint and exit (ALIGN_PREEMPT_GRACE_S); then SIGKILL

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import file_sha256
-from align.redact import redact_argv
-from align.runcard import utc_timestamp
+from align.plumbing.errors import UserError
+from align.plumbing.files import file_sha256
+from align.plumbing.redact import redact_argv
+from align.plumbing.runcard import utc_timestamp
 from align.series import more_judges
 from align.series.estimate import estimate_rows
 from align.series.eval_preflight import EVAL_STAGES, eval_problems

@@ -22,8 +22,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from align.errors import UserError
-from align.files import atomic_write_text
+from align.plumbing.errors import UserError
+from align.plumbing.files import atomic_write_text
 from align.series.cluster import STAGE_KIND, describe, load_cluster, sbatch_resources
 from align.series.manifest import SCOPE_ENV, SERIES_KEY
 from align.series.spec import Series, ordered_entries

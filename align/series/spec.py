@@ -15,9 +15,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
-from align.files import is_hub_id, read_yaml_mapping
-from align.packaged import default_cache_dir, export_smollm2
+from align.plumbing.errors import UserError
+from align.plumbing.files import is_hub_id, read_yaml_mapping
+from align.plumbing.packaged import default_cache_dir, export_smollm2
 from align.series.entry_names import check_name_fits
 from align.series.judge_list import judge_list
 from judges.questions import load_questions

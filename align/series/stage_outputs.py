@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from align.files import atomic_write_jsonl, file_sha256, read_jsonl
-from align.locks import output_lock
-from align.outputs import remove_previous_output
+from align.plumbing.files import atomic_write_jsonl, file_sha256, read_jsonl
+from align.plumbing.locks import output_lock
+from align.plumbing.outputs import remove_previous_output
 from align.series import eval_stages
 from align.series.manifest import fingerprint
 from align.series.spec import Series

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from align.argtypes import option_args
-from align.errors import UserError
-from align.files import file_sha256
+from align.plumbing.argtypes import option_args
+from align.plumbing.errors import UserError
+from align.plumbing.files import file_sha256
 from align.series import eval_stages, pretraining
 from align.series.manifest import fingerprint
 from align.series.spec import Series, resolve_packaged

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 DEFAULT_TEMPLATE = (
     "{%- for message in messages %}"

@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
-from align.files import is_hub_id
+from align.plumbing.errors import UserError
+from align.plumbing.files import is_hub_id
 from align.train.compat import translate_argv, translate_keys
 from align.train.mixture import is_local, local_file
 from align.train.mixture_spec import Mixture, Source, mixture_from_args

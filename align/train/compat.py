@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from align.errors import UserError
-from align.redact import redact
+from align.plumbing.errors import UserError
+from align.plumbing.redact import redact
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
-from align.errors import exit_on_user_error
+from align.plumbing.errors import exit_on_user_error
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.train.values import key_source
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
-from align.files import file_sha256
+from align.plumbing.errors import UserError
+from align.plumbing.files import file_sha256
 from align.train.text_files import InvalidJSON, read_local_rows
 
 log = logging.getLogger(__name__)

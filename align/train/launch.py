@@ -19,9 +19,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from align.errors import UserError
-from align.extras import require_extra
-from align.interrupt import call_in_own_group
+from align.plumbing.errors import UserError
+from align.plumbing.extras import require_extra
+from align.plumbing.interrupt import call_in_own_group
 
 # package data, so names work from an installed wheel too (recipes/accelerate is a link to it in a clone)
 ACCELERATE_CONFIGS = Path(str(resources.files("align") / "data" / "accelerate"))
@@ -44,7 +44,7 @@ def accelerate_config_path(value: str, where: str = "--accelerate_config") -> Pa
 
 def check_launcher_installed(config: Path) -> None:
     """A DeepSpeed config (zero2, zero3) without deepspeed installed: one line now, not a worker's traceback."""
-    from align.files import read_yaml_mapping
+    from align.plumbing.files import read_yaml_mapping
 
     if str(read_yaml_mapping(config, "accelerate config").get("distributed_type", "")).upper() == "DEEPSPEED":
         require_extra("deepspeed", f"--accelerate_config {config}")

@@ -16,8 +16,8 @@ import json
 import logging
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import file_sha256
+from align.plumbing.errors import UserError
+from align.plumbing.files import file_sha256
 from align.train.mixture_spec import Mixture, Source, mixture_from_args
 
 KEEP_COLUMNS = {"chat": (("messages",), ("chat_template_kwargs",)),

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 HANDBOOK_SOURCE_KEYS = {"id", "config", "split", "columns", "weight"}
 TRL_SOURCE_KEYS = {"path", "name", "data_dir", "data_files", "split", "columns", "fraction"}

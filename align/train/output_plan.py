@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 log = logging.getLogger("align")
 
@@ -52,7 +52,7 @@ def plan_output_dir(training_args, run_args, inputs: dict[str, str | None]) -> t
     when output_dir is not a previous run's output, and output_dir must never be, contain or lie inside
     an input.
     """
-    from align.outputs import check_output_target, is_previous_run_output
+    from align.plumbing.outputs import check_output_target, is_previous_run_output
     from align.train.values import lenient_bool
 
     out = Path(training_args.output_dir)
@@ -68,7 +68,7 @@ def plan_output_dir(training_args, run_args, inputs: dict[str, str | None]) -> t
             raise UserError(f"output_dir {out} is not empty: pass --overwrite_output_dir to replace it, "
                             "or --resume_from_checkpoint true to continue its last checkpoint")
         if not is_previous_run_output(out):
-            from align.outputs import remove_previous_output
+            from align.plumbing.outputs import remove_previous_output
 
             remove_previous_output(out, flag="output_dir")  # raises: it names what is in there
         return None, True

@@ -1,7 +1,7 @@
 """Preemption and time limits survived: a signal during training saves a checkpoint at the next step end.
 
 A scheduler warns a job before it ends it (Slurm: `--signal=USR1@LEAD`, SIGTERM at the time limit or on
-preemption). Without this, SIGTERM ends the run at once (align.interrupt) and every step since the last
+preemption). Without this, SIGTERM ends the run at once (align.plumbing.interrupt) and every step since the last
 `save_steps` is trained again after the restart. With it, SIGTERM or SIGUSR1 during training only raises a
 flag; at the end of the step in flight every process agrees on it (one all-reduce, so no process stops a
 step before the others), the Trainer writes checkpoint-N there and stops, and the command exits with
@@ -16,7 +16,7 @@ import threading
 
 from transformers import TrainerCallback
 
-from align.interrupt import PREEMPTED_EXIT
+from align.plumbing.interrupt import PREEMPTED_EXIT
 
 log = logging.getLogger("align")
 __all__ = ["PREEMPTED_EXIT", "CheckpointOnSignal", "watch_for_preemption"]

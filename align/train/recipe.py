@@ -21,7 +21,7 @@ from typing import Any
 
 from trl import ModelConfig, ScriptArguments, TrlParser
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.train.compat import RunExtras, TemplateArguments, checkpointing_default, translate_argv, translate_keys
 from align.train.mixture_spec import MixtureArguments, command_line_data_wins
 from align.train.values import check_values, raw_recipe_file, recipe_bool

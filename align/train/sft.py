@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from align.errors import exit_on_user_error
+from align.plumbing.errors import exit_on_user_error
 
 
 @exit_on_user_error

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 FORMAT = "align-token-shards/1"
 METADATA = "metadata.json"

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from align.accounting import count_parameters, training_flops
-from align.locks import output_lock
-from align.runcard import write_run_card
+from align.plumbing.accounting import count_parameters, training_flops
+from align.plumbing.locks import output_lock
+from align.plumbing.runcard import write_run_card
 from align.train.output_plan import plan_output_dir, run_inputs
 
 log = logging.getLogger("align")
@@ -60,7 +60,7 @@ def cpu_distributed_argv(argv: list[str]) -> list[str]:
 
 def replace_previous_output(training_args, replace: bool) -> None:
     """The last step before training: delete the previous run's output (rank 0), everyone waits."""
-    from align.outputs import remove_previous_output
+    from align.plumbing.outputs import remove_previous_output
 
     if replace and training_args.process_index == 0:
         log.info("replacing the previous run in %s (--overwrite_output_dir)", training_args.output_dir)
@@ -223,7 +223,7 @@ def finish_run(trainer, *, stage: str, started: float, resolved: dict, data_card
 def _refusal_leaves_no_output(output_dir: str, new: bool):
     """A check refusing the run after the Trainer created output_dir: the folder goes again when it is empty
     and this run created it (nothing half-written)."""
-    from align.errors import UserError
+    from align.plumbing.errors import UserError
 
     try:
         yield
@@ -242,7 +242,7 @@ def run_training(stage: str, argv: list[str]) -> int:
     (recipe, values, environment, data, TRL's own dataset preparation) passes before a previous
     output_dir is deleted: a refused run deletes nothing.
     """
-    with contextlib.ExitStack() as held:  # the output_dir lock (align.locks), held until the run ends
+    with contextlib.ExitStack() as held:  # the output_dir lock (align.plumbing.locks), held until the run ends
         return _run_training(stage, argv, held)
 
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
-from align.files import file_sha256
+from align.plumbing.errors import UserError
+from align.plumbing.files import file_sha256
 
 SUFFIXES = (".txt", ".jsonl", ".json", ".parquet")
 

@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".txt")
 HEAD_BYTES = 1 << 16  # the part of each file the source fingerprint hashes (a corpus is too big to hash whole)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import is_hub_id
+from align.plumbing.errors import UserError
+from align.plumbing.files import is_hub_id
 
 log = logging.getLogger("align")
 LOCAL_PIECES = 64  # at least this many stream shards from a local corpus (ranks x dataloader workers)
@@ -34,7 +34,7 @@ def wants_stream(data_args, training_args, mixture) -> bool:
 
 
 def looks_local(name: str) -> bool:
-    """A path, not a hub id (`org/name` or `name`; align.files.is_hub_id, as align/train/checks.py tells them
+    """A path, not a hub id (`org/name` or `name`; align.plumbing.files.is_hub_id, as align/train/checks.py tells them
     apart). A missing local path is the row loader's to name."""
     return not is_hub_id(name, bare_name=True)
 

@@ -20,7 +20,7 @@ import logging
 import numpy as np
 import torch
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.train.shards import TokenShards, open_shards, same_tokenizer, tokenizer_identity
 
 log = logging.getLogger("align")

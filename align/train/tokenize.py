@@ -28,9 +28,9 @@ import shutil
 import time
 from pathlib import Path
 
-from align.argtypes import positive_int
-from align.errors import UserError
-from align.files import atomic_write_json
+from align.plumbing.argtypes import positive_int
+from align.plumbing.errors import UserError
+from align.plumbing.files import atomic_write_json
 from align.train.shards import FORMAT, METADATA, PLAN, read_json, same_tokenizer, shard_name, token_dtype
 
 log = logging.getLogger("align")
@@ -70,8 +70,8 @@ def _load_tokenizer(name: str):
 
     from align.train.shards import tokenizer_identity
 
-    if name == "packaged:smollm2-135m-instruct":  # the demo's models' tokenizer (align/packaged.py)
-        from align.packaged import export_smollm2
+    if name == "packaged:smollm2-135m-instruct":  # the demo's models' tokenizer (align/plumbing/packaged.py)
+        from align.plumbing.packaged import export_smollm2
 
         name = str(export_smollm2(tokenizer_only=True))
     try:
@@ -172,7 +172,7 @@ def _run_pool(jobs: list[dict], workers: int, tokenizer_json: str, total: int | 
 
 
 def run(args: argparse.Namespace) -> int:
-    from align.locks import output_lock
+    from align.plumbing.locks import output_lock
     from align.train.text_sources import plan_source
 
     started = time.time()

@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from align.files import atomic_write_json
+from align.plumbing.files import atomic_write_json
 
 _state: dict = {}  # per worker process: the tokenizer, the progress queue
 

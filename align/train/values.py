@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
-from align.files import read_yaml_mapping
+from align.plumbing.errors import UserError
+from align.plumbing.files import read_yaml_mapping
 
 
 def key_source(key: str, resolved: dict[str, Any], cli_keys: set[str]) -> str:

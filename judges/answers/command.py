@@ -19,9 +19,9 @@ import logging
 import time
 from pathlib import Path
 
-from align.argtypes import non_negative_int, positive_int
-from align.errors import UserError
-from align.files import (
+from align.plumbing.argtypes import non_negative_int, positive_int
+from align.plumbing.errors import UserError
+from align.plumbing.files import (
     append_jsonl,
     atomic_write_json,
     atomic_write_jsonl,
@@ -30,9 +30,9 @@ from align.files import (
     read_jsonl,
     write_failure_is_one_line,
 )
-from align.locks import output_lock
-from align.redact import redact_url
-from align.runcard import package_versions
+from align.plumbing.locks import output_lock
+from align.plumbing.redact import redact_url
+from align.plumbing.runcard import package_versions
 from judges.api.client import resolve_api_key
 from judges.kinds import ANSWER, check_file_kind, check_not_inputs, question_data_files
 from judges.lengths import length_summary

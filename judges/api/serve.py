@@ -27,9 +27,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from align.errors import UserError
-from align.extras import require_extra
-from align.interrupt import stop_group
+from align.plumbing.errors import UserError
+from align.plumbing.extras import require_extra
+from align.plumbing.interrupt import stop_group
 
 log = logging.getLogger(__name__)
 

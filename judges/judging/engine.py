@@ -15,7 +15,7 @@ import logging
 import time
 from pathlib import Path
 
-from align.files import append_jsonl, atomic_write_jsonl, read_jsonl, write_failure_is_one_line
+from align.plumbing.files import append_jsonl, atomic_write_jsonl, read_jsonl, write_failure_is_one_line
 from judges.api.client import JudgeCallError, RejectionWatch, run_bounded
 from judges.records import failed_list_path, latest_per_slot, record_slot
 

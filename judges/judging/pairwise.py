@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.judging.engine import cache_key
 from judges.questions import NEED_REFERENCE, reference_fields
 

@@ -30,13 +30,13 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from align.argtypes import positive_int
-from align.errors import UserError
-from align.file_set import replaced_together
-from align.files import atomic_write_json, check_output_dir, file_sha256
-from align.locks import output_lock
-from align.redact import redact
-from align.runcard import write_run_card
+from align.plumbing.argtypes import positive_int
+from align.plumbing.errors import UserError
+from align.plumbing.file_set import replaced_together
+from align.plumbing.files import atomic_write_json, check_output_dir, file_sha256
+from align.plumbing.locks import output_lock
+from align.plumbing.redact import redact
+from align.plumbing.runcard import write_run_card
 from judges.measures.lm_summary import summarize
 from judges.measures.model_checks import check_model_path, device, load_tokenizer
 from judges.measures.outputs import EVAL, check_measure_output

@@ -25,13 +25,13 @@ import argparse
 import logging
 import time
 
-from align.argtypes import positive_float, positive_int
-from align.errors import UserError
-from align.file_set import replaced_together
-from align.files import atomic_write_json, check_output_dir
-from align.locks import output_lock
-from align.redact import redact
-from align.runcard import write_run_card
+from align.plumbing.argtypes import positive_float, positive_int
+from align.plumbing.errors import UserError
+from align.plumbing.file_set import replaced_together
+from align.plumbing.files import atomic_write_json, check_output_dir
+from align.plumbing.locks import output_lock
+from align.plumbing.redact import redact
+from align.plumbing.runcard import write_run_card
 from judges.measures.logprobs import chat_template_for, dpo_sequences, sequence_logprobs, sft_sequence
 from judges.measures.model_checks import check_model_path, device, load_tokenizer
 from judges.measures.outputs import HELDOUT, check_measure_output

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import is_hub_id
+from align.plumbing.errors import UserError
+from align.plumbing.files import is_hub_id
 from judges.measures.tasks import offline_flag
 
 WEIGHTS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model*.bin.index.json")

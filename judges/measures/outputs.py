@@ -4,8 +4,8 @@
 - it is new, empty, or an earlier output of the same command (its run card, written last, says so) and
   holds nothing else; an earlier result is replaced only with `--overwrite` (a second evaluation with
   other tasks would otherwise silently replace the first's numbers);
-- one writer per folder (align.locks), checked before anything loads;
-- the new files are staged inside the folder and swapped in together (align.file_set): a failed run
+- one writer per folder (align.plumbing.locks), checked before anything loads;
+- the new files are staged inside the folder and swapped in together (align.plumbing.file_set): a failed run
   leaves the previous result as it was, and a folder it created is removed again.
 """
 
@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from align.errors import UserError
-from align.file_set import LEFTOVER
-from align.files import check_output_dir
-from align.outputs import check_output_target
-from align.runcard import check_own_run_card
+from align.plumbing.errors import UserError
+from align.plumbing.file_set import LEFTOVER
+from align.plumbing.files import check_output_dir
+from align.plumbing.outputs import check_output_target
+from align.plumbing.runcard import check_own_run_card
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from align.errors import UserError
-from align.files import is_hub_id, numbered_json_lines
+from align.plumbing.errors import UserError
+from align.plumbing.files import is_hub_id, numbered_json_lines
 from judges.measures.tasks import offline_flag
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}

@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from align.errors import UserError
-from align.files import file_sha256
+from align.plumbing.errors import UserError
+from align.plumbing.files import file_sha256
 
 IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints"}  # as lm-eval's own index walks a folder
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from align.errors import UserError
-from align.files import numbered_json_lines
+from align.plumbing.errors import UserError
+from align.plumbing.files import numbered_json_lines
 
 # The study's Table 1 (lm-eval names); wikitext gives word_perplexity, the rest acc / acc_norm.
 TABLE1_TASKS = ("lambada_openai", "arc_easy", "arc_challenge", "winogrande", "piqa", "openbookqa", "hellaswag",

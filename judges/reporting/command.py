@@ -27,12 +27,12 @@ import sys
 import time
 from pathlib import Path, PureWindowsPath
 
-from align.argtypes import int_at_least, non_negative_int
-from align.errors import UserError
-from align.file_set import replaced_together
-from align.files import atomic_write_json, atomic_write_text, check_output_dir, read_yaml_mapping
-from align.locks import output_lock
-from align.runcard import check_own_run_card, write_run_card
+from align.plumbing.argtypes import int_at_least, non_negative_int
+from align.plumbing.errors import UserError
+from align.plumbing.file_set import replaced_together
+from align.plumbing.files import atomic_write_json, atomic_write_text, check_output_dir, read_yaml_mapping
+from align.plumbing.locks import output_lock
+from align.plumbing.runcard import check_own_run_card, write_run_card
 from judges import records
 from judges.judging.controls import is_control
 from judges.kinds import check_not_inputs, question_data_files

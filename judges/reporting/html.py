@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from align.files import atomic_write_text
+from align.plumbing.files import atomic_write_text
 from judges.judging.controls import control_of
 from judges.records import outcome
 from judges.reporting.check import AGREEMENT_HEADER, agreement_notes, agreement_rows, equal_length_notes

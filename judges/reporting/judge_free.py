@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.stats import finite_or_none, paired_difference, paired_ratio_difference
 
 # lm-eval metric -> how its corpus value comes from per-document (log-likelihood, count) pairs

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 
 def _read_json(path: Path, what: str) -> dict:

@@ -22,8 +22,8 @@ import os
 from itertools import combinations
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import read_jsonl
+from align.plumbing.errors import UserError
+from align.plumbing.files import read_jsonl
 from judges.stats import finite_or_none
 from judges.trust.votes import Source, file_kind, judge_name, load_source
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-from align.errors import UserError
-from align.files import atomic_write_json, check_output_file
-from align.locks import output_lock
+from align.plumbing.errors import UserError
+from align.plumbing.files import atomic_write_json, check_output_file
+from align.plumbing.locks import output_lock
 from judges.kinds import check_not_inputs, check_own_json, question_data_files
 from judges.trust.agreement import compare
 

@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import _read_text, read_jsonl
+from align.plumbing.errors import UserError
+from align.plumbing.files import _read_text, read_jsonl
 from judges.judging.controls import is_control
 from judges.kinds import PAIRWISE, judgment_kind
 from judges.questions import load_questions

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from align.errors import exit_on_user_error
+from align.plumbing.errors import exit_on_user_error
 from align.series import runner, slurm_submit
 from align.series.stages import Stage, StageCommand, build_command
 

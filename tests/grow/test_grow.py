@@ -330,8 +330,8 @@ def test_save_load_round_trip_keeps_biases_dtype_and_function(tmp_path, exact_no
 
 
 def test_kv_groups_that_cannot_be_copied_whole_are_rejected():
-    from align.errors import UserError
     from align.grow.model import target_shape
+    from align.plumbing.errors import UserError
 
     src = {"hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 6,
            "num_key_value_heads": 2, "head_dim": 8, "vocab_size": VOCAB}

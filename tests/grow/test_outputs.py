@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from align.cli import main
-from align.errors import UserError
-from align.outputs import is_previous_run_output, remove_previous_output
+from align.plumbing.errors import UserError
+from align.plumbing.outputs import is_previous_run_output, remove_previous_output
 
 
 def cli(*args: str) -> int:

@@ -8,7 +8,7 @@ import torch
 from conftest import run_cli
 from transformers import AutoModelForCausalLM
 
-from align.accounting import count_parameters
+from align.plumbing.accounting import count_parameters
 
 
 def test_init_scratch_makes_a_random_model_of_the_same_shape(tiny_llama_dir, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_answer_families import greedy, make_tiny, one_torch_thread  # noqa: F401 (autouse fixture)
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 BACKENDS = Path(__file__).resolve().parents[2] / "judges" / "answers" / "backends"
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from fakes.judge_server import FakeJudgeServer
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.api.client import ChatClient, JudgeCallError, resolve_api_key, run_bounded
 
 MESSAGES = [{"role": "system", "content": "You are a judge."}, {"role": "user", "content": "Rate this."}]

@@ -12,14 +12,14 @@ from fakes.judge_server import FakeJudgeServer
 from test_answer import QUESTIONS
 from test_judge import _answers, _judge
 
-import align.files
+import align.plumbing.files
 from align.cli import main
-from align.errors import UserError
-from align.files import append_jsonl, read_jsonl
+from align.plumbing.errors import UserError
+from align.plumbing.files import append_jsonl, read_jsonl
 
 
 class FillingDisk:
-    """Stands in for `open` in align.files: after `room` appends, the next write puts half its bytes on
+    """Stands in for `open` in align.plumbing.files: after `room` appends, the next write puts half its bytes on
     disk and then fails with ENOSPC, as a write to a full disk does."""
 
     def __init__(self, room: int):
@@ -70,7 +70,7 @@ def test_append_on_a_full_disk_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "j.jsonl"
     append_jsonl(path, {"n": 1})
     before = path.read_bytes()
-    monkeypatch.setattr(align.files, "open", FillingDisk(room=0), raising=False)
+    monkeypatch.setattr(align.plumbing.files, "open", FillingDisk(room=0), raising=False)
     with pytest.raises(UserError) as err:
         append_jsonl(path, {"n": 2, "text": "x" * 100})
     assert "No space left on device" in str(err.value) and str(path) in str(err.value)
@@ -85,7 +85,7 @@ def test_judge_on_a_full_disk_keeps_what_it_wrote_and_a_rerun_resumes(tmp_path, 
     out = tmp_path / "j.jsonl"
     disk = FillingDisk(room=2)
     with FakeJudgeServer() as server:
-        monkeypatch.setattr(align.files, "open", disk, raising=False)
+        monkeypatch.setattr(align.plumbing.files, "open", disk, raising=False)
         with pytest.raises(SystemExit) as exc:
             _judge(server, [a], out, "--parallel", "1")
         assert exc.value.code == 2 and disk.failures == 1
@@ -111,7 +111,7 @@ def test_answers_on_a_full_disk_keep_what_was_written_and_a_rerun_resumes(tmp_pa
                 "--question-dir", str(tmp_path / "mt_bench"), "--api-key-env", "ALIGN_TEST_NO_KEY",
                 "--max-new-token", "8", "--base-url", server.base_url, "--answer-file", str(answers),
                 "--parallel", "1"]
-        monkeypatch.setattr(align.files, "open", disk, raising=False)
+        monkeypatch.setattr(align.plumbing.files, "open", disk, raising=False)
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2 and disk.failures == 1
@@ -129,7 +129,7 @@ def test_answer_file_sort_on_a_full_disk_is_one_line_and_keeps_the_records(tmp_p
     monkeypatch.delenv("ALIGN_TEST_NO_KEY", raising=False)
     write_jsonl(tmp_path / "mt_bench" / "question.jsonl", QUESTIONS[:3])
     answers = tmp_path / "m.jsonl"
-    real_write = align.files.atomic_write_text
+    real_write = align.plumbing.files.atomic_write_text
 
     def full_for_the_answers(path, text):
         if path == answers:
@@ -140,7 +140,7 @@ def test_answer_file_sort_on_a_full_disk_is_one_line_and_keeps_the_records(tmp_p
         argv = ["mtbench", "answer", "--backend", "openai", "--model-path", "m", "--model-id", "m",
                 "--question-dir", str(tmp_path / "mt_bench"), "--api-key-env", "ALIGN_TEST_NO_KEY",
                 "--max-new-token", "8", "--base-url", server.base_url, "--answer-file", str(answers)]
-        monkeypatch.setattr(align.files, "atomic_write_text", full_for_the_answers)
+        monkeypatch.setattr(align.plumbing.files, "atomic_write_text", full_for_the_answers)
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2

@@ -18,7 +18,7 @@ from conftest import chat_rows, one_line_exit_2, write_jsonl
 from test_measures_eval import write_local_tasks
 
 from align.cli import main
-from align.locks import output_lock
+from align.plumbing.locks import output_lock
 
 local_tasks = test_measures_eval.local_tasks  # the local task folder (a module fixture, reused)
 chat_models = test_measures_heldout.chat_models  # chat models saved with SFT's template (reused)
@@ -218,7 +218,7 @@ def test_helpers_of_tasks_not_run_need_no_permission(helper_tasks):
 
 
 def test_functions_found_through_includes_groups_and_tags(tmp_path):
-    from align.errors import UserError
+    from align.plumbing.errors import UserError
     from judges.measures.task_code import check_code, provenance, scan_folders, selected
 
     (tmp_path / "sub").mkdir()
@@ -314,7 +314,7 @@ def test_task_yaml_syntax_error_names_file_and_line(tmp_path, tiny_base_llama_di
 def test_bad_task_config_refused_by_the_checks_before_the_model(cfg, problem, local_tasks):
     from lm_eval.tasks._index import Entry, Kind
 
-    from align.errors import UserError
+    from align.plumbing.errors import UserError
     from judges.measures.tasks import check_tasks
 
     config = {"task": "t", "dataset_path": "json", **cfg}

@@ -11,7 +11,7 @@ from test_judgment_records import _pair
 from test_report import _j
 
 from align.cli import main
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.judging.engine import read_existing
 from judges.records import latest_per_slot, load_answers, load_judgments
 from judges.trust.votes import single_scores

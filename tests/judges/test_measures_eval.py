@@ -148,7 +148,7 @@ def _index(local_tasks: Path) -> dict:
 
 
 def test_task_checks_expand_groups_and_tags(local_tasks, monkeypatch):
-    from align.errors import UserError
+    from align.plumbing.errors import UserError
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
@@ -177,7 +177,7 @@ def test_bad_heldout_text_refused_before_lm_eval_loads(tmp_path, tiny_base_llama
 
 
 def test_heldout_text_rows_checked(tmp_path):
-    from align.errors import UserError
+    from align.plumbing.errors import UserError
 
     bad = tmp_path / "held.jsonl"
     bad.write_text('{"text": "fine"}\n{"body": "no text"}\n')
@@ -217,5 +217,5 @@ def test_measures_never_import_training_code():
                 imported.add(node.module)
             elif isinstance(node, ast.Import):
                 imported.update(alias.name for alias in node.names)
-    assert "align.errors" in imported  # the scan sees the package's imports
+    assert "align.plumbing.errors" in imported  # the scan sees the package's imports
     assert not {m for m in imported if m.split(".")[:2] in (["align", "train"], ["align", "grow"], ["align", "series"])}

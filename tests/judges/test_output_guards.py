@@ -70,7 +70,7 @@ def test_subset_out_holding_other_files_is_refused(tmp_path, capsys):
 
 
 def test_subset_into_its_own_source_is_refused(tmp_path):
-    from align.errors import UserError
+    from align.plumbing.errors import UserError
 
     source = tmp_path / "data" / "mt_bench"  # FastChat's layout: judge_prompts.jsonl beside mt_bench/
     write_subset(source, per_category=2)

@@ -16,7 +16,7 @@ from test_answer import QUESTIONS
 from test_judge import _answers, _judge, _rows
 
 from align.cli import main
-from align.locks import output_lock
+from align.plumbing.locks import output_lock
 
 
 def _single(model: str, qid: int, turn: int) -> dict:
@@ -182,7 +182,7 @@ def test_report_while_another_holds_the_folder_is_refused(tmp_path, capsys):
 
 
 HOLDER = """import sys, time
-from align.locks import output_lock
+from align.plumbing.locks import output_lock
 with output_lock(sys.argv[1], "--output-file"):
     print("held", flush=True)
     time.sleep(600)

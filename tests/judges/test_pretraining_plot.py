@@ -10,7 +10,7 @@ import pytest
 from conftest import write_jsonl
 
 from align.cli import main
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.reporting.pretraining_plot import load_curves, plot_pretraining
 
 

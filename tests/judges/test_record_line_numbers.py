@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.records import answer_slots, failed_slots, read_judgments
 
 

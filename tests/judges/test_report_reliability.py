@@ -13,7 +13,7 @@ from conftest import write_jsonl
 from test_report import _j
 
 from align.cli import main
-from align.file_set import replaced_together
+from align.plumbing.file_set import replaced_together
 
 LOCAL_JUDGE = "/home/someone/private/checkpoints/judge-7b"
 

@@ -10,7 +10,7 @@ from conftest import write_jsonl
 from test_answer import QUESTIONS, chatty_llama_dir  # noqa: F401  (fixture)
 
 from align.cli import main
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.api.serve import local_server, served_model_name
 
 SERVED = [q for q in QUESTIONS if q["question_id"] in (1, 3, 5)]  # math, reasoning (greedy), writing (0.7)

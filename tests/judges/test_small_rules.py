@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.kinds import PAIRWISE, SINGLE, first_judgment_kind, judgment_kind
 from judges.records import is_pair_file
 from judges.stats import finite_or_none
@@ -54,7 +54,7 @@ def test_answer_and_settings_checks_hold_under_python_O(tmp_path):
     bad_answers.write_text(json.dumps({"question_id": "81", "choices": [{"turns": ["hi"]}]}) + "\n")
     bad_meta = tmp_path / "meta.json"
     bad_meta.write_text("[1, 2]")
-    code = ("import sys\nfrom pathlib import Path\nfrom align.errors import UserError\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom align.plumbing.errors import UserError\n"
             "from judges.records import answer_slots\nfrom judges.answers.command import check_meta\n"
             "for call in (lambda: answer_slots(sys.argv[1]), lambda: check_meta(Path(sys.argv[2]), {})):\n"
             "    try:\n        call()\n    except UserError as err:\n        print('refused:', err)\n")

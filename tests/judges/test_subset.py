@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.answers.subset import write_subset
 from judges.questions import load_judge_prompts, load_questions, load_reference_answers
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_cli
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.series.runner import Runner
 from align.series.spec import load_series
 from align.series.stages import STAGES, selected_stages

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 from test_series import calls, drive, manifest, start_until_hung, write_series
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.series import pretraining
 from align.series.spec import load_series
 

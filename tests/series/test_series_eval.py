@@ -10,7 +10,7 @@ import pytest
 from conftest import chat_rows, write_jsonl
 from test_series import calls, drive, manifest, write_series
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.series.spec import load_series
 from align.series.stages import STAGES
 

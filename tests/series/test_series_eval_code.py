@@ -7,7 +7,7 @@ import pytest
 from test_series import write_series
 from test_series_eval import with_eval
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.series.spec import load_series
 from align.series.stages import STAGES
 

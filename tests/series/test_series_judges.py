@@ -8,7 +8,7 @@ import json
 import pytest
 from test_series import drive, manifest, write_series
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.series.spec import load_series
 
 OPEN_JUDGE = {"name": "open", "model": "open-judge", "base_url": "http://127.0.0.1:9/v1"}

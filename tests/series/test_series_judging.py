@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.series import spec
 from align.series.stages import STAGES, output_path, scratch_baseline
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from test_series import write_series
 
-from align.errors import UserError
-from align.locks import output_lock
+from align.plumbing.errors import UserError
+from align.plumbing.locks import output_lock
 from align.series.spec import load_series
 from align.series.stages import STAGES, output_path
 

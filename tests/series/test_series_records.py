@@ -8,7 +8,7 @@ import pytest
 from conftest import write_jsonl
 from test_series import write_series
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.series.spec import load_series
 from align.series.stages import STAGES, output_path
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from test_series import calls, drive, write_series
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.series.spec import load_series
 
 

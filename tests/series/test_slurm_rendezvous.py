@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import REPO, chat_rows, preference_rows, write_jsonl
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.series import rendezvous
 
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import chat_rows
 from transformers import AutoTokenizer
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.train.chat import DEFAULT_TEMPLATE, has_generation_markers, prepare_tokenizer
 
 CONVERSATION = [

@@ -9,7 +9,7 @@ import warnings
 import pytest
 from trl import DPOConfig, SFTConfig
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.train.compat import apply_recipe_env, env_card, translate_argv, translate_keys
 from align.train.recipe import parse_recipe
 

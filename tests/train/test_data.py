@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import chat_rows, preference_rows, run_cli, write_jsonl
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.train.data import conversation_problem, load_rows, preference_problem
 
 U = {"role": "user", "content": "hi"}

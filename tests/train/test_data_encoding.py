@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import chat_rows
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.train.data import load_rows
 
 

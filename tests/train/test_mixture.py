@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from conftest import chat_rows, preference_rows, write_jsonl
 
-from align.errors import UserError
-from align.files import file_sha256
+from align.plumbing.errors import UserError
+from align.plumbing.files import file_sha256
 from align.train.mixture import load_mixture
 from align.train.mixture_spec import mixture_from_args
 

@@ -8,7 +8,7 @@ import os
 from test_reliability import previous_run, tree
 from test_train import in_process, sft_args
 
-from align.locks import output_lock
+from align.plumbing.locks import output_lock
 
 
 def test_second_run_into_a_busy_output_dir_is_refused(tiny_llama_dir, chat_jsonl, tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO, run_cli
 from trl import DPOConfig, SFTConfig
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.train.recipe import parse_recipe
 
 

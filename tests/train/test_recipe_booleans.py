@@ -62,7 +62,7 @@ def test_checks_read_booleans_as_the_trainer_does(spelling, monkeypatch):
 def test_a_word_transformers_refuses_is_refused_in_a_recipe(tmp_path, tiny_llama_dir, chat_jsonl):
     from trl import SFTConfig
 
-    from align.errors import UserError
+    from align.plumbing.errors import UserError
     from align.train.recipe import parse_recipe
 
     recipe = tmp_path / "recipe.yaml"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import write_jsonl
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from align.train.data import load_rows
 
 TXT = "First paragraph of {i}.\n\nSecond paragraph, after a blank line.\n"

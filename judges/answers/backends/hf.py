@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.answers.backends import hf_internals
 from judges.answers.backends.hf_cb import cb_answers
 from judges.answers.backends.hf_common import answer_text, batch_seed, render

@@ -10,8 +10,8 @@ import argparse
 import logging
 from collections.abc import Iterator
 
-from align.errors import UserError
-from align.redact import redact_url
+from align.plumbing.errors import UserError
+from align.plumbing.redact import redact_url
 from judges.api.client import ChatClient, JudgeCallError, RejectionWatch, run_bounded
 from judges.questions import api_temperature
 

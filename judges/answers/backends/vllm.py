@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 from judges.questions import api_temperature
 
 

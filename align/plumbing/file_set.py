@@ -24,8 +24,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from align.errors import UserError
-from align.locks import lock_path
+from align.plumbing.errors import UserError
+from align.plumbing.locks import lock_path
 
 LEFTOVER = re.compile(r"\.(staging|previous)-[a-z0-9_]{8}")  # tempfile.mkdtemp's names, with our prefixes
 
@@ -56,7 +56,7 @@ def replaced_together(out: str | os.PathLike, owned: Iterable[str], flag: str = 
 
 
 def _lock_is_ours(out: Path) -> bool:
-    """This process holds `out`'s output lock (align.locks writes `pid N (command)` into it)."""
+    """This process holds `out`'s output lock (align.plumbing.locks writes `pid N (command)` into it)."""
     try:
         first = lock_path(out).read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
     except OSError:

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 
 def lock_path(target: str | os.PathLike) -> Path:

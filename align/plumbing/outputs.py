@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 # Files only a previous run writes at the top of its output directory: our run card (written last),
 # transformers' Trainer files (trainer_state.json, training_args.bin, all_results.json), TRL's model

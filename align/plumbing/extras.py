@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 # extra -> the modules it provides (pyproject.toml [project.optional-dependencies])
 EXTRAS = {"deepspeed": ("deepspeed",), "serve": ("fastapi", "uvicorn"), "gguf": ("gguf",)}

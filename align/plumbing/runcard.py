@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
-from align.errors import UserError
-from align.files import atomic_write_json
-from align.redact import redact
+from align.plumbing.errors import UserError
+from align.plumbing.files import atomic_write_json
+from align.plumbing.redact import redact
 
 TRACKED_PACKAGES = ("align", "torch", "transformers", "trl", "datasets", "accelerate", "deepspeed", "peft",
                     "fschat", "openai", "numpy")

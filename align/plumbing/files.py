@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from align.errors import UserError
+from align.plumbing.errors import UserError
 
 # A hub repo as the hub spells it: `org/name`; the `name` alone is an older, un-namespaced repo (`gpt2`).
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -64,7 +64,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """JSON, written atomically, as given: a caller whose record may carry a secret redacts it first
-    (align.redact.redact; run cards always are)."""
+    (align.plumbing.redact.redact; run cards always are)."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 

@@ -20,7 +20,7 @@ class UserError(Exception):
 def exit_on_user_error(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate an entry point: UserError -> `error: ...` on stderr, exit 2; Ctrl-C or SIGTERM ->
     the cleanup of every `finally`/`with` on the way out, one `interrupted: ...` line, exit 130."""
-    from align.interrupt import exit_interrupted, sigterm_as_interrupt
+    from align.plumbing.interrupt import exit_interrupted, sigterm_as_interrupt
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

