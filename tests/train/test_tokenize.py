@@ -124,7 +124,8 @@ def test_bad_sources_and_folders_are_one_line_refusals_that_leave_nothing(case, 
                                                                            capsys):
     src, out = tmp_path / "src", tmp_path / "shards"
     src.mkdir()
-    expected = {"empty folder": "no file for split 'train' in the folder (it is empty)", "empty files": "only empty files",
+    expected = {"empty folder": "no file for split 'train' in the folder (it is empty)",
+                "empty files": "only empty files",
                 "foreign folder": "not empty and not an align tokenize folder",
                 "bad json": "(line at byte 0): not valid JSON", "no column": "no 'text' field",
                 "unsupported file": "notes.csv: not a text corpus file"}[case]
