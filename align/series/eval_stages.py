@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from align.plumbing.argtypes import option_args
+from align.plumbing.errors import UserError
 from align.plumbing.files import file_sha256, read_yaml_mapping
 from align.series.manifest import fingerprint
 from align.series.spec import Series
@@ -25,6 +26,7 @@ OUTPUT_DIRS = {"base_eval": "base_eval", "heldout_sft": "heldout_sft", "heldout_
 WRITES = {"base_eval": ("eval.run_card.json", "base_eval.json", "lm_eval"),
           "heldout_sft": ("heldout.run_card.json", "heldout.json"),
           "heldout_dpo": ("heldout.run_card.json", "heldout.json")}
+FOLDERS = {"lm_eval"}  # the one folder among them (lm-eval's own files)
 RESULT = {"base_eval": "base_eval.json", "heldout_sft": "heldout.json", "heldout_dpo": "heldout.json"}
 DEFAULT_DATA = {"sft": "HuggingFaceH4/ultrachat_200k", "dpo": "HuggingFaceH4/ultrafeedback_binarized"}
 DEFAULT_ROWS = 1000
@@ -49,16 +51,22 @@ def verified(stage: str):
 
 
 def reset(stage: str):
-    """Remove what a previous run of the stage wrote (the run card first), nothing else in the folder."""
+    """Remove what a previous run of the stage wrote (the run card first), nothing else in the folder: a name
+    of ours that is a symbolic link, or a file where we write a folder (or the reverse), is refused, not removed."""
     def remove(series: Series, entry: str | None) -> None:
         import shutil
 
         out = eval_dir(series, entry, stage)
-        for name in WRITES[stage]:
-            path = out / name
+        present = [out / name for name in WRITES[stage] if (out / name).exists() or (out / name).is_symlink()]
+        for path in present:  # all checked before any is removed
+            if path.is_symlink() or path.is_dir() != (path.name in FOLDERS):
+                what = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "a file"
+                raise UserError(f"{path}: {what}, not what {stage} writes there: refusing to remove it before "
+                                f"re-running {entry}'s {stage}; move it away")
+        for path in present:
             if path.is_dir():
                 shutil.rmtree(path)
-            elif path.exists():
+            else:
                 path.unlink()
     return remove
 

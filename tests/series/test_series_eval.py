@@ -166,3 +166,31 @@ def test_heldout_beta_is_the_dpo_recipes(study):
     s = load_series(write_series(tmp_path, series))
     args = STAGES["heldout_dpo"].command(s, "small-init").args
     assert args[args.index("--beta") + 1] == "0.2"
+
+
+def test_a_reset_refuses_a_linked_or_foreign_lm_eval_and_removes_only_what_the_stage_writes(tmp_path):
+    """Issue 29.2: a fresh start removes the stage's own files; an `lm_eval` that is a symbolic link (or a
+    file) is not ours: refused in one line, its target untouched, nothing removed."""
+    from types import SimpleNamespace
+
+    from align.plumbing.errors import UserError
+    from align.series.eval_stages import eval_dir, reset
+
+    series = SimpleNamespace(output_dir=tmp_path / "series")
+    out = eval_dir(series, "small", "base_eval")
+    (out / "lm_eval").mkdir(parents=True)
+    (out / "lm_eval" / "results.json").write_text("{}")
+    for name in ("eval.run_card.json", "base_eval.json", "notes.txt"):
+        (out / name).write_text("{}")
+    reset("base_eval")(series, "small")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+    target = tmp_path / "lm-evaluation-harness"
+    (target / "lm_eval").mkdir(parents=True)
+    (target / "lm_eval" / "__init__.py").write_text("")
+    (out / "lm_eval").symlink_to(target / "lm_eval")
+    (out / "base_eval.json").write_text("{}")
+    with pytest.raises(UserError, match="lm_eval: a symbolic link, not what base_eval writes"):
+        reset("base_eval")(series, "small")
+    assert (target / "lm_eval" / "__init__.py").is_file() and (out / "lm_eval").is_symlink()
+    assert (out / "base_eval.json").is_file()  # checked before anything is removed
