@@ -21,7 +21,7 @@ the z-scored features' 0 is zero style difference. Differences from Arena-Hard's
 lengths are characters, not tokens (no tokenizer is assumed); markdown enters as densities, not raw
 counts, so it is not a second length term.
 
-Read only where the data reaches equal style (judges/trust/support.py): with fewer than 10% of the matches
+Read only where the data reaches equal style (judges/trust/support.py): with fewer than 2.5% of the matches
 on either side of zero for any style difference, the figure is not estimable (an extrapolation).
 """
 
