@@ -64,7 +64,7 @@ STOPS_HERE = {
     "align cpt --accelerate_config zero3 --num_processes 8 --config recipes/cpt/staged-2b.yaml "
     "--model_name_or_path CKPT --output_dir outputs/staged-2b/cpt":
         (2, "bf16: true needs a GPU", "the study's staged 2B pretraining on 8 GPUs: checked before accelerate "
-                                      "launches anything; FineWeb-Edu needs the hub"),
+                                      "launches anything; its token shards come from `align tokenize` on the hub"),
     "align eval --model-path CKPT --out outputs/eval/base":
         (2, "HF_DATASETS_OFFLINE=1 but task(s) need the hub: lambada_openai", "the study's Table 1 tasks read "
                                                                           "their data from the hub: refused offline, "
