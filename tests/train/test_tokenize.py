@@ -3,6 +3,7 @@ a token budget that reads only what it needs, and one-line refusals."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -35,10 +36,15 @@ def read_shards(out: Path) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
     return meta, tokens, ends
 
 
-def expected_stream(tok_dir: Path, texts: list[str]) -> list[int]:
+@functools.cache
+def _tokenizer(tok_dir: Path):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(tok_dir)
+    return AutoTokenizer.from_pretrained(tok_dir)
+
+
+def expected_stream(tok_dir: Path, texts: list[str]) -> list[int]:
+    tok = _tokenizer(tok_dir)  # loaded once: a test asks for 200 documents' streams one by one
     return [t for d in texts for t in tok(d, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
 
 
