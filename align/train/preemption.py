@@ -4,8 +4,9 @@ A scheduler warns a job before it ends it (Slurm: `--signal=USR1@LEAD`, SIGTERM 
 preemption). Without this, SIGTERM ends the run at once (align.plumbing.interrupt) and every step since the last
 `save_steps` is trained again after the restart. With it, SIGTERM or SIGUSR1 during training only raises a
 flag; at the end of the step in flight every process agrees on it (one all-reduce, so no process stops a
-step before the others), the Trainer writes checkpoint-N there and stops, and the command exits with
-PREEMPTED_EXIT: "not done, resume me" (`--resume_from_checkpoint true` continues at step N + 1).
+step before the others), the Trainer writes checkpoint-N there and stops. On SIGUSR1 the command exits with
+PREEMPTED_EXIT: "not done, resume me"; on SIGTERM it then ends as Ctrl-C does (one line, exit 130, the promise
+of align.plumbing.interrupt). Either way `--resume_from_checkpoint true` continues at step N + 1.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -331,7 +332,9 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
         log.info("%s stopped on a signal after step %d with checkpoint-%d in %s: run again with "
                  "--resume_from_checkpoint true to continue", stage, preemption.stopped_at, preemption.stopped_at,
                  training_args.output_dir)
-        return PREEMPTED_EXIT
+        if preemption.requested == signal.SIGTERM:  # as Ctrl-C (align.plumbing.interrupt): one line, exit 130
+            raise KeyboardInterrupt
+        return PREEMPTED_EXIT  # the scheduler's warning (SIGUSR1): "not done, resume me"
     save_outputs(trainer, tokenizer, model_args, training_args)
     finish_run(trainer, stage=stage, started=started, resolved=resolved, data_cards=cards,
                model_args=model_args, training_args=training_args,
