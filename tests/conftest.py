@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,16 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def smollm2_tokenizer_dir() -> Path:
     """SmolLM2's tokenizer (ChatML template, pad = eos = <|im_end|>) as an ordinary directory."""
-    from align.plumbing.packaged import export_smollm2
+    import fcntl
 
-    return export_smollm2(tokenizer_only=True)
+    from align.plumbing.packaged import default_cache_dir, export_smollm2
+
+    # One exporter at a time: pytest-xdist's workers (and a second test run) would otherwise each export into
+    # the same cache folder, the later replacing it while the earlier's tests read it.
+    default_cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(default_cache_dir() / ".smollm2-export.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return export_smollm2(tokenizer_only=True)
 
 
 def make_tiny_llama(out_dir: Path, tokenizer_dir: Path, *, hidden: int = 32, layers: int = 2, heads: int = 4,
@@ -61,6 +69,27 @@ def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
 def tiny_base_llama_dir(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
     """Tiny random *base* model: its tokenizer has no chat template and no pad token."""
     return make_tiny_llama(tmp_path_factory.mktemp("tiny-base-llama"), smollm2_tokenizer_dir, chat_template=False)
+
+
+@pytest.fixture(scope="session")
+def chatty_llama_dir(tiny_llama_dir, tmp_path_factory) -> Path:
+    """The tiny model with larger random weights: with make_tiny_llama's small init a tied-embedding model just
+    repeats its last prompt token ("\n", stripped to nothing), which would make text comparisons vacuous."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("chatty-llama")
+    shutil.copytree(tiny_llama_dir, out, dirs_exist_ok=True)
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim == 2 and "embed" not in name:
+                param.normal_(0.0, 0.3)
+    model.save_pretrained(out)
+    return out
 
 
 TOPICS = ["the ocean", "prime numbers", "bread", "trains", "the moon", "chess", "rain", "python lists"]
@@ -131,6 +160,30 @@ def one_line_exit_2(argv: list[str], capsys) -> str:
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
     return err
+
+
+# ---------------------------------------------------------------- the judge client's retry waits (tests/judges)
+
+class RecordingTime:
+    """Stands in for the `time` module inside openai's client: records retry waits instead of sleeping."""
+
+    def __init__(self):
+        self.sleeps: list[float] = []
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+@pytest.fixture
+def waits(monkeypatch) -> RecordingTime:
+    import openai._base_client
+
+    recorder = RecordingTime()
+    monkeypatch.setattr(openai._base_client, "time", recorder)
+    return recorder
 
 
 # ---------------------------------------------------------------- a stand-in series (tests/series)

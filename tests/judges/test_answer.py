@@ -27,25 +27,6 @@ QUESTIONS = [
 GREEDY_IDS = {1, 2, 3, 4}
 
 
-@pytest.fixture(scope="session")
-def chatty_llama_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    """The tiny model with larger random weights: with conftest's small init a tied-embedding model just
-    repeats its last prompt token ("\n", stripped to nothing), which would make text comparisons vacuous."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    out = tmp_path_factory.mktemp("chatty-llama")
-    shutil.copytree(tiny_llama_dir, out, dirs_exist_ok=True)
-    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.ndim == 2 and "embed" not in name:
-                param.normal_(0.0, 0.3)
-    model.save_pretrained(out)
-    return out
-
-
 @pytest.fixture
 def question_dir(tmp_path) -> Path:
     write_jsonl(tmp_path / "mt_bench" / "question.jsonl", QUESTIONS)

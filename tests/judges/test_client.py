@@ -15,28 +15,6 @@ from judges.api.client import ChatClient, JudgeCallError, resolve_api_key, run_b
 MESSAGES = [{"role": "system", "content": "You are a judge."}, {"role": "user", "content": "Rate this."}]
 
 
-class RecordingTime:
-    """Stands in for the `time` module inside openai's client: records retry waits instead of sleeping."""
-
-    def __init__(self):
-        self.sleeps: list[float] = []
-
-    def __getattr__(self, name):
-        return getattr(time, name)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-
-
-@pytest.fixture
-def waits(monkeypatch) -> RecordingTime:
-    import openai._base_client
-
-    recorder = RecordingTime()
-    monkeypatch.setattr(openai._base_client, "time", recorder)
-    return recorder
-
-
 @pytest.fixture
 def server():
     with FakeJudgeServer() as s:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from fakes.judge_server import FakeJudgeServer
-from test_client import MESSAGES, waits  # noqa: F401  (fixture)
+from test_client import MESSAGES
 
 from judges.api.client import ChatClient, JudgeCallError
 
@@ -30,7 +30,7 @@ def client(server, **kwargs) -> ChatClient:
 
 
 @pytest.mark.parametrize("fault", sorted(MISBEHAVIOURS))
-def test_a_bad_reply_is_retried_like_a_5xx(server, waits, fault):  # noqa: F811
+def test_a_bad_reply_is_retried_like_a_5xx(server, waits, fault):
     server.faults += [fault]
     text = client(server, max_retries=2, max_reply_bytes=2**20).chat(MESSAGES)
     assert "Rating: [[" in text
@@ -38,7 +38,7 @@ def test_a_bad_reply_is_retried_like_a_5xx(server, waits, fault):  # noqa: F811
 
 
 @pytest.mark.parametrize("fault", sorted(MISBEHAVIOURS))
-def test_a_bad_reply_every_time_is_a_judge_call_error(server, waits, fault):  # noqa: F811
+def test_a_bad_reply_every_time_is_a_judge_call_error(server, waits, fault):
     server.fail_if, server.fail_with = "Rate", fault
     with pytest.raises(JudgeCallError) as exc:
         client(server, max_retries=2, max_reply_bytes=2**20).chat(MESSAGES)
@@ -47,7 +47,7 @@ def test_a_bad_reply_every_time_is_a_judge_call_error(server, waits, fault):  # 
     assert server.requests == 3  # first try + 2 retries, as for a 5xx
 
 
-def test_a_gigantic_reply_is_not_read_into_memory(server, waits):  # noqa: F811
+def test_a_gigantic_reply_is_not_read_into_memory(server, waits):
     import tracemalloc
 
     server.huge_bytes = 64 * 2**20
@@ -63,7 +63,7 @@ def test_a_gigantic_reply_is_not_read_into_memory(server, waits):  # noqa: F811
     assert peak < 4 * 2**20  # the cap and a chunk (measured: 1.4 MiB), not the 64 MiB the server offered
 
 
-def test_a_reply_that_never_ends_times_out(server, waits):  # noqa: F811
+def test_a_reply_that_never_ends_times_out(server, waits):
     server.slow_seconds = 3.0
     server.fail_if, server.fail_with = "Rate", "trickle"  # a byte every 0.05 s: no read ever times out
     started = time.monotonic()
@@ -73,7 +73,7 @@ def test_a_reply_that_never_ends_times_out(server, waits):  # noqa: F811
     assert server.requests == 2
 
 
-def test_a_rejection_says_what_the_server_said_once(server, waits, monkeypatch):  # noqa: F811
+def test_a_rejection_says_what_the_server_said_once(server, waits, monkeypatch):
     monkeypatch.setenv("ALIGN_TEST_JUDGE_KEY", "sk-test-secret-123")
     server.reject_message = "prompt too long (5000 > 2048 positions); key sk-test-secret-123 " + "x" * 500
     server.fail_if, server.fail_with = "Rate", "400"
@@ -87,7 +87,7 @@ def test_a_rejection_says_what_the_server_said_once(server, waits, monkeypatch):
     assert server.requests == 1 and waits.sleeps == []  # a 400 is not retried
 
 
-def test_retry_after_beyond_the_bound_is_not_waited_for(server, waits):  # noqa: F811
+def test_retry_after_beyond_the_bound_is_not_waited_for(server, waits):
     server.retry_after = "3600"
     server.fail_if, server.fail_with = "Rate", "429"
     with pytest.raises(JudgeCallError, match="HTTP 429") as exc:
@@ -97,7 +97,7 @@ def test_retry_after_beyond_the_bound_is_not_waited_for(server, waits):  # noqa:
     assert server.requests == 1 and waits.sleeps == []
 
 
-def test_a_compressed_reply_reads_as_usual(server, waits):  # noqa: F811
+def test_a_compressed_reply_reads_as_usual(server, waits):
     server.faults += ["gzip"]
     assert "Rating: [[" in client(server, max_retries=0).chat(MESSAGES)
     assert server.requests == 1

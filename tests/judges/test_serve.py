@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 from conftest import write_jsonl
-from test_answer import QUESTIONS, chatty_llama_dir  # noqa: F401  (fixture)
+from test_answer import QUESTIONS
 
 from align.cli import main
 from align.plumbing.errors import UserError
@@ -25,7 +25,7 @@ def healthy(base_url: str) -> bool:
 
 
 @pytest.mark.slow
-def test_openai_backend_against_transformers_serve(chatty_llama_dir, tmp_path):  # noqa: F811
+def test_openai_backend_against_transformers_serve(chatty_llama_dir, tmp_path):
     write_jsonl(tmp_path / "mt_bench" / "question.jsonl", SERVED)
     common = ["--model-id", "tiny", "--question-dir", str(tmp_path / "mt_bench"), "--max-new-token", "8"]
     log_path = tmp_path / "serve.log"
@@ -83,7 +83,7 @@ def test_server_that_cannot_start_names_its_log(tmp_path):
     assert log_path.read_text()  # the server's own error is there to read
 
 
-def test_loopback_only_and_names(tmp_path, chatty_llama_dir):  # noqa: F811
+def test_loopback_only_and_names(tmp_path, chatty_llama_dir):
     with pytest.raises(UserError, match="--host"):
         with local_server(str(chatty_llama_dir), extra_args=["--host", "0.0.0.0"]):
             pass
@@ -106,7 +106,7 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.slow  # a real `transformers serve` start-up (~10-20 s on CPU)
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
-def test_real_local_judge_server_ends_with_the_judge(chatty_llama_dir, tmp_path, how):  # noqa: F811
+def test_real_local_judge_server_ends_with_the_judge(chatty_llama_dir, tmp_path, how):
     """issue 26.6: SIGTERM (or kill -9) to `align mtbench judge --judge-model DIR` left `transformers serve`
     running, orphaned, still listening."""
     import signal
