@@ -2,6 +2,8 @@
 
 import pytest
 
+pytestmark = pytest.mark.xdist_group("slurm")  # one test cluster per run: the Slurm tests share a worker (-n)
+
 
 @pytest.mark.slow
 def test_two_node_job_runs_on_both_nodes(slurm_cluster, tmp_path):

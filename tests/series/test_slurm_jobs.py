@@ -15,6 +15,8 @@ import pytest
 import yaml
 from conftest import REPO
 
+pytestmark = pytest.mark.xdist_group("slurm")  # one test cluster per run: the Slurm tests share a worker (-n)
+
 FAKE_SERIES = REPO / "tests" / "fakes" / "series_runner.py"
 CPU_JOB = {"gpus_per_node": 0, "cpus_per_task": 1, "time": "00:10:00"}
 

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from conftest import REPO, chat_rows, write_jsonl
 
+pytestmark = pytest.mark.xdist_group("slurm")  # one test cluster per run: the Slurm tests share a worker (-n)
+
 STEPS = 30
 
 

@@ -15,6 +15,8 @@ from conftest import REPO, chat_rows, preference_rows, write_jsonl
 from align.plumbing.errors import UserError
 from align.series import rendezvous
 
+pytestmark = pytest.mark.xdist_group("slurm")  # one test cluster per run: the Slurm tests share a worker (-n)
+
 
 @pytest.mark.parametrize("env, expected", [
     ({"SLURM_GPUS_ON_NODE": "4", "SLURM_NTASKS_PER_NODE": "1"}, (4, "SLURM_GPUS_ON_NODE")),
