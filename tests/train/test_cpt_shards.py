@@ -225,6 +225,7 @@ def test_the_study_and_the_staged_demo_tokenize_once_and_every_cpt_stage_reads_t
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("two-processes")  # accelerate's port 29500 admits one launch at a time
 def test_two_processes_train_distinct_blocks_of_the_one_order(tiny_base_llama_dir, shards, tmp_path):
     """accelerate launch, 2 CPU processes (gloo): each rank logs the blocks it reads; together they cover the
     first 2 x steps x batch indices of the seeded order, none read by both."""

@@ -14,6 +14,7 @@ ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("two-processes")  # accelerate's port 29500 admits one launch at a time
 @pytest.mark.parametrize("config, entry_point, model, steps, distributed_type", [
     ("ddp.yaml", ["align.sft"], "tiny_base_llama_dir", 2, "MULTI_CPU"),
     ("zero3.yaml", ["align.dpo"], "tiny_llama_dir", 1, "DEEPSPEED"),

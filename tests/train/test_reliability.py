@@ -220,6 +220,7 @@ def test_unknown_accelerate_config_name(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("two-processes")  # accelerate's port 29500 admits one launch at a time
 def test_align_sft_launches_two_processes_like_trl(tiny_base_llama_dir, tmp_path):
     data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(16))
     out = tmp_path / "sft"
@@ -233,6 +234,7 @@ def test_align_sft_launches_two_processes_like_trl(tiny_base_llama_dir, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("two-processes")  # accelerate's port 29500 admits one launch at a time
 def test_readme_zero3_command_runs_with_the_cpu_recipe(tiny_llama_dir, tmp_path):
     """README's `accelerate launch --config_file zero3.yaml ... -m align.sft --config cpu-demo.yaml` as written
     (no --mixed_precision): the config says bf16, the recipe bf16: false, and the recipe decides."""
