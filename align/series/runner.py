@@ -54,6 +54,9 @@ def add_arguments(parser) -> None:
 
 # (stage, series, entry, *, resume, resolve, batch) -> the command to run; tests pass stand-ins
 CommandFactory = Callable[..., StageCommand]
+# (command, log, label, lock_fd) -> exit status: runs one stage's command, its output appended to the log; the
+# default is a subprocess in its own process group (process.run_logged); tests run stand-in stages in-process
+StageExecutor = Callable[[StageCommand, Path, str, "int | None"], int]
 # Per-entry stages run entry by entry, in table order; batched ones once over all entries after them;
 # series-wide ones (the report) last.
 PIPELINE = [st for st in STAGES.values() if st.per_entry and not st.batched]
@@ -63,7 +66,7 @@ ENTRY_STAGES = [st.name for st in PIPELINE + ACROSS_ENTRIES]
 SIDE_STAGES = [st for st in PIPELINE if st.reads]  # measurements: read one stage's output, feed only the report
 
 
-def run(args, commands: CommandFactory = build_command) -> int:
+def run(args, commands: CommandFactory = build_command, execute: StageExecutor = run_logged) -> int:
     series = load_series(args.series_file)
     only = selected_stages(args.only)
     names = parse_models(series, args.models)
@@ -93,7 +96,7 @@ def run(args, commands: CommandFactory = build_command) -> int:
     signal.signal(signal.SIGUSR1, raise_preempted)  # Slurm's --signal=B:USR1@LEAD: checkpoint, then requeue
     with RunLock(series.output_dir) as lock:
         try:
-            return Runner(series, only, names, lock_fd=lock.fh.fileno(), commands=commands).run()
+            return Runner(series, only, names, lock_fd=lock.fh.fileno(), commands=commands, execute=execute).run()
         except Preempted:
             return requeue_this_job()
         except KeyboardInterrupt:
@@ -123,8 +126,10 @@ def _interrupt(signum, frame):
 
 class Runner:
     def __init__(self, series: Series, only: set[str], names: list[str], *, dry: bool = False,
-                 lock_fd: int | None = None, commands: CommandFactory = build_command):
+                 lock_fd: int | None = None, commands: CommandFactory = build_command,
+                 execute: StageExecutor = run_logged):
         self.series = series
+        self.execute = execute
         self.lock_fd = lock_fd
         self.only = only
         self.names = names
@@ -238,7 +243,7 @@ class Runner:
         label = f"{stage.name}: {', '.join(entries)}" if stage.batched else f"{first} {stage.name}"
         say(f"{label}: {'resuming' if resume else 'running'} (log: {log})")
         started = time.time()
-        rc = run_logged(cmd, log, label, self.lock_fd)
+        rc = self.execute(cmd, log, label, self.lock_fd)
         wall = round(time.time() - started, 1)
         done = {}
         for entry in entries:

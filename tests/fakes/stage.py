@@ -2,6 +2,8 @@
 
     python tests/fakes/stage.py STAGE ARGS...     (ARGS: the real stage's arguments)
 
+    stage.main(STAGE, ARGS, env)                  (in-process: tests/fakes/series_runner.py's executor)
+
 Each call is recorded as one JSON line in $FAKE_CALLS. FAKE_FAIL=<entry>:<stage> makes that stage
 exit 3; FAKE_HANG=<entry>:<stage> makes a training stage save `checkpoint-1`, write its pid to
 $FAKE_CALLS.pid and hang (to be killed); FAKE_SLEEP=<seconds>: every stage takes that long.
@@ -13,6 +15,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from judges.questions import load_questions
@@ -33,14 +36,14 @@ def options(argv: list[str], flag: str) -> list[str]:
     return rest[:next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
 
 
-def write_checkpoint(out: Path, stage: str, argv: list[str], key: str) -> None:
+def write_checkpoint(out: Path, stage: str, argv: list[str], key: str, env: Mapping[str, str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("FAKE_HANG") == key:
+    if env.get("FAKE_HANG") == key:
         ckpt = out / "checkpoint-1"  # complete as a trainer's save leaves it: weights, then the state last
         ckpt.mkdir(exist_ok=True)
         (ckpt / "pytorch_model.bin").write_bytes(b"weights")
         (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 1}))
-        Path(os.environ["FAKE_CALLS"] + ".pid").write_text(str(os.getpid()))
+        Path(env["FAKE_CALLS"] + ".pid").write_text(str(os.getpid()))
         print("step 1 saved; hanging", flush=True)
         time.sleep(600)
     (out / "config.json").write_text(json.dumps({"model_type": "llama"}))
@@ -93,22 +96,22 @@ def write_report(out: Path, argv: list[str]) -> None:
     (out / "table.md").write_text("| model | judgments |\n|---|---|\n" + "".join(f"| {m} | x |\n" for m in models))
 
 
-def main(stage: str, argv: list[str]) -> int:
+def main(stage: str, argv: list[str], env: Mapping[str, str] = os.environ) -> int:
     out = Path(option(argv, OUTPUT_FLAG.get(stage, "--out")))
     entry = option(argv, "--model-id") if stage == "answer" else (
         out.parent.name if stage in ("base", "cpt", "sft", "dpo", *MEASURES) else "_series")
-    with open(os.environ["FAKE_CALLS"], "a") as fh:
+    with open(env["FAKE_CALLS"], "a") as fh:
         fh.write(json.dumps({"stage": stage, "entry": entry, "argv": argv, "t": time.time()}) + "\n")
-    time.sleep(float(os.environ.get("FAKE_SLEEP", 0)))  # stages that take a while (jobs side by side)
+    time.sleep(float(env.get("FAKE_SLEEP", 0)))  # stages that take a while (jobs side by side)
     key = f"{entry}:{stage}"
-    if os.environ.get("FAKE_FAIL") == key:
+    if env.get("FAKE_FAIL") == key:
         print("stand-in failure for", key)
         return 3
     if stage == "prepare":
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(" ".join(argv) + "\n")
     elif stage in ("base", "cpt", "sft", "dpo"):
-        write_checkpoint(out, stage, argv, key)
+        write_checkpoint(out, stage, argv, key, env)
         if stage == "cpt":
             write_trainer_state(out, argv)
     elif stage in MEASURES:

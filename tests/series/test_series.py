@@ -2,7 +2,9 @@
 
 The runner's real logic runs; only its command factory is swapped (tests/fakes/series_runner.py)
 for one that runs tests/fakes/stage.py, a stand-in that writes the outputs each stage would write,
-records every call, and can hang (to be killed) or fail on request.
+records every call, and can hang (to be killed) or fail on request. `drive` runs it in this process
+(the stand-in stages too); `drive(..., process=True)` and the kill / SIGTERM tests run it as a program
+whose stages are subprocesses.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_cli
+from fakes.series_runner import run_in_process
 
 from align.plumbing.errors import UserError
 from align.series.runner import Runner
@@ -34,11 +37,15 @@ def write_series(tmp_path: Path, series: dict) -> Path:
     return path
 
 
-def drive(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def drive(tmp_path: Path, *args: str, env: dict | None = None, process: bool = False) -> subprocess.CompletedProcess:
+    """The stand-in series on tmp_path/series.yaml: in this process (stages in-process too), or with `process`
+    as a program whose stages are subprocesses (the runner's own executor, for the process boundary)."""
     calls = tmp_path / "calls.jsonl"
     calls.unlink(missing_ok=True)
-    return run_cli(str(FAKE_SERIES), str(tmp_path / "series.yaml"), *args,
-                   env={"FAKE_CALLS": str(calls), **(env or {})}, timeout=120)
+    argv, env = [str(tmp_path / "series.yaml"), *args], {"FAKE_CALLS": str(calls), **(env or {})}
+    if process:
+        return run_cli(str(FAKE_SERIES), *argv, env=env, timeout=120)
+    return run_in_process(argv, env)
 
 
 def calls(tmp_path: Path) -> list[tuple[str, str]]:
@@ -102,7 +109,7 @@ def test_bad_series_file_exits_2_with_one_line(study):
     tmp_path, series = study
     series["models"][1]["name"] = "small-scratch"
     write_series(tmp_path, series)
-    result = drive(tmp_path)
+    result = drive(tmp_path, process=True)  # the program's stderr: one line
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "duplicate name" in result.stderr
     assert "Traceback" not in result.stderr
@@ -144,7 +151,7 @@ def test_judge_fingerprint_follows_what_changes_judgments(study):
 def test_full_run_then_rerun_skips_everything(study):
     tmp_path, series = study
     write_series(tmp_path, series)
-    first = drive(tmp_path)
+    first = drive(tmp_path, process=True)  # stages as subprocesses: the runner's own executor and logs
     assert first.returncode == 0, first.stderr + first.stdout
     ran = calls(tmp_path)
     assert set(ran) - {("_series", "judge"), ("_series", "report"), ("_series", "prepare")} == ENTRY_STAGES
@@ -210,7 +217,6 @@ def test_sigterm_stops_the_stage_and_exits_130(study):
     assert manifest(tmp_path)["small-scratch"]["dpo"]["state"] == "running"
 
 
-@pytest.mark.slow  # > 15 s: five (stand-in) series runs
 def test_changed_recipe_reruns_exactly_its_dependents(study):
     tmp_path, series = study
     write_series(tmp_path, series)

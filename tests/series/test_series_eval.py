@@ -75,7 +75,6 @@ def test_eval_stages_run_in_place_and_feed_the_report(study):
     assert calls(tmp_path) == []  # everything current: skipped
 
 
-@pytest.mark.slow  # > 15 s: four (stand-in) series runs
 def test_changed_eval_settings_rerun_only_the_measures_and_the_report(study):
     tmp_path, series = study
     with_eval(tmp_path, series)
