@@ -265,7 +265,7 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
     """Every check that needs no model -> (parsed recipe or None, problems, raw settings).
 
     `produced`: paths an earlier step will write (a series' prepare steps): not checked for existence."""
-    from align.train.kinds import config_class
+    from align.train.kinds import KINDS
     from align.train.recipe import cli_keys, parse_recipe
 
     try:
@@ -278,7 +278,7 @@ def check_run(stage: str, argv: list[str], *, check_model: bool = True, produced
     try:
         with warnings.catch_warnings():  # transformers' notices about TRL's own defaults: nothing to act on
             warnings.simplefilter("ignore", FutureWarning)
-            parsed = parse_recipe(config_class(stage), [*argv, *neutral])
+            parsed = parse_recipe(KINDS[stage].config_class, [*argv, *neutral])
     except UserError as err:
         return None, [*problems, str(err)], raw
     data_args, training_args, model_args, _, resolved = parsed
@@ -350,13 +350,13 @@ def _output_dir_problem(parsed) -> str | None:
 
 def _dry_run_data(stage: str, parsed) -> tuple[str | None, str | None]:
     """Read and check all the data (no model, no tokenizer) -> (summary line, problem)."""
-    from align.train.kinds import row_kind
+    from align.train.kinds import KINDS
     from align.train.mixture import load_training_data
 
     data_args, training_args, model_args, _, resolved = parsed
     where = resolved.get("recipe_file") or "command line"
     try:
-        train, evaluation, cards = load_training_data(data_args, training_args, row_kind(stage), where)
+        train, evaluation, cards = load_training_data(data_args, training_args, KINDS[stage].rows, where)
     except UserError as err:
         return None, str(err)
     sources = len(cards.get("mixture", {}).get("sources", [])) or 1

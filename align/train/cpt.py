@@ -16,46 +16,33 @@ budget the data cannot fill once is refused unless `allow_repeat_data: true`.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
-
-from trl import SFTConfig
 
 from align.plumbing.errors import exit_on_user_error
 
-
-@dataclass
-class CPTConfig(SFTConfig):
-    """TRL's SFTConfig with language-modelling defaults and the two keys continued pretraining needs."""
-
-    text_column: str | None = field(default=None, metadata={
-        "help": "column holding each document's text (alignment-handbook key); unset: dataset_text_field, 'text'"})
-    max_tokens: int | None = field(default=None, metadata={
-        "help": "tokens to train on; becomes max_steps = ceil(max_tokens / (global batch x max_length))"})
-    allow_repeat_data: bool = field(default=False, metadata={
-        "help": "let a budget (max_tokens / max_steps) larger than the data repeat it; unset, such a run is refused"})
-    packing: bool = field(default=True, metadata={
-        "help": "pack documents into max_length blocks (continued pretraining: on)"})
-    packing_strategy: str = field(default="wrapped", metadata={
-        "help": "'wrapped': one token stream cut into max_length blocks, documents separated by eos (pretraining); "
-                "'bfd'/'bfd_split': TRL's per-document packing"})
-    completion_only_loss: bool | None = field(default=False, metadata={
-        "help": "always false here: every token is trained"})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.assistant_only_loss or self.completion_only_loss:
-            raise ValueError("continued pretraining trains every token: assistant_only_loss and "
-                             "completion_only_loss must be false")
-        if self.text_column is None:
-            self.text_column = self.dataset_text_field
-        self.dataset_text_field = "text"  # align's loader hands TRL each row's text under this name
+KIND = "cpt"  # its entry in align/train/kinds.py
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    from align.train.launch import run_recipe_command
+    """`align cpt ARGS`: the recipe's env: block first (before torch and transformers are imported), then
+    `accelerate launch` when launcher flags are given (align/train/launch.py), else the run in this process."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from align.train.compat import apply_recipe_env
 
-    return run_recipe_command("cpt", argv)
+    apply_recipe_env(argv)
+    from align.train.launch import launch_if_asked
+    from align.train.stage import run_training
+
+    launched = launch_if_asked(KIND, argv)
+    return launched if launched is not None else run_training(KIND, argv)
+
+
+def make_parser():
+    """`align cpt`'s recipe parser (TRL's TrlParser over the recipe's dataclasses): what its --help prints."""
+    from align.train.kinds import KINDS
+    from align.train.recipe import recipe_parser
+
+    return recipe_parser(KINDS[KIND].config_class)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""What continued pretraining adds to a training run (align/train/cpt.py is the command and its config):
-the token budget turned into steps, the text tokenizer, the run card's CPT part. Separate from the
-command so the recipe parser and the shared stage code use them without importing the launcher."""
+"""What continued pretraining adds to a training run: the token budget turned into steps, the run card's CPT
+part, and how the run uses its data (the CPT entry of align/train/kinds.py calls them; its config is
+align/train/cpt_config.py, its tokenizer align/train/tokenizer.py's text_tokenizer)."""
 
 from __future__ import annotations
 
@@ -34,31 +34,6 @@ def apply_token_budget(training_args, resolved: dict, cli_keys: set[str]) -> str
     return (f"max_tokens: {budget} -> max_steps: {training_args.max_steps} ({per_step} tokens per step = "
             f"{training_args.per_device_train_batch_size} per device x {training_args.gradient_accumulation_steps} "
             f"accumulation x {training_args.world_size} processes x max_length {training_args.max_length})")
-
-
-def checkpoint_tokenizer(model_args, training_args):
-    """The checkpoint's tokenizer as it is saved; a checkpoint without one is a one-line error."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
-                                             trust_remote_code=training_args.trust_remote_code)
-    except OSError as err:
-        first = str(err).strip().splitlines()[0]
-        raise UserError(f"model_name_or_path {model_args.model_name_or_path!r}: no tokenizer ({first})") from None
-
-
-def load_text_tokenizer(model_args, training_args):
-    """The checkpoint's own tokenizer, unchanged but for a pad token (= eos) when it has none: no chat template
-    is added, the text is trained as it is."""
-    tok = checkpoint_tokenizer(model_args, training_args)
-    eos = training_args.eos_token or tok.eos_token
-    if eos is None:
-        raise UserError(f"{model_args.model_name_or_path}: the tokenizer has no eos token (it separates documents): "
-                        "set eos_token in the recipe")
-    if tok.pad_token is None:
-        tok.pad_token = eos  # only the last, short block is padded; the collator masks padding by attention mask
-    return tok
 
 
 def truncates(training_args) -> bool:

@@ -1,4 +1,4 @@
-"""`align sft|dpo` as their own launcher, as `trl sft` is: accelerate's flags go to `accelerate launch`.
+"""`align sft|dpo|cpt` as their own launcher, as `trl sft` is: accelerate's flags go to `accelerate launch`.
 
     align sft --accelerate_config zero3 --num_processes 8 --config recipes/sft/ultrachat.yaml ...
 
@@ -8,7 +8,7 @@ recipes/accelerate/ links to: single, ddp, zero2, zero3, fsdp) and any flag of `
 out of the command line; the rest is the recipe command line. With none of them the run is in this
 process, as before. With any, the recipe is checked here first (a bad key, value or output_dir is
 refused before any process starts), then
-`accelerate launch [those flags] --mixed_precision <the recipe's> -m align.sft|dpo <recipe args>`.
+`accelerate launch [those flags] --mixed_precision <the recipe's> -m align.sft|dpo|cpt <recipe args>`.
 Mixed precision comes from the recipe's bf16/fp16: a --mixed_precision that disagrees is refused.
 """
 
@@ -97,13 +97,12 @@ def _given_mixed_precision(launch: list[str]) -> str | None:
 def launch_if_asked(stage: str, argv: list[str]) -> int | None:
     """Launch under `accelerate launch` when argv carries launcher flags; None: run in this process."""
     from align.train.checks import preflight
-    from align.train.kinds import config_class
+    from align.train.kinds import KINDS
     from align.train.output_plan import plan_output_dir, run_inputs
     from align.train.recipe import known_recipe_keys, recipe_command_line
     from align.train.values import mixed_precision_of
 
-    config_cls = config_class(stage)
-    launch, recipe_argv = split_launch_args(argv, known_recipe_keys(config_cls))
+    launch, recipe_argv = split_launch_args(argv, known_recipe_keys(KINDS[stage].config_class))
     if not launch:
         return None
     if "LOCAL_RANK" in os.environ:
@@ -125,16 +124,3 @@ def launch_if_asked(stage: str, argv: list[str]) -> int | None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", f"align.{stage}", *recipe_argv]
     print("align: " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
     return call_in_own_group(cmd)  # Ctrl-C / SIGTERM stop the launcher and all its workers
-
-
-def run_recipe_command(stage: str, argv: list[str] | None) -> int:
-    """`align sft|dpo ARGS`: the recipe's env: block first (before torch / transformers are imported),
-    then `accelerate launch` when launcher flags are given, else the run in this process."""
-    from align.train.compat import apply_recipe_env
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    apply_recipe_env(argv)
-    from align.train.stage import run_training
-
-    launched = launch_if_asked(stage, argv)  # --accelerate_config / accelerate's flags: `accelerate launch`
-    return launched if launched is not None else run_training(stage, argv)

@@ -68,9 +68,9 @@ class _Parser(TrlParser):
     def __init__(self, classes, recipe_path: str | None = None, recipe: dict | None = None,
                  cli: list[str] | None = None):
         super().__init__(classes, allow_abbrev=False)
-        from align.train.kinds import stage_of
+        from align.train.kinds import kind_of
 
-        self.prog = f"align {stage_of(classes[1])}"
+        self.prog = f"align {kind_of(classes[1]).name}"
         self.recipe_path, self.recipe, self.cli = recipe_path, recipe or {}, cli or []
 
     def error(self, message: str) -> typing.NoReturn:  # argparse hook
@@ -185,23 +185,22 @@ def _split_config_flag(argv: list[str]) -> tuple[str | None, list[str]]:
 def parse_recipe(config_class: type, argv: list[str] | None = None):
     """Parse `--config R.yaml [--key value ...]` into (data_args, training_args, model_args, run_args, resolved).
 
-    `config_class` is TRL's SFTConfig or DPOConfig. `resolved` is the merged recipe (YAML then CLI)
-    as a plain dict of the keys that were set, for the run card.
+    `config_class` is a training kind's config (align.train.kinds: TRL's SFTConfig or DPOConfig, CPTConfig).
+    `resolved` is the merged recipe (YAML then CLI) as a plain dict of the keys that were set, for the run card.
     """
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    classes = (DataArguments, config_class, ModelArguments, RunArguments)
+    classes = _recipe_classes(config_class)
     known = _field_types(classes)
     config_path, cli = _split_config_flag(argv)
-    from align.train.kinds import stage_of
+    from align.train.kinds import kind_of
 
-    stage = stage_of(config_class)
+    kind = kind_of(config_class)
     notes: list[str] = []
-    recipe = load_recipe_file(config_path, known, _field_choices(classes), stage, notes) if config_path else {}
-    cli, cli_notes = translate_argv(cli, "command line", stage)
-    parser = _Parser(classes, config_path, recipe, cli)
-    parser.set_defaults_with_config(**checkpointing_default(config_class, recipe), **recipe)
+    recipe = load_recipe_file(config_path, known, _field_choices(classes), kind.name, notes) if config_path else {}
+    cli, cli_notes = translate_argv(cli, "command line", kind.name)
+    parser = recipe_parser(config_class, config_path, recipe, cli)
     try:
         data_args, training_args, model_args, run_args, extra = parser.parse_args_into_dataclasses(
             args=cli, return_remaining_strings=True)
@@ -224,12 +223,22 @@ def parse_recipe(config_class: type, argv: list[str] | None = None):
         raise UserError(f"{config_path or 'command line'}: dataset_name (or a dataset mixture) is required")
     resolved = {"recipe_file": config_path, **recipe, **_cli_keys(cli), "translated_keys": notes + cli_notes}
     check_values(training_args, model_args, data_args, resolved, set(_cli_keys(cli)))
-    if stage == "cpt":  # a budget in tokens -> max_steps, said in the run card
-        from align.train.cpt_parts import apply_token_budget
-
-        note = apply_token_budget(training_args, resolved, set(_cli_keys(cli)))
-        resolved["translated_keys"] += [note] if note else []
+    note = kind.apply_budget(training_args, resolved, set(_cli_keys(cli)))  # CPT: max_tokens -> max_steps
+    resolved["translated_keys"] += [note] if note else []
     return data_args, training_args, model_args, run_args, resolved
+
+
+def _recipe_classes(config_class: type) -> tuple[type, ...]:
+    return (DataArguments, config_class, ModelArguments, RunArguments)
+
+
+def recipe_parser(config_class: type, recipe_path: str | None = None, recipe: dict | None = None,
+                  cli: list[str] | None = None) -> TrlParser:
+    """The parser of a training kind's recipe command line (`align sft|dpo|cpt --help` prints its help), with
+    the recipe's keys as defaults; `recipe_path` and `cli` name where a refused value came from."""
+    parser = _Parser(_recipe_classes(config_class), recipe_path, recipe, cli)
+    parser.set_defaults_with_config(**checkpointing_default(config_class, recipe or {}), **(recipe or {}))
+    return parser
 
 
 def _blame(message: str, config_path: str | None, recipe: dict, cli: list[str]) -> str:
@@ -256,8 +265,8 @@ def recipe_command_line(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
 
 
 def known_recipe_keys(config_class: type) -> set[str]:
-    """Every key a recipe for `config_class` (TRL's SFTConfig or DPOConfig) may set."""
-    return set(_field_types((DataArguments, config_class, ModelArguments, RunArguments)))
+    """Every key a recipe for `config_class` (a training kind's config) may set."""
+    return set(_field_types(_recipe_classes(config_class)))
 
 
 def cli_keys(argv: list[str]) -> set[str]:

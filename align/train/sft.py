@@ -15,12 +15,30 @@ import sys
 
 from align.plumbing.errors import exit_on_user_error
 
+KIND = "sft"  # its entry in align/train/kinds.py
+
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    from align.train.launch import run_recipe_command
+    """`align sft ARGS`: the recipe's env: block first (before torch and transformers are imported), then
+    `accelerate launch` when launcher flags are given (align/train/launch.py), else the run in this process."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from align.train.compat import apply_recipe_env
 
-    return run_recipe_command("sft", argv)
+    apply_recipe_env(argv)
+    from align.train.launch import launch_if_asked
+    from align.train.stage import run_training
+
+    launched = launch_if_asked(KIND, argv)
+    return launched if launched is not None else run_training(KIND, argv)
+
+
+def make_parser():
+    """`align sft`'s recipe parser (TRL's TrlParser over the recipe's dataclasses): what its --help prints."""
+    from align.train.kinds import KINDS
+    from align.train.recipe import recipe_parser
+
+    return recipe_parser(KINDS[KIND].config_class)
 
 
 if __name__ == "__main__":

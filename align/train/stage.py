@@ -1,5 +1,6 @@
-"""What the SFT and DPO entry points share: saving, run card, loss plot, and applying the output-dir
-policy and resume that output_plan.py decides."""
+"""One training run, the same for every kind (SFT, CPT, DPO: align/train/kinds.py holds what differs):
+checks, data, trainer, saving, run card, loss plot, and applying the output-dir policy and resume that
+output_plan.py decides."""
 
 from __future__ import annotations
 
@@ -107,16 +108,6 @@ def peft_and_quantization(model_args):
 
     check_environment(model_args)
     return get_peft_config(model_args), get_quantization_config(model_args)
-
-
-def load_tokenizer(model_args, training_args, *, assistant_only_loss: bool, chat_template_path: str | None,
-                   chat_template: str | None = None):
-    from align.train.chat import prepare_tokenizer
-    from align.train.cpt_parts import checkpoint_tokenizer
-
-    tok = checkpoint_tokenizer(model_args, training_args)
-    return prepare_tokenizer(tok, chat_template_path=chat_template_path, assistant_only_loss=assistant_only_loss,
-                             source=model_args.model_name_or_path, chat_template=chat_template)
 
 
 def save_outputs(trainer, tokenizer, model_args, training_args) -> None:
@@ -239,9 +230,9 @@ def run_training(stage: str, argv: list[str]) -> int:
     """One training stage end to end: recipe -> checks -> checked rows -> tokenizer -> TRL trainer ->
     (only now) replace a previous output -> train -> outputs.
 
-    `stage` is "sft" (chat rows, SFTTrainer) or "dpo" (preference rows, DPOTrainer). Every check
-    (recipe, values, environment, data, TRL's own dataset preparation) passes before a previous
-    output_dir is deleted: a refused run deletes nothing.
+    `stage` names a training kind (align.train.kinds: sft, cpt, dpo), whose hooks do what the kinds do
+    their own way. Every check (recipe, values, environment, data, TRL's own dataset preparation) passes
+    before a previous output_dir is deleted: a refused run deletes nothing.
     """
     with contextlib.ExitStack() as held:  # the output_dir lock (align.plumbing.locks), held until the run ends
         return _run_training(stage, argv, held)
@@ -251,14 +242,13 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
     from align.train.checkpoints import train_without_overshoot
     from align.train.checks import preflight
     from align.train.compat import env_card, recipe_env
-    from align.train.kinds import row_kind, trainer_class
+    from align.train.kinds import KINDS
     from align.train.mixture import load_training_data
     from align.train.preemption import PREEMPTED_EXIT, watch_for_preemption
-    from align.train.recipe import recipe_command_line
-    from align.train.reference import reference_kind, rows_to_precompute
-    from align.train.values import check_max_length_keeps_answers, check_trainable_rows, follow_recipe_precision
+    from align.train.recipe import cli_keys, recipe_command_line
+    from align.train.values import check_trainable_rows, follow_recipe_precision
 
-    trainer_cls, kind = trainer_class(stage), row_kind(stage)
+    kind = KINDS[stage]
     argv = cpu_distributed_argv(argv)
     follow_recipe_precision(*recipe_command_line(argv))  # before TrainingArguments read accelerate's setting
     parsed = preflight(stage, argv)  # recipe, data sources, environment: before anything is touched or loaded
@@ -276,52 +266,22 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
     peft_config, quantization_config = peft_and_quantization(model_args)
 
     # Data first: a bad row fails the run before the model is loaded.
-    train, evaluation, cards = load_training_data(data_args, training_args, kind, resolved.get("recipe_file") or
+    train, evaluation, cards = load_training_data(data_args, training_args, kind.rows, resolved.get("recipe_file") or
                                                   "command line")
     eval_dataset = evaluation.dataset if evaluation is not None else None
-
-    if stage == "sft":
-        tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=training_args.assistant_only_loss,
-                                   chat_template_path=training_args.chat_template_path,
-                                   chat_template=data_args.chat_template)
-        training_args.chat_template_path = None  # applied above (to the tokenizer that gets saved)
-    elif stage == "cpt":
-        from align.train.cpt_parts import load_text_tokenizer
-        from align.train.token_blocks import prepare_shard_training
-
-        tokenizer = load_text_tokenizer(model_args, training_args)  # plain text: no chat template
-        trainer_cls = prepare_shard_training(train, tokenizer, model_args.model_name_or_path, training_args,
-                                             trainer_cls)  # token shards: ready blocks (text rows: unchanged)
-    else:
-        tokenizer = load_tokenizer(model_args, training_args, assistant_only_loss=False, chat_template_path=None,
-                                   chat_template=data_args.chat_template)
-    if stage != "cpt":  # packed text keeps every token
-        check_max_length_keeps_answers(train.dataset, tokenizer, training_args, stage)
+    tokenizer = kind.load_tokenizer(model_args, training_args, data_args)
+    trainer_cls = kind.prepare_trainer(train, tokenizer, model_args, training_args)
+    kind.check_rows(train.dataset, tokenizer, training_args)
     model_init_kwargs(training_args, model_args)
-    extra = {}
-    if stage == "cpt":
-        from align.train.cpt_parts import run_card_extra
-
-        extra.update(run_card_extra(training_args))
-    if stage == "dpo":
-        extra["reference"] = reference_kind(model_args, training_args)
-        train.dataset, extra["precompute_note"] = rows_to_precompute(train.dataset, training_args)
-        log.info("DPO reference: %s", extra["reference"]["description"])
+    extra = kind.prepare_rows(train, model_args, training_args)
 
     new_output = not Path(training_args.output_dir).exists()  # the Trainer creates it; a refusal below removes it
     trainer = trainer_cls(model=model_args.model_name_or_path, args=training_args, train_dataset=train.dataset,
                           eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
                           quantization_config=quantization_config)
     with _refusal_leaves_no_output(training_args.output_dir, new_output):
-        check_trainable_rows(trainer, training_args, stage)
-        if stage == "cpt":  # tokens once through, passes, truncation: said; a budget that repeats the data refused
-            from align.train.cpt_parts import data_use
-            from align.train.recipe import cli_keys
-            from align.train.values import key_source
-
-            budget = "max_tokens" if training_args.max_tokens else "max_steps"
-            extra["cpt"]["data_use"] = data_use(trainer, train.dataset, tokenizer, training_args,
-                                                key_source(budget, resolved, cli_keys(argv)))
+        check_trainable_rows(trainer, training_args, kind.trained)
+        kind.check_data_use(trainer, train, tokenizer, training_args, resolved, cli_keys(argv), extra)
     replace_previous_output(training_args, replace)
     log.info("%s: %s rows (%s skipped as invalid), %s", stage.upper(), train.rows_kept, train.rows_skipped,
              "resuming " + resume if resume else "fresh start")

@@ -104,16 +104,14 @@ def _prompt_length(tokenizer, messages: list[dict]) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def check_max_length_keeps_answers(dataset, tokenizer, training_args, stage: str) -> None:
+def check_max_length_keeps_answers(dataset, tokenizer, training_args, column: str, trained: str) -> None:
     """Before the model loads: with `keep_start` truncation TRL drops every row whose prompt alone fills
-    max_length (SFT: when only assistant tokens are trained), and with none left it fails deep inside
-    (DPO: `torch.cat(): expected a non-empty list`, SFT: `num_samples=0`). Stops at the first row that fits."""
+    max_length, and with none left it fails deep inside (DPO: `torch.cat(): expected a non-empty list`, SFT:
+    `num_samples=0`). `column` holds each row's conversation (SFT: messages, DPO: chosen), `trained` names
+    what of it is trained (the assistant's tokens, the answer). Stops at the first row that fits."""
     max_length = getattr(training_args, "max_length", None)
     if max_length is None or getattr(training_args, "truncation_mode", "keep_start") != "keep_start":
         return
-    if stage == "sft" and not training_args.assistant_only_loss:
-        return
-    column = "messages" if stage == "sft" else "chosen"
     shortest = None
     for row in dataset:
         length = _prompt_length(tokenizer, row[column])
@@ -121,17 +119,17 @@ def check_max_length_keeps_answers(dataset, tokenizer, training_args, stage: str
             return
         shortest = length if shortest is None else min(shortest, length)
     if shortest is not None:
-        raise UserError(f"max_length {max_length} keeps no {'assistant' if stage == 'sft' else 'answer'} token of "
-                        f"any row: the shortest prompt is {shortest} tokens; raise max_length")
+        raise UserError(f"max_length {max_length} keeps no {trained} token of any row: the shortest prompt is "
+                        f"{shortest} tokens; raise max_length")
 
 
-def check_trainable_rows(trainer, training_args, stage: str) -> None:
+def check_trainable_rows(trainer, training_args, trained: str) -> None:
     """After TRL tokenized and truncated: a max_length too short for any completion leaves no rows
-    (torch's `num_samples=0` traceback otherwise)."""
+    (torch's `num_samples=0` traceback otherwise). `trained` names what a row trains (assistant, answer)."""
     dataset = trainer.train_dataset
     if dataset is not None and hasattr(dataset, "__len__") and len(dataset) == 0:
-        raise UserError(f"max_length {training_args.max_length} keeps no {'assistant' if stage == 'sft' else 'answer'}"
-                        " token of any row: raise max_length (the prompts alone are longer)")
+        raise UserError(f"max_length {training_args.max_length} keeps no {trained} token of any row: raise "
+                        "max_length (the prompts alone are longer)")
 
 
 # ------------------------------------------------------------------ mixed precision: the recipe decides

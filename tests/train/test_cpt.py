@@ -86,7 +86,7 @@ def test_run_card_counts_tokens_and_6nd_flops_of_a_token_budget(tiny_base_llama_
 
 
 def test_max_tokens_becomes_max_steps_from_global_batch_and_block_length():
-    from align.train.cpt import CPTConfig
+    from align.train.cpt_config import CPTConfig
     from align.train.recipe import parse_recipe
 
     _, args, _, _, resolved = parse_recipe(CPTConfig, [
@@ -187,7 +187,7 @@ STUDY_RECIPES = {"scratch-1b": 3.0e-4, "scratch-2b": 3.0e-4, "scratch-4b": 3.0e-
 def test_study_recipes_follow_the_study_learning_rates_and_compute_arithmetic():
     """Scratch: D = 40 N. Staged: X(i+1) trains on (C(X(i+1) from scratch) - C(chain so far)) / 6 N(i+1),
     so the staged chain spends C(8B from scratch) = 15.4 ZFLOPs against 20.4 for the four scratch runs."""
-    from align.train.cpt import CPTConfig
+    from align.train.cpt_config import CPTConfig
     from align.train.recipe import DataArguments, ModelArguments, RunArguments, _field_types, load_recipe_file
 
     known = _field_types((DataArguments, CPTConfig, ModelArguments, RunArguments))
@@ -230,13 +230,14 @@ def test_demo_text_is_written_offline_from_packaged_data(tmp_path):
 def test_sft_and_cpt_train_with_the_metric_free_trainer_dpo_with_trls():
     from trl import DPOTrainer
 
-    from align.train.cpt import CPTConfig
-    from align.train.kinds import config_class, row_kind, stage_of, trainer_class
+    from align.train.cpt_config import CPTConfig
+    from align.train.kinds import KINDS, kind_of
     from align.train.lean import LeanSFTTrainer
 
-    assert trainer_class("sft") is LeanSFTTrainer and trainer_class("cpt") is LeanSFTTrainer
-    assert trainer_class("dpo") is DPOTrainer
-    assert (stage_of(CPTConfig), stage_of(config_class("sft")), row_kind("cpt")) == ("cpt", "sft", "text")
+    assert KINDS["sft"].trainer_class is LeanSFTTrainer and KINDS["cpt"].trainer_class is LeanSFTTrainer
+    assert KINDS["dpo"].trainer_class is DPOTrainer
+    assert (kind_of(CPTConfig).name, kind_of(KINDS["sft"].config_class).name, KINDS["cpt"].rows) == (
+        "cpt", "sft", "text")
 
 
 @pytest.mark.slow
@@ -258,7 +259,7 @@ def test_two_processes_share_the_token_budget(tiny_base_llama_dir, tmp_path):
 def test_dataset_name_on_the_command_line_replaces_a_mixer_with_its_splits_and_configs(tmp_path):
     """The handbook's CPT recipe with `--dataset_name FILE`: dataset_splits and dataset_configs go with the
     mixer they belong to (they were left behind and refused as 'goes with dataset_mixer')."""
-    from align.train.cpt import CPTConfig
+    from align.train.cpt_config import CPTConfig
     from align.train.mixture_spec import mixture_from_args
     from align.train.recipe import parse_recipe
 

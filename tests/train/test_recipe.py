@@ -115,17 +115,17 @@ def test_entry_point_exits_2_without_traceback_before_loading(tmp_path):
 ])
 def test_a_boolean_for_a_number_key_is_refused_naming_key_and_file(stage, text, expected, tmp_path):
     """`per_device_train_batch_size: true` was taken as 1 (Python's True == 1), in every recipe kind (issue 29.11)."""
-    from align.train.kinds import config_class
+    from align.train.kinds import KINDS
 
     with pytest.raises(UserError) as err:
-        parse(tmp_path, text, config_class=config_class(stage))
+        parse(tmp_path, text, config_class=KINDS[stage].config_class)
     key = text.split(":")[0]
     assert str(err.value) == (f"{tmp_path / 'r.yaml'}: key '{key}' expects {expected}, "
                               f"got {'False' if 'false' in text else 'True'} (a boolean)")
 
 
 def test_max_tokens_true_is_refused_not_read_as_one_token(tmp_path):
-    from align.train.cpt import CPTConfig
+    from align.train.cpt_config import CPTConfig
 
     with pytest.raises(UserError) as err:
         parse(tmp_path, "max_tokens: true\nmax_length: 32\n", config_class=CPTConfig)
@@ -134,7 +134,7 @@ def test_max_tokens_true_is_refused_not_read_as_one_token(tmp_path):
 
 @pytest.mark.parametrize("flag", ["--per_device_train_batch_size", "--max_tokens", "--learning_rate"])
 def test_a_boolean_for_a_number_flag_is_refused_on_the_command_line_too(flag, tmp_path):
-    from align.train.cpt import CPTConfig
+    from align.train.cpt_config import CPTConfig
 
     with pytest.raises(UserError) as err:
         parse(tmp_path, "max_length: 32\n", flag, "true", config_class=CPTConfig)
