@@ -3,13 +3,17 @@ each judge of the series (and a pairwise call), one report per judge; locally or
 
     spec.py           the series YAML, validated (judge_list.py: `judge:` as one mapping or a list;
                       entry_names.py: entry names that fit every file name; cluster.py: the `cluster:` block)
-    stages.py         the stage table: what each stage writes, how it is verified, resumed, reset, and its command
-    stage_outputs.py  where each stage writes and how the runner tells it is done, resumable or reset
-    eval_stages.py    the judge-free stages (`eval:`): lm-eval base evaluation, held-out loss and preferences
-    more_judges.py    the judges after the first: their judgments and reports
+    stage_kind.py     what a stage is: the protocol of a stage kind (outputs, verify, command, reset, resumable,
+                      inputs, skip with its reason, resources, before_run) and the programs stages run
+    stages.py         the stage table: prepare steps, the built-in stages, every later judge; in walk order
+    checkpoint_stages.py  base (grow / init), cpt, sft, dpo: a checkpoint each
+    eval_stages.py    the judge-free measures (`eval:`): lm-eval base evaluation, held-out loss and preferences
+    judge_stages.py   answers, every judge (single, pairwise; first and later), every report
+    stage_outputs.py  where each stage writes, the checkpoints a stage starts from, judgment file checks
     pretraining.py    the cpt stage's token budgets (chinchilla2x, staged) and the report's pretraining curves
     configs.py        what model an entry is, from config.json files and growth/shape specs (no weights)
-    runner.py         `align series`: walks the table; skips what is current, resumes what was interrupted
+    runner.py         `align series`: the command (walk.py walks the table; finish.py: how the run ended, the
+                      --only rule; plan.py: the --dry-run plan)
     process.py        a stage as a subprocess (process group, log, heartbeat)
     manifest.py       per-stage records (state, fingerprints), the run lock
     preflight.py      --dry-run: the training checks of every recipe (eval_preflight.py: the eval inputs')

@@ -12,7 +12,8 @@
       grow: {}                    # base: grow / init (CPU)
       judge: {}                   # prepare, judge, pairwise, report (CPU)
 
-Each kind's keys fill in its defaults below; a key the file does not give keeps the default.
+Each kind's keys fill in its defaults below; a key the file does not give keeps the default. Which kind a
+stage's job is comes from the stage itself (its `resources`, stage_kind.py).
 """
 
 from __future__ import annotations
@@ -32,12 +33,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "judge": {"nodes": 1, "gpus_per_node": 0, "cpus_per_task": 4, "time": "12:00:00"},
 }
 CLUSTER_KEYS = {"partition", "account", "signal_lead_s", "max_requeues", "extra_args", *DEFAULTS}
-# stage name (before any ":judge") -> the kind of job it runs in
-STAGE_KIND = {"prepare": "judge", "base": "grow", "cpt": "training", "sft": "training", "dpo": "training",
-              "base_eval": "eval", "heldout_sft": "eval", "heldout_dpo": "eval", "answer": "answer",
-              "judge": "judge", "pairwise": "judge", "report": "judge"}
-
-
 def load_cluster(series_file: Path) -> dict[str, Any]:
     """The `cluster:` block of a series file with every default filled in; a bad key or value: one line."""
     raw = read_yaml_mapping(series_file, "series file").get("cluster") or {}

@@ -1,4 +1,4 @@
-"""The judge-free stages of a series (the series file's `eval:` block), for the stage table in stages.py.
+"""The judge-free stages of a series (the series file's `eval:` block): a stage kind, MeasureStage.
 
 - `base_eval`: `align eval` (lm-evaluation-harness) on every entry's base checkpoint, before SFT: the
   study's Table 1.
@@ -13,6 +13,7 @@ so changing `eval:` never re-runs training. Without an `eval:` block they are of
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from align.plumbing.argtypes import option_args
@@ -20,8 +21,9 @@ from align.plumbing.errors import UserError
 from align.plumbing.files import file_sha256, read_yaml_mapping
 from align.series.manifest import fingerprint
 from align.series.spec import Series
+from align.series.stage_kind import Skip, Stage, StageCommand, align_cli, train_env
+from align.series.stage_outputs import eval_dir, output_path, pretrained_checkpoint
 
-OUTPUT_DIRS = {"base_eval": "base_eval", "heldout_sft": "heldout_sft", "heldout_dpo": "heldout_dpo"}
 # What each stage writes (its run card last), so a reset removes exactly these.
 WRITES = {"base_eval": ("eval.run_card.json", "base_eval.json", "lm_eval"),
           "heldout_sft": ("heldout.run_card.json", "heldout.json"),
@@ -32,58 +34,73 @@ DEFAULT_DATA = {"sft": "HuggingFaceH4/ultrachat_200k", "dpo": "HuggingFaceH4/ult
 DEFAULT_ROWS = 1000
 
 
-def eval_dir(series: Series, entry: str, stage: str) -> Path:
-    return series.output_dir / entry / OUTPUT_DIRS[stage]
+class MeasureStage(Stage):
+    """A judge-free measurement of the stage it `reads`: its folder, its result file, its run card last."""
 
+    resources = "eval"
+    unfingerprinted = ("--batch-size", "--device")
 
-def off(series: Series, entry: str | None) -> str | None:
-    """The stand-in output fingerprint when the series has no `eval:` block (the stage is not run)."""
-    return fingerprint("eval off") if series.eval is None else None
+    def __init__(self, name: str, reads: str):
+        self.name, self.reads = name, reads
 
+    def outputs(self, series: Series, entry: str | None) -> list[Path]:
+        return [eval_dir(series, entry, self.name)]
 
-def verified(stage: str):
-    """Complete once the run card (written last) and the result file are there: the result's hash."""
-    def verify(series: Series, entry: str | None) -> str | None:
-        out = eval_dir(series, entry, stage)
-        result = out / RESULT[stage]
-        return file_sha256(result) if result.is_file() and (out / WRITES[stage][0]).is_file() else None
-    return verify
+    def skip(self, series: Series, entry: str | None) -> Skip | None:
+        """No `eval:` block: off, with a stand-in output fingerprint."""
+        return Skip("off", fingerprint("eval off")) if series.eval is None else None
 
+    def verify(self, series: Series, entry: str | None) -> str | None:
+        """Complete once the run card (written last) and the result file are there: the result's hash."""
+        out = eval_dir(series, entry, self.name)
+        result = out / RESULT[self.name]
+        return file_sha256(result) if result.is_file() and (out / WRITES[self.name][0]).is_file() else None
 
-def reset(stage: str):
-    """Remove what a previous run of the stage wrote (the run card first), nothing else in the folder: a name
-    of ours that is a symbolic link, or a file where we write a folder (or the reverse), is refused, not removed."""
-    def remove(series: Series, entry: str | None) -> None:
-        import shutil
-
-        out = eval_dir(series, entry, stage)
-        present = [out / name for name in WRITES[stage] if (out / name).exists() or (out / name).is_symlink()]
+    def reset(self, series: Series, entry: str | None) -> None:
+        """Remove what a previous run of the stage wrote (the run card first), nothing else in the folder: a
+        name of ours that is a symbolic link, or a file where we write a folder (or the reverse), is refused,
+        not removed."""
+        out = eval_dir(series, entry, self.name)
+        present = [out / name for name in WRITES[self.name] if (out / name).exists() or (out / name).is_symlink()]
         for path in present:  # all checked before any is removed
             if path.is_symlink() or path.is_dir() != (path.name in FOLDERS):
                 what = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "a file"
-                raise UserError(f"{path}: {what}, not what {stage} writes there: refusing to remove it before "
-                                f"re-running {entry}'s {stage}; move it away")
+                raise UserError(f"{path}: {what}, not what {self.name} writes there: refusing to remove it before "
+                                f"re-running {entry}'s {self.name}; move it away")
         for path in present:
             if path.is_dir():
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    return remove
 
-
-def inputs(stage: str):
-    """Files a measurement reads (their content is part of its fingerprint): for `base_eval` every file under
-    the include paths and the held-out text, for `heldout_*` its data file; only those that exist now (a
-    prepared file counts through its prepare step, a hub dataset by its name in the arguments)."""
-    def files(series: Series, entry: str | None) -> list[str]:
+    def inputs(self, series: Series, entry: str | None) -> list[str]:
+        """Files a measurement reads (their content is part of its fingerprint): for `base_eval` every file
+        under the include paths and the held-out text, for `heldout_*` its data file; only those that exist now
+        (a prepared file counts through its prepare step, a hub dataset by its name in the arguments)."""
         e = series.eval or {}
-        if stage != "base_eval":
-            data = e.get(f"{stage.split('_')[1]}_data")
+        if self.name != "base_eval":
+            data = e.get(f"{self.name.split('_')[1]}_data")
             return [str(data)] if data and Path(data).is_file() else []
-        found = sorted(str(f) for folder in e.get("include_path") or [] for f in Path(folder).rglob("*") if f.is_file())
+        found = sorted(str(f) for folder in e.get("include_path") or [] for f in Path(folder).rglob("*")
+                       if f.is_file())
         text = e.get("heldout_text")
         return found + ([str(text)] if text and Path(text).is_file() else [])
-    return files
+
+    def command(self, series: Series, entry: str | None, *, resolve: bool = True, **_) -> StageCommand:
+        """`align eval` on the entry's base checkpoint; `align heldout` on its DPO model (reference: its SFT
+        model)."""
+        if self.name == "base_eval":
+            args = base_eval_args(series, entry, pretrained_checkpoint(series, entry, resolve))
+        else:
+            args = heldout_args(series, entry, self.name.split("_")[1],
+                                *(str(output_path(series, entry, s)) for s in ("dpo", "sft")))
+        return StageCommand(align_cli(), args, train_env(series))
+
+
+MEASURE_STAGES = [MeasureStage("base_eval", reads="cpt"),  # the study's Table 1, before SFT
+                  MeasureStage("heldout_sft", reads="dpo"),  # the final model on held-out SFT rows
+                  MeasureStage("heldout_dpo", reads="dpo")]  # ... and on held-out preference pairs
+MEASURES = {stage.name: stage for stage in MEASURE_STAGES}
 
 
 def base_eval_args(series: Series, entry: str, model: str) -> list[str]:
@@ -125,6 +142,6 @@ def report_args(series: Series) -> list[str]:
     args = []
     for entry in series.models if series.eval is not None else []:
         for stage, flag in (("base_eval", "--base-eval"), ("heldout_sft", "--heldout"), ("heldout_dpo", "--heldout")):
-            if verified(stage)(series, entry.name) is not None:
+            if MEASURES[stage].verify(series, entry.name) is not None:
                 args += [flag, f"{entry.name}={eval_dir(series, entry.name, stage)}"]
     return args

@@ -1,7 +1,7 @@
 """A series file's `judge:` as one mapping or a list of them (several judges: an open judge beside GPT-4).
 
 The first judge is the reference (the main table); each later one is judged too, gets its own table and
-its agreement with the first (align/series/more_judges.py). Every judge after the first has a `name`.
+its agreement with the first (align/series/judge_stages.py). Every judge after the first has a `name`.
 """
 
 from __future__ import annotations

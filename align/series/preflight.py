@@ -22,7 +22,7 @@ def recipe_problems(series: plan.Series, names: list[str]) -> dict[str, list[str
     found: dict[str, list[str]] = {}
     for name in names:
         for stage in ("cpt", "sft", "dpo"):
-            if not STAGES[stage].applies(series, name):
+            if STAGES[stage].skip(series, name) is not None:  # no `cpt:` block
                 continue
             args = STAGES[stage].command(series, name, resolve=False).args[1:]  # the recipe command line
             for problem in check_recipe(stage, args, check_model=False, produced=produced):

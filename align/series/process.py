@@ -16,7 +16,7 @@ from align.plumbing.interrupt import stop_group
 from align.plumbing.redact import redact_argv
 from align.plumbing.runcard import utc_timestamp
 from align.series.requeue import Preempted, grace_s
-from align.series.stages import StageCommand
+from align.series.stage_kind import StageCommand
 
 HEARTBEAT_S = 30
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 from align.plumbing.errors import UserError
 from align.plumbing.files import atomic_write_text
-from align.series.cluster import STAGE_KIND, describe, load_cluster, sbatch_resources
+from align.series.cluster import describe, load_cluster, sbatch_resources
 from align.series.manifest import SCOPE_ENV, SERIES_KEY
 from align.series.spec import Series, ordered_entries
-from align.series.stages import STAGES
+from align.series.stages import PIPELINE, STAGES, PrepareStage
 
 # squeue states of a job that still runs or will: its stage must not be submitted a second time
 ACTIVE_STATES = "PENDING,RUNNING,CONFIGURING,REQUEUED,REQUEUE_HOLD,REQUEUE_FED,SUSPENDED,RESIZING"
@@ -66,17 +66,13 @@ def needs_run(label: str) -> bool:
     return label in ("pending", "stale") or label.startswith("resume")
 
 
-# the per-entry stages that run one entry at a time, in order (the runner's PIPELINE)
-PIPELINE = [st for st in STAGES.values() if st.per_entry and not st.batched]
-
-
 def has_work(series: Series, entry, index: int) -> bool:
     """Whether the entry has its PIPELINE[index] stage at all (the dry run labels stages after one that is
-    pending `pending` without asking): not switched off, not absent, not given, not after `post_train: false`."""
+    pending `pending` without asking): not skipped (off, absent, given), not after `post_train: false`."""
     stage = PIPELINE[index]
     if not entry.post_train and index >= [st.name for st in PIPELINE].index("sft"):
         return False
-    return stage.applies(series, entry.name) and stage.given(series, entry.name) is None
+    return stage.skip(series, entry.name) is None
 
 
 def job_graph(series: Series, names: list[str], status: dict[tuple[str, str], str]) -> list[Job]:
@@ -85,7 +81,7 @@ def job_graph(series: Series, names: list[str], status: dict[tuple[str, str], st
     jobs: list[Job] = []
     prepare = None
     if any(needs_run(status.get((SERIES_KEY, f"prepare:{step['name']}"), "pending")) for step in series.prepare):
-        prepare = Job(None, "prepare", STAGE_KIND["prepare"])
+        prepare = Job(None, "prepare", PrepareStage.resources)
         jobs.append(prepare)
     makes: dict[tuple[str, str], Job] = {}  # (entry, stage) -> the job that makes its output
     for entry in [e for e in ordered_entries(series) if e.name in names]:
@@ -98,9 +94,10 @@ def job_graph(series: Series, names: list[str], status: dict[tuple[str, str], st
             after = [j for j in (last or prepare,) if j is not None]  # the chain's last job waited on prepare
             if stage.name == "base" and series.is_entry(entry.source):  # grown from another entry's checkpoint
                 source = entry.source
-                made = makes.get((source, "cpt")) if entry.grow and STAGES["cpt"].applies(series, source) else None
+                has_cpt = STAGES["cpt"].skip(series, source) is None
+                made = makes.get((source, "cpt")) if entry.grow and has_cpt else None
                 after += [j for j in (made or makes.get((source, "base")),) if j is not None]
-            job = Job(entry.name, stage.name, STAGE_KIND[stage.name], after=list(dict.fromkeys(after)))
+            job = Job(entry.name, stage.name, stage.resources, after=list(dict.fromkeys(after)))
             jobs.append(job)
             makes[(entry.name, stage.name)] = job
             if not stage.reads:
@@ -108,7 +105,7 @@ def job_graph(series: Series, names: list[str], status: dict[tuple[str, str], st
     end = [label for (key, stage), label in status.items() if key == SERIES_KEY and not stage.startswith("prepare:")]
     entry_jobs = [j for j in jobs if j.entry is not None]
     if entry_jobs or any(needs_run(label) or label.startswith("waits") for label in end):
-        jobs.append(Job(None, SERIES_END, STAGE_KIND["report"], after=entry_jobs or [j for j in [prepare] if j],
+        jobs.append(Job(None, SERIES_END, STAGES["report"].resources, after=entry_jobs or [j for j in [prepare] if j],
                         after_any=True))
     return jobs
 

@@ -28,14 +28,14 @@ from align.plumbing.redact import redact_argv
 from align.plumbing.runcard import utc_timestamp
 from align.series import runner, slurm_submit
 from align.series.process import run_logged
-from align.series.stages import Stage, StageCommand, build_command
+from align.series.stage_kind import Stage, StageCommand
 
 STAGE_PROGRAM = Path(__file__).with_name("stage.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
 def stand_in(stage: Stage, *args, **options) -> StageCommand:
-    real = build_command(stage, *args, **options)
+    real = stage.command(*args, **options)
     return StageCommand([sys.executable, str(STAGE_PROGRAM), stage.name.split(":")[0]], real.args, real.env)
 
 

@@ -173,7 +173,7 @@ def test_a_reset_refuses_a_linked_or_foreign_lm_eval_and_removes_only_what_the_s
     from types import SimpleNamespace
 
     from align.plumbing.errors import UserError
-    from align.series.eval_stages import eval_dir, reset
+    from align.series.eval_stages import MEASURES, eval_dir
 
     series = SimpleNamespace(output_dir=tmp_path / "series")
     out = eval_dir(series, "small", "base_eval")
@@ -181,7 +181,7 @@ def test_a_reset_refuses_a_linked_or_foreign_lm_eval_and_removes_only_what_the_s
     (out / "lm_eval" / "results.json").write_text("{}")
     for name in ("eval.run_card.json", "base_eval.json", "notes.txt"):
         (out / name).write_text("{}")
-    reset("base_eval")(series, "small")
+    MEASURES["base_eval"].reset(series, "small")
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
     target = tmp_path / "lm-evaluation-harness"
@@ -190,6 +190,6 @@ def test_a_reset_refuses_a_linked_or_foreign_lm_eval_and_removes_only_what_the_s
     (out / "lm_eval").symlink_to(target / "lm_eval")
     (out / "base_eval.json").write_text("{}")
     with pytest.raises(UserError, match="lm_eval: a symbolic link, not what base_eval writes"):
-        reset("base_eval")(series, "small")
+        MEASURES["base_eval"].reset(series, "small")
     assert (target / "lm_eval" / "__init__.py").is_file() and (out / "lm_eval").is_symlink()
     assert (out / "base_eval.json").is_file()  # checked before anything is removed

@@ -99,8 +99,8 @@ def test_later_judges_are_named_by_default(study):
 
 
 def test_pairwise_mode_later_judge_runs_the_matches_whose_sides_were_judged(tmp_path, monkeypatch):
-    from align.series import more_judges
-    from align.series.stages import output_path
+    from align.series import judge_stages
+    from align.series.stages import output_path, stage_table
 
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
@@ -118,9 +118,12 @@ def test_pairwise_mode_later_judge_runs_the_matches_whose_sides_were_judged(tmp_
                     ("b-grown", "2B", "expanded")]]}))
     judge = series.more_judges[0]
     # b-scratch's judgments are not complete: the b match waits
-    monkeypatch.setattr(more_judges, "judged_entries", lambda s: ["s-scratch", "s-grown", "b-grown"])
-    single, pair, report = more_judges.judge_stages(series, judge)
+    monkeypatch.setattr(judge_stages, "judged_entries", lambda s: ["s-scratch", "s-grown", "b-grown"])
+    single, pair, report = judge_stages.later_judge_stages(series, judge)
     assert [single.name, pair.name, report.name] == ["judge:open", "pairwise:open", "report:open"]
+    # every judge in the one table, after the first judge's report; the later report waits for its judgments
+    assert list(stage_table(series))[-4:] == ["report", "judge:open", "pairwise:open", "report:open"]
+    assert report.needs == ("judge:open", "pairwise:open")
     argv = pair.command(series, None).args
     assert [tuple(argv[i + 1:i + 3]) for i, a in enumerate(argv) if a == "--pair"] == [("s-grown", "s-scratch")]
     assert argv[argv.index("--judge-model") + 1] == "open-judge"
@@ -128,7 +131,7 @@ def test_pairwise_mode_later_judge_runs_the_matches_whose_sides_were_judged(tmp_
     assert argv[argv.index("--output-file") + 1] == str(tmp_path / "out/model_judgment/open/judgments_pair.jsonl")
     assert single.command(series, None).args.count("--answer-file") == 1
     assert single.verify(series, None) is None and pair.verify(series, None) is None  # nothing judged yet
-    files = [more_judges.judgment_file(series, judge, k) for k in ("judge", "pairwise")] + \
+    files = [judge_stages.judgment_file(series, judge, k) for k in ("judge", "pairwise")] + \
         [output_path(series, None, k) for k in ("judge", "pairwise")]
     for f in files:
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +148,7 @@ def test_later_judge_for_real_its_report_has_its_agreement_with_the_first(study)
     from conftest import run_cli
     from fakes.judge_server import FakeJudgeServer
 
-    from align.series import more_judges
+    from align.series.judge_stages import later_judge_stages
     from align.series.stages import STAGES
 
     tmp_path, series = study
@@ -157,7 +160,7 @@ def test_later_judge_for_real_its_report_has_its_agreement_with_the_first(study)
         drive(tmp_path, "--only", "prepare,base,sft,dpo,answer")  # stand-in answers for every entry
         loaded = load_series(tmp_path / "series.yaml")
         names = [e.name for e in loaded.models]
-        later = more_judges.judge_stages(loaded, loaded.more_judges[0])
+        later = later_judge_stages(loaded, loaded.more_judges[0])
         with pytest.raises(UserError, match="judge:open: nothing to judge yet"):
             later[0].command(loaded, None)
         for command in [lambda: STAGES["judge"].command(loaded, None, batch=names),

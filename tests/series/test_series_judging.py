@@ -65,9 +65,10 @@ def test_pairwise_judges_each_entry_against_its_same_size_scratch(tmp_path):
     # entries without a match (scratch, no scratch of their size) have nothing to run
     _answer_files(series, ["s-scratch", "lonely"])
     pairwise = STAGES["pairwise"]
-    assert pairwise.given(series, "s-grown") is None
+    assert pairwise.skip(series, "s-grown") is None
     assert pairwise.inputs(series, "s-grown") == [str(output_path(series, "s-scratch", "answer"))]
-    assert pairwise.given(_series(tmp_path), "s-grown") is not None  # single mode: never a match
+    skipped = pairwise.skip(_series(tmp_path), "s-grown")  # single mode: never a match
+    assert skipped is not None and skipped.label == "not needed" and skipped.output is not None
 
 
 def test_report_reads_both_judgment_files_and_the_answers(tmp_path):
