@@ -107,6 +107,20 @@ def test_entry_point_exits_2_without_traceback_before_loading(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("kind", ["sft", "dpo", "cpt"])
+def test_make_parser_is_the_parser_the_command_reads(kind, capsys):
+    """`align KIND --help` (the command module's main) prints the help of its make_parser(), as TRL's scripts
+    keep one parser for the command and the script."""
+    import importlib
+
+    module = importlib.import_module(f"align.train.{kind}")
+    with pytest.raises(SystemExit) as exited:
+        module.main(["--help"])
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"usage: align {kind} [-h]") and printed == module.make_parser().format_help()
+
+
 @pytest.mark.parametrize("stage", ["sft", "dpo", "cpt"])
 @pytest.mark.parametrize(("text", "expected"), [
     ("per_device_train_batch_size: true\n", "an integer"),
