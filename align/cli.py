@@ -65,6 +65,28 @@ def _add(sub: argparse._SubParsersAction, name: str, module: str, help_text: str
         mod = importlib.import_module(module)
         mod.add_arguments(parser)
         parser.set_defaults(_run=mod.run)
+        if module == MTBENCH_COMMANDS["report"][0]:
+            _add_series_to_report(parser, mod.run)
+
+
+def _add_series_to_report(parser: argparse.ArgumentParser, run) -> None:
+    """`align mtbench report --series FILE`: the study table of a series file's `models:` (align.series builds
+    it, the same table `align series` hands its reports), so the report itself never reads a series file."""
+    parser.add_argument("--series", default=None,
+                        help="series YAML: `models:` entries with name (model_id), size, construction")
+
+    def run_with_series(args: argparse.Namespace) -> int:
+        if args.series is not None:
+            from align.plumbing.errors import UserError
+            from align.series.study import study_of_series_file
+
+            if args.study is not None:
+                raise UserError("--series and --study: give one (both say what the table's models are)")
+            args.study_entries = study_of_series_file(args.series)["entries"]
+            args.study_source = f"--series {args.series}"
+        return run(args)
+
+    parser.set_defaults(_run=run_with_series)
 
 
 def build_parser(argv: list[str]) -> OneLineParser:

@@ -36,6 +36,7 @@ from align.series.stage_outputs import (
     output_path,
     scratch_baseline,
 )
+from align.series.study import STUDY_FILE, write_study
 from judges.judging.controls import control_of
 from judges.records import failed_list_path
 
@@ -249,13 +250,17 @@ class ReportStage(Stage):
         return [] if self.judge_name is None else self.judgment_files(series)
 
     def before_run(self, series: Series, entry: str | None) -> None:
-        """The pretraining curves' sources, written when the report is about to run (with cpt stages)."""
+        """What the report reads that the series writes, written when the report is about to run: the study table
+        (the entries, their sizes, constructions and baselines) and, with cpt stages, the pretraining curves'
+        sources."""
+        write_study(series)
         if self.judge_name is None:
             pretraining.write_curve_sources(series, lambda name: output_path(series, name, "cpt"))
 
     def command(self, series: Series, entry: str | None, **_) -> StageCommand:
         args = ["mtbench", "report", "--input-file", *self.judgment_files(series), "--answer-file",
-                *answer_files(series), "--out-dir", str(self.folder(series)), "--series", str(series.file),
+                *answer_files(series), "--out-dir", str(self.folder(series)),
+                "--study", str(series.output_dir / STUDY_FILE),
                 *option_args(series.answer, {"question_dir": "--question-dir"})]
         if self.judge_name is None:
             curves = pretraining.curve_sources_path(series)

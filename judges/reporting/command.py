@@ -6,8 +6,9 @@ invalid (-1: no usable rating) and missing judgments (failed after retries, in
 `<judgments>.failed.jsonl`, and not judged since; or a turn never judged of a question the model
 has judgments or failures for). A re-judged (model, question, turn) counts once: its latest judgment
 (judges/records.py: the highest tstamp; among equal ones, the later line).
-For each model whose series entry is not `scratch`: its paired difference from the same-size
-`scratch` model over the questions both have (per-question score = mean of its valid turns),
+For each model with a baseline (the study table's, --study: the same-size `scratch` entry of the
+series; without a table, the `scratch` model of the size its name says): its paired difference from it
+over the questions both have (per-question score = mean of its valid turns),
 with a paired bootstrap CI and a two-sided sign-flip permutation p-value. No CI below
 --min-ci-questions questions. Controls (`<model>@mismatched`, judged with --controls) are not rows:
 they give each model's judge check (check.py), whose failure is the table's first line.
@@ -20,6 +21,7 @@ Writes table.md, table.csv, table.tex, categories.png, summary.json and report.h
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import re
@@ -30,7 +32,7 @@ from pathlib import Path, PureWindowsPath
 from align.plumbing.argtypes import int_at_least, non_negative_int
 from align.plumbing.errors import UserError
 from align.plumbing.file_set import replaced_together
-from align.plumbing.files import atomic_write_json, atomic_write_text, check_output_dir, read_yaml_mapping
+from align.plumbing.files import atomic_write_json, atomic_write_text, check_output_dir
 from align.plumbing.locks import output_lock
 from align.plumbing.runcard import check_own_run_card, write_run_card
 from judges import records
@@ -78,21 +80,33 @@ def load_judgments(paths: list[str], question_turns: dict[int, int]
     return judged, failed
 
 
-def rows_from_series(path: str) -> list[Row]:
-    """One row per entry of a series file's `models:` table (name, size, construction), except entries with
-    `post_train: false` (pretrained only: nothing to judge); the rest of the file is the series runner's
-    business and is not read here."""
-    models = read_yaml_mapping(path, "series file").get("models")
-    if not isinstance(models, list) or not models:
-        raise UserError(f"{path}: expected a `models:` list")
+def rows_from_study(path: str) -> list[Row]:
+    """One row per entry of a study table (`align series` writes it; `align mtbench report --series FILE` builds
+    it from a series file): {"entries": [{name, size, construction, baseline}, ...]}, each row with its baseline
+    (the model it is compared with, or null)."""
+    try:
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"--study {path}: cannot read a study table ({err})") from None
+    entries = table.get("entries") if isinstance(table, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise UserError(f"--study {path}: expected {{\"entries\": [...]}} with at least one entry")
+    return rows_of_study(entries, f"--study {path}")
+
+
+def rows_of_study(entries: list, where: str) -> list[Row]:
     rows = []
-    for i, entry in enumerate(models):
-        if not isinstance(entry, dict) or not all(entry.get(k) not in (None, "") for k in
-                                                  ("name", "size", "construction")):
-            raise UserError(f"{path}: models[{i}] needs name, size and construction")
-        if entry.get("post_train") is False:
-            continue
-        rows.append(Row(str(entry["name"]), str(entry["size"]), str(entry["construction"])))
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) and entry[k] for k in
+                                                  ("name", "size", "construction")) \
+                or not isinstance(entry.get("baseline"), (str, type(None))):
+            raise UserError(f"{where}: entries[{i}] needs name, size and construction (and a baseline: a name "
+                            "or null)")
+        rows.append(Row(entry["name"], entry["size"], entry["construction"], baseline=entry["baseline"]))
+    names = {r.name for r in rows}
+    for i, row in enumerate(rows):
+        if row.baseline is not None and row.baseline not in names:
+            raise UserError(f"{where}: entries[{i}] ({row.name}): baseline {row.baseline!r} is not an entry")
     return rows
 
 
@@ -147,8 +161,9 @@ def fill_row(row: Row, judged: dict, failed: set, categories: dict[int, str], n_
     row.categories = {cat: _mean(scores) for cat, scores in per_cat.items()}
 
 
-def pair_rows(rows: list[Row], n_boot: int, seed: int, min_questions: int = MIN_CI_QUESTIONS) -> None:
-    """Each non-scratch row against the scratch row of its size (the first one, if several)."""
+def same_size_scratch(rows: list[Row]) -> None:
+    """Rows guessed from model names (no study table): each non-scratch row's baseline is the scratch row of its
+    size (the first one, if several)."""
     scratch = {}
     for row in rows:
         if row.construction == "scratch" and row.size:
@@ -157,7 +172,15 @@ def pair_rows(rows: list[Row], n_boot: int, seed: int, min_questions: int = MIN_
         base = scratch.get(row.size)
         if row.construction and row.construction != "scratch" and base is not None:
             row.baseline = base.name
-            row.diff = paired_difference(row.per_question, base.per_question, n_boot=n_boot, seed=seed)
+
+
+def pair_rows(rows: list[Row], n_boot: int, seed: int, min_questions: int = MIN_CI_QUESTIONS) -> None:
+    """Each row with a baseline against its baseline's row: the paired difference over their common questions."""
+    by_name = {row.name: row for row in rows}
+    for row in rows:
+        if row.baseline is not None:
+            row.diff = paired_difference(row.per_question, by_name[row.baseline].per_question, n_boot=n_boot,
+                                         seed=seed)
             if row.diff.n < min_questions:  # the mean and the exact p stand; the interval does not
                 row.diff.ci_low = row.diff.ci_high = math.nan
 
@@ -176,14 +199,18 @@ def _judge_name(records) -> str:
     return name
 
 
-def single_rows(study: Study, files: list[str], series: str | None, n_boot: int, seed: int,
+def single_rows(study: Study, files: list[str], table: list[Row] | None, n_boot: int, seed: int,
                 min_questions: int) -> None:
     judged, failed = load_judgments(files, {q["question_id"]: len(q["turns"]) for q in study.questions})
     if not judged and not failed:
         raise UserError(f"no judgments in {', '.join(files)}")
     models = sorted({slot[0] for slot in judged} | {slot[0] for slot in failed})
     controls = [m for m in models if is_control(m)]
-    rows = rows_from_series(series) if series else rows_from_names([m for m in models if not is_control(m)])
+    if table is None:
+        rows = rows_from_names([m for m in models if not is_control(m)])
+        same_size_scratch(rows)
+    else:
+        rows = table
     extra = sorted(set(models) - {r.name for r in rows} - set(controls))
     if extra:
         log.warning("not in the series file, left out of the table: %s", ", ".join(extra))
@@ -203,6 +230,14 @@ def single_rows(study: Study, files: list[str], series: str | None, n_boot: int,
     study.warning = check_warning(study.checks, min_questions)
 
 
+def study_rows(args: argparse.Namespace) -> list[Row] | None:
+    """The rows of the study table: --study's file, or the entries a caller put in `args.study_entries` (the
+    align command line's `--series FILE`); None without either (rows from the model names)."""
+    if getattr(args, "study_entries", None) is not None:
+        return rows_of_study(args.study_entries, getattr(args, "study_source", "the study table"))
+    return rows_from_study(args.study) if args.study else None
+
+
 def build_study(args: argparse.Namespace) -> Study:
     judges = split_by_judge(args.input_file)  # a second judge's files: only its agreement with the first
     pair_files = [p for p in judges[0][1] if is_pair_file(p)]
@@ -211,7 +246,7 @@ def build_study(args: argparse.Namespace) -> Study:
     if args.answer_file:
         study.answers = records.load_answers(args.answer_file)
     if single_files:
-        single_rows(study, single_files, args.series, args.bootstrap, args.seed, args.min_ci_questions)
+        single_rows(study, single_files, study_rows(args), args.bootstrap, args.seed, args.min_ci_questions)
         length_adjusted(study.rows, study.answers, args.min_ci_questions)
     if pair_files:
         study.pair_judged, failed = records.load_judgments(pair_files, {q["question_id"]: len(q["turns"])
@@ -279,8 +314,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the judged models' answer files: answer lengths in the table, answers in report.html")
     parser.add_argument("--out-dir", required=True,
                         help="where table.md/.csv/.tex, categories.png, summary.json and report.html go")
-    parser.add_argument("--series", default=None,
-                        help="series YAML: `models:` entries with name (model_id), size, construction")
+    parser.add_argument("--study", default=None, metavar="JSON",
+                        help="a study table: {\"entries\": [{name (model_id), size, construction, baseline}]} "
+                             "(`align series` writes it; `align mtbench report --series FILE` reads a series file)")
     parser.add_argument("--question-dir", default=None, help="MT-Bench questions (for categories); "
                                                              "default: the packaged data")
     parser.add_argument("--bootstrap", type=int_at_least(100), default=10_000,
@@ -326,7 +362,8 @@ def write_report(out: Path, study: Study, args: argparse.Namespace, started: flo
     if args.pretraining:
         plot_pretraining(load_curves(args.pretraining), out / "pretraining.png")
     write_html(out / "report.html", study, summary(study, args.min_ci_questions), out / "categories.png")
-    write_run_card(out, {"stage": "mtbench-report", "input_files": args.input_file, "series": args.series,
+    write_run_card(out, {"stage": "mtbench-report", "input_files": args.input_file,
+                         "series": getattr(args, "series", None), "study": args.study,
                          "answer_files": args.answer_file, "bootstrap": args.bootstrap, "seed": args.seed,
                          "base_eval": args.base_eval, "heldout": args.heldout, "pretraining": args.pretraining,
                          "min_ci_questions": args.min_ci_questions, "judge": study.judge,
@@ -347,7 +384,8 @@ def check_report_paths(args: argparse.Namespace, out: Path) -> None:
     """Before anything is written: no input is one of the files the report writes, and the report's
     run card is its own (`report.run_card.json`, beside a checkpoint's or a series' files)."""
     check_not_inputs({f"--out-dir's {name}": out / name for name in REPORT_FILES},
-                     {"--input-file": args.input_file, "--answer-file": args.answer_file, "--series": [args.series],
+                     {"--input-file": args.input_file, "--answer-file": args.answer_file, "--study": [args.study],
+                      "--series": [getattr(args, "series", None)],
                       "--question-dir": question_data_files(args.question_dir)})
     check_own_run_card(out / REPORT_CARD, "mtbench-report", "report.html", "--out-dir")
 

@@ -88,6 +88,7 @@ def write_measures(out: Path, stage: str, argv: list[str]) -> None:
 
 
 def write_report(out: Path, argv: list[str]) -> None:
+    json.loads(Path(option(argv, "--study")).read_text())  # the study table the runner wrote just before
     out.mkdir(parents=True, exist_ok=True)  # a later judge's report: <output_dir>/judges/<name>
     rows = [json.loads(line) for line in Path(option(argv, "--input-file")).read_text().splitlines()]
     models = sorted({r["model"] for r in rows})

@@ -71,6 +71,22 @@ def start_until_hung(tmp_path: Path, hang: str, **popen) -> tuple[subprocess.Pop
     return proc, int(pid_file.read_text())
 
 
+def kill_stage(pid: int) -> None:
+    """SIGKILL a hung stand-in stage (orphaned by its killed runner, so not ours to wait for) and wait until it is
+    gone or a zombie: either way it no longer holds the run lock it inherited, and the next run may start."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if state == "Z":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the stand-in stage {pid} outlived SIGKILL")
+
+
 def manifest(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "out" / "manifest.json").read_text())["entries"]
 
@@ -184,7 +200,7 @@ def test_killed_mid_stage_resumes_without_redoing_finished_stages(study):
     assert checkpoint.exists()
     os.killpg(proc.pid, signal.SIGKILL)  # the runner, then its stage: like a lost node
     proc.wait()
-    os.kill(stage_pid, signal.SIGKILL)
+    kill_stage(stage_pid)
     m = manifest(tmp_path)
     assert m["big-expanded"]["sft"]["state"] == "running"
     assert m["small-scratch"]["answer"]["state"] == "done"

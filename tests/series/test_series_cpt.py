@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 from conftest import REPO
-from test_series import calls, drive, manifest, start_until_hung, write_series
+from test_series import calls, drive, kill_stage, manifest, start_until_hung, write_series
 
 from align.plumbing.errors import UserError
 from align.series import pretraining
@@ -195,7 +195,7 @@ def test_a_killed_cpt_stage_resumes_from_its_checkpoint(staged):
     assert checkpoint.exists()
     os.killpg(proc.pid, signal.SIGKILL)  # the runner, then its stage: like a lost node
     proc.wait()
-    os.kill(stage_pid, signal.SIGKILL)
+    kill_stage(stage_pid)
     assert manifest(tmp_path)["big-expanded"]["cpt"]["state"] == "running"
     assert drive(tmp_path).returncode == 0
     rerun = calls(tmp_path)

@@ -163,9 +163,9 @@ def test_later_judge_for_real_its_report_has_its_agreement_with_the_first(study)
         later = later_judge_stages(loaded, loaded.more_judges[0])
         with pytest.raises(UserError, match="judge:open: nothing to judge yet"):
             later[0].command(loaded, None)
-        for command in [lambda: STAGES["judge"].command(loaded, None, batch=names),
-                        *(lambda st=st: st.command(loaded, None) for st in later)]:  # each once the last is done
-            done = run_cli(*command().argv[1:], timeout=300)
+        for stage, options in [(STAGES["judge"], {"batch": names}), *((st, {}) for st in later)]:
+            stage.before_run(loaded, None)  # as the runner does, right before it runs the stage (the study table)
+            done = run_cli(*stage.command(loaded, None, **options).argv[1:], timeout=300)  # once the last is done
             assert done.returncode == 0, done.stderr[-2000:]
     assert later[0].verify(loaded, None) is not None and later[1].verify(loaded, None) is not None
     summary = json.loads((tmp_path / "out/judges/open/summary.json").read_text())

@@ -52,3 +52,24 @@ def test_building_the_report_command_writes_nothing_running_it_writes_its_source
     assert args[args.index("--pretraining") + 1] == str(sources) and not sources.exists()
     report.before_run(series, None)
     assert sources.is_file()
+
+
+def test_the_report_reads_the_study_table_the_runner_writes(study):
+    """The runner writes <output_dir>/study.json (entries, sizes, constructions, baselines) just before a report
+    runs and hands it over with --study; the report never gets the series file."""
+    import json
+
+    from test_series import drive
+
+    tmp_path, spec = study
+    write_series(tmp_path, spec)
+    assert drive(tmp_path).returncode == 0
+    report = next(json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()
+                  if json.loads(line)["stage"] == "report")["argv"]
+    assert "--series" not in report and report[report.index("--study") + 1] == str(tmp_path / "out" / "study.json")
+    table = json.loads((tmp_path / "out" / "study.json").read_text())
+    assert table == {"entries": [
+        {"name": "small-scratch", "size": "S", "construction": "scratch", "baseline": None},
+        {"name": "big-expanded", "size": "B", "construction": "expanded", "baseline": None},
+        {"name": "small-init", "size": "S", "construction": "init", "baseline": "small-scratch"}]}
+
