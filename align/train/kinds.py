@@ -39,7 +39,7 @@ class TrainingKind:
     config: str  # its TRL config class, "module:name"
     trainer: str  # its trainer class, "module:name"
     rows: str  # the rows it reads (align.train.data: chat, preference, text)
-    trained: str = "answer"  # what a row's trained tokens are called when max_length keeps none of them
+    trained: str = "answer"  # a row's trained tokens, as a max_length refusal names them (SFT: assistant)
 
     @property
     def config_class(self) -> type:

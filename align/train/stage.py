@@ -266,14 +266,14 @@ def _run_training(stage: str, argv: list[str], held: contextlib.ExitStack) -> in
     peft_config, quantization_config = peft_and_quantization(model_args)
 
     # Data first: a bad row fails the run before the model is loaded.
-    train, evaluation, cards = load_training_data(data_args, training_args, kind.rows, resolved.get("recipe_file") or
-                                                  "command line")
+    where = resolved.get("recipe_file") or "command line"
+    train, evaluation, cards = load_training_data(data_args, training_args, kind.rows, where)
     eval_dataset = evaluation.dataset if evaluation is not None else None
     tokenizer = kind.load_tokenizer(model_args, training_args, data_args)
-    trainer_cls = kind.prepare_trainer(train, tokenizer, model_args, training_args)
-    kind.check_rows(train.dataset, tokenizer, training_args)
+    trainer_cls = kind.prepare_trainer(train, tokenizer, model_args, training_args)  # CPT: token shards
+    kind.check_rows(train.dataset, tokenizer, training_args)  # SFT, DPO: max_length keeps an answer
     model_init_kwargs(training_args, model_args)
-    extra = kind.prepare_rows(train, model_args, training_args)
+    extra = kind.prepare_rows(train, model_args, training_args)  # the run card's extras (DPO: its reference)
 
     new_output = not Path(training_args.output_dir).exists()  # the Trainer creates it; a refusal below removes it
     trainer = trainer_cls(model=model_args.model_name_or_path, args=training_args, train_dataset=train.dataset,
