@@ -1,7 +1,7 @@
 """A series run: every entry through base -> [cpt] -> sft -> dpo -> answer and the judge-free measures,
 each judge of the series (and a pairwise call), one report per judge; locally or as Slurm jobs.
 
-    spec.py           the series YAML, validated (judge_list.py: `judge:` as one mapping or a list;
+    spec.py           the series YAML, validated into typed blocks (`judge:` one or a list, `eval:`, `answer:`;
                       entry_names.py: entry names that fit every file name; cluster.py: the `cluster:` block)
     stage_kind.py     what a stage is: the protocol of a stage kind (outputs, verify, command, reset, resumable,
                       inputs, skip with its reason, resources, before_run) and the programs stages run

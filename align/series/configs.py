@@ -7,22 +7,22 @@ import json
 from pathlib import Path
 
 from align.plumbing.files import read_yaml_mapping
-from align.series import spec as plan
+from align.series.spec import PACKAGED_PREFIX, Entry, Series
 
 SMOLLM2_135M = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
                 "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True}
 
 
-def checkpoint_config(series: plan.Series, ref: str) -> dict | None:
+def checkpoint_config(series: Series, ref: str) -> dict | None:
     if series.is_entry(ref):
         return entry_config(series, series.entry(ref))
-    if ref.startswith(plan.PACKAGED_PREFIX):
+    if ref.startswith(PACKAGED_PREFIX):
         return dict(SMOLLM2_135M)
     config = Path(ref) / "config.json"
     return json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
 
 
-def entry_config(series: plan.Series, entry: plan.Entry) -> dict | None:
+def entry_config(series: Series, entry: Entry) -> dict | None:
     if entry.path is not None:
         return checkpoint_config(series, entry.path)
     source = checkpoint_config(series, str(entry.source))

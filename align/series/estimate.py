@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from align.plumbing.accounting import count_config_parameters, training_flops
 from align.plumbing.files import read_yaml_mapping
-from align.series import spec as plan
 from align.series.configs import entry_config
+from align.series.spec import Entry, Series
 
 EFFECTIVE_FLOPS = 400e12  # one H100 at ~40% of its dense bf16 peak: a planning number, not a promise
 def _flat(recipe: dict) -> dict:
@@ -24,13 +24,13 @@ def _flat(recipe: dict) -> dict:
     return flat
 
 
-def num_processes(series: plan.Series) -> int:
+def num_processes(series: Series) -> int:
     if series.train.get("launcher") == "python" or not series.train.get("accelerate_config"):
         return 1
     return int(read_yaml_mapping(series.train["accelerate_config"]).get("num_processes") or 1)
 
 
-def training_tokens(series: plan.Series, entry: plan.Entry, stage: str) -> tuple[float | None, str]:
+def training_tokens(series: Series, entry: Entry, stage: str) -> tuple[float | None, str]:
     block, own = getattr(series, stage), getattr(entry, stage)
     if own.get("tokens") or block.get("tokens"):
         return float(own.get("tokens") or block.get("tokens")), "given"
@@ -48,13 +48,13 @@ def human(x: float | None) -> str:
     return "?" if x is None else f"{x:.2e}"
 
 
-def estimate_rows(series: plan.Series, names: list[str]) -> list[str]:
+def estimate_rows(series: Series, names: list[str]) -> list[str]:
     rows = []
     try:
         turns = sum(n for _, n in series.question_turns)
     except Exception:  # questions not installed: the plan is still useful
         turns = None
-    max_new = series.answer.get("max_new_token") or 1024
+    max_new = series.answer.max_new_token or 1024
     total = 0.0
     for name in names:
         entry = series.entry(name)
@@ -72,10 +72,10 @@ def estimate_rows(series: plan.Series, names: list[str]) -> list[str]:
             gen = turns * max_new
             parts.append(f"answer <= {gen} new tokens ({human(2 * n * gen if n else None)} FLOPs)")
             judge = series.judge
-            calls = turns * (2 if judge.get("controls", True) else 1)  # + the @mismatched control's
+            calls = turns * (2 if judge.controls else 1)  # + the @mismatched control's
             text = f"judge {calls} judgments" + (" (half of them the judge check's control)"
-                                                 if judge.get("controls", True) else "")
-            if judge.get("mode") == "pairwise" and entry.construction != "scratch":
+                                                 if judge.controls else "")
+            if judge.mode == "pairwise" and entry.construction != "scratch":
                 text += f", {2 * turns} pairwise games vs the same-size scratch entry (if it has one)"
             parts.append(text)
         rows.append("; ".join(parts))

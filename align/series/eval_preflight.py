@@ -14,8 +14,7 @@ from pathlib import Path
 
 from align.plumbing.errors import UserError
 from align.plumbing.files import is_hub_id
-from align.series.eval_stages import DEFAULT_DATA, DEFAULT_ROWS
-from align.series.spec import Series
+from align.series.spec import EvalConfig, Series
 
 EVAL_STAGES = ("base_eval", "heldout_sft", "heldout_dpo")
 
@@ -46,16 +45,16 @@ def eval_problems(series: Series, only: set[str], *, prepared: bool = False) -> 
     if "base_eval" in only:
         if not prepared:
             attempt("tasks", lambda: _check_tasks(e))
-        if this_pass(e.get("heldout_text")):
-            attempt("heldout_text", lambda: _check_text(Path(str(e["heldout_text"]))))
+        if this_pass(e.heldout_text):
+            attempt("heldout_text", lambda: _check_text(Path(str(e.heldout_text))))
     for kind in ("sft", "dpo"):
-        data = str(e.get(f"{kind}_data") or DEFAULT_DATA[kind])
+        data = str(getattr(e, f"{kind}_data"))
         if f"heldout_{kind}" in only and this_pass(data):
             attempt(f"{kind}_data", lambda data=data, kind=kind: _check_rows(e, data, kind))
     return problems
 
 
-def _check_tasks(e: dict) -> None:
+def _check_tasks(e: EvalConfig) -> None:
     """`align eval`'s checks before its model loads: the task files, their code, every task name in lm-eval's
     index (the include paths' own first: most series name only their own tasks, and lm-eval's whole index
     takes seconds to build)."""
@@ -64,10 +63,10 @@ def _check_tasks(e: dict) -> None:
     from judges.measures.task_code import check_code, scan_folders, selected
     from judges.measures.tasks import TABLE1_TASKS, check_tasks
 
-    names = [str(t) for t in e.get("tasks") or TABLE1_TASKS]
-    include = [str(p) for p in e.get("include_path") or []]
+    names = [str(t) for t in e.tasks or TABLE1_TASKS]
+    include = [str(p) for p in e.include_path or []]
     # as `align eval` does first: task YAMLs parse, and their Python helpers run only where allowed
-    check_code(selected(scan_folders(include), names), bool(e.get("allow_code")), flag="eval.allow_code: true")
+    check_code(selected(scan_folders(include), names), e.allow_code, flag="eval.allow_code: true")
     if include:
         own = TaskManager(include_path=include, include_defaults=False).task_index
         if all(n in own and own[n].kind.name in ("TASK", "PY_TASK") for n in names):
@@ -82,7 +81,7 @@ def _check_text(path: Path) -> None:
     check_text_rows(path)
 
 
-def _check_rows(e: dict, data: str, kind: str) -> None:
+def _check_rows(e: EvalConfig, data: str, kind: str) -> None:
     """The rows `align heldout` would read: a local file must exist and give usable rows; a hub id is
     refused only while offline."""
     from judges.measures.rows import LOCAL_FORMATS, load_heldout, read_head
@@ -95,5 +94,5 @@ def _check_rows(e: dict, data: str, kind: str) -> None:
         if offline_flag() or not is_hub_id(data):
             read_head(data, "", 1)  # refuses what is neither a file nor a hub id, and a hub id offline
         return
-    split = e.get(f"{kind}_split") or ""
-    load_heldout(data, split, int(e.get("heldout_rows") or DEFAULT_ROWS), kind)
+    split = getattr(e, f"{kind}_split") or ""
+    load_heldout(data, split, int(e.heldout_rows), kind)

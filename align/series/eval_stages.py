@@ -20,7 +20,7 @@ from align.plumbing.argtypes import option_args
 from align.plumbing.errors import UserError
 from align.plumbing.files import file_sha256, read_yaml_mapping
 from align.series.manifest import fingerprint
-from align.series.spec import Series
+from align.series.spec import EvalConfig, Series
 from align.series.stage_kind import Skip, Stage, StageCommand, align_cli, train_env
 from align.series.stage_outputs import eval_dir, output_path, pretrained_checkpoint
 
@@ -30,8 +30,6 @@ WRITES = {"base_eval": ("eval.run_card.json", "base_eval.json", "lm_eval"),
           "heldout_dpo": ("heldout.run_card.json", "heldout.json")}
 FOLDERS = {"lm_eval"}  # the one folder among them (lm-eval's own files)
 RESULT = {"base_eval": "base_eval.json", "heldout_sft": "heldout.json", "heldout_dpo": "heldout.json"}
-DEFAULT_DATA = {"sft": "HuggingFaceH4/ultrachat_200k", "dpo": "HuggingFaceH4/ultrafeedback_binarized"}
-DEFAULT_ROWS = 1000
 
 
 class MeasureStage(Stage):
@@ -77,13 +75,13 @@ class MeasureStage(Stage):
         """Files a measurement reads (their content is part of its fingerprint): for `base_eval` every file
         under the include paths and the held-out text, for `heldout_*` its data file; only those that exist now
         (a prepared file counts through its prepare step, a hub dataset by its name in the arguments)."""
-        e = series.eval or {}
+        e = series.eval or EvalConfig()
         if self.name != "base_eval":
-            data = e.get(f"{self.name.split('_')[1]}_data")
+            data = getattr(e, f"{self.name.split('_')[1]}_data")
             return [str(data)] if data and Path(data).is_file() else []
-        found = sorted(str(f) for folder in e.get("include_path") or [] for f in Path(folder).rglob("*")
+        found = sorted(str(f) for folder in e.include_path or [] for f in Path(folder).rglob("*")
                        if f.is_file())
-        text = e.get("heldout_text")
+        text = e.heldout_text
         return found + ([str(text)] if text and Path(text).is_file() else [])
 
     def command(self, series: Series, entry: str | None, *, resolve: bool = True, **_) -> StageCommand:
@@ -104,16 +102,16 @@ MEASURES = {stage.name: stage for stage in MEASURE_STAGES}
 
 
 def base_eval_args(series: Series, entry: str, model: str) -> list[str]:
-    e = series.eval or {}
+    e = series.eval or EvalConfig()
     args = ["eval", "--model-path", model, "--out", str(eval_dir(series, entry, "base_eval"))]
-    if e.get("tasks"):
-        args += ["--tasks", ",".join(map(str, e["tasks"]))]
-    for folder in e.get("include_path") or []:
+    if e.tasks:
+        args += ["--tasks", ",".join(map(str, e.tasks))]
+    for folder in e.include_path or []:
         args += ["--include-path", str(folder)]
-    if e.get("allow_code"):
+    if e.allow_code:
         args.append("--allow-code")  # the series file allows the task folders' Python helpers
-    return args + option_args(e, {"heldout_text": "--heldout-text", "limit": "--limit", "batch_size": "--batch-size",
-                             "device": "--device", "dtype": "--dtype"})
+    return args + option_args(vars(e), {"heldout_text": "--heldout-text", "limit": "--limit",
+                                        "batch_size": "--batch-size", "device": "--device", "dtype": "--dtype"})
 
 
 def dpo_beta(series: Series) -> float | None:
@@ -125,16 +123,17 @@ def dpo_beta(series: Series) -> float | None:
 
 
 def heldout_args(series: Series, entry: str, kind: str, model: str, reference: str) -> list[str]:
-    e = series.eval or {}
-    data, rows = e.get(f"{kind}_data") or DEFAULT_DATA[kind], e.get("heldout_rows") or DEFAULT_ROWS
+    e = series.eval or EvalConfig()
+    data, rows = getattr(e, f"{kind}_data"), e.heldout_rows
     args = ["heldout", "--kind", kind, "--model-path", model, "--data", str(data), "--rows", str(rows),
             "--out", str(eval_dir(series, entry, f"heldout_{kind}"))]
     if kind == "dpo":
         args += ["--ref-model-path", reference]
-        beta = e.get("beta", dpo_beta(series))
+        beta = e.beta if e.beta is not None else dpo_beta(series)
         args += ["--beta", str(beta)] if beta is not None else []
-    return args + option_args(e, {f"{kind}_split": "--split", "max_length": "--max-length",
-                             "heldout_batch_size": "--batch-size", "device": "--device", "dtype": "--dtype"})
+    return args + option_args(vars(e), {f"{kind}_split": "--split", "max_length": "--max-length",
+                                        "heldout_batch_size": "--batch-size", "device": "--device",
+                                        "dtype": "--dtype"})
 
 
 def report_args(series: Series) -> list[str]:

@@ -46,7 +46,7 @@ def outcome(runner) -> int:
         print("\n" + table.read_text(encoding="utf-8"), flush=True)
         say(f"report: {table} (+ table.csv, categories.png, report.html to browse every answer)")
         for judge in s.more_judges:
-            say(f"report:{judge['name']}: {report_dir(s, judge) / 'table.md'} (its table and its "
+            say(f"report:{judge.name}: {report_dir(s, judge) / 'table.md'} (its table and its "
                 "agreement with the first judge)")
     if missing or not report_ok:
         for name in missing:

@@ -25,7 +25,7 @@ from align.plumbing.locks import output_lock
 from align.series import eval_stages, pretraining
 from align.series.checkpoint_stages import remove_output
 from align.series.manifest import fingerprint
-from align.series.spec import Series, resolve_packaged
+from align.series.spec import JudgeConfig, Series, resolve_packaged
 from align.series.stage_kind import Skip, Stage, StageCommand, align_cli
 from align.series.stage_outputs import (
     JUDGMENT_FILES,
@@ -43,21 +43,21 @@ from judges.records import failed_list_path
 
 def judge_kinds(series: Series) -> list[str]:
     """The judgment stages of one judge: single scores, and the pairwise matches with `mode: pairwise`."""
-    return ["judge", "pairwise"] if series.judge.get("mode") == "pairwise" else ["judge"]
+    return ["judge", "pairwise"] if series.judge.mode == "pairwise" else ["judge"]
 
 
-def judge_config(series: Series, name: str | None) -> dict:
+def judge_config(series: Series, name: str | None) -> JudgeConfig:
     """The `judge:` mapping of the first judge (None), or of the later judge called `name`."""
-    return series.judge if name is None else next(j for j in series.more_judges if j["name"] == name)
+    return series.judge if name is None else next(j for j in series.more_judges if j.name == name)
 
 
-def judgment_file(series: Series, judge: dict, kind: str) -> Path:
+def judgment_file(series: Series, judge: JudgeConfig, kind: str) -> Path:
     """A later judge's judgment file, beside the first judge's under its own folder."""
-    return series.output_dir / "model_judgment" / judge["name"] / JUDGMENT_FILES[kind]
+    return series.output_dir / "model_judgment" / judge.name / JUDGMENT_FILES[kind]
 
 
-def report_dir(series: Series, judge: dict) -> Path:
-    return series.output_dir / "judges" / judge["name"]
+def report_dir(series: Series, judge: JudgeConfig) -> Path:
+    return series.output_dir / "judges" / judge.name
 
 
 def answer_files(series: Series) -> list[str]:
@@ -92,10 +92,10 @@ class AnswerStage(Stage):
         a = series.answer
         args = ["mtbench", "answer", "--model-path", str(output_path(series, entry, "dpo")), "--model-id", entry,
                 "--answer-file", str(output_path(series, entry, "answer")),
-                *option_args(a, {"question_begin": "--question-begin", "question_end": "--question-end",
+                *option_args(vars(a), {"question_begin": "--question-begin", "question_end": "--question-end",
                                  "max_new_token": "--max-new-token", "backend": "--backend",
                                  "batch_size": "--batch-size", "question_dir": "--question-dir"}),
-                *map(str, (a.get("extra_args") or []) + (series.entry(entry).answer.get("extra_args") or []))]
+                *map(str, a.extra_args + (series.entry(entry).answer.get("extra_args") or []))]
         return StageCommand(align_cli(), args)
 
 
@@ -193,7 +193,7 @@ class JudgeStage(Stage):
             if not names:  # the runner starts this stage only once the first judge has judged an entry
                 raise UserError(f"{self.name}: nothing to judge yet: no entry's judgments by the first judge are "
                                 "complete")
-        model = resolve_packaged(str(j["model"])) if resolve else str(j["model"])
+        model = resolve_packaged(str(j.model)) if resolve else str(j.model)
         head = ["mtbench", "judge"]
         if self.pairwise:
             pairs = [(name, scratch_baseline(series, name)) for name in names]
@@ -203,12 +203,12 @@ class JudgeStage(Stage):
             prefill = "pair_prefill"
         else:
             answers = [str(output_path(series, name, "answer")) for name in names]
-            flags = ["--controls"] if j.get("controls", True) else []
+            flags = ["--controls"] if j.controls else []
             prefill = "prefill"
         args = [*head, "--answer-file", *answers, "--judge-model", model, "--output-file", str(self.file(series)),
-                *flags, *option_args(j, {"base_url": "--base-url", "parallel": "--parallel",
+                *flags, *option_args(vars(j), {"base_url": "--base-url", "parallel": "--parallel",
                                          "max_tokens": "--max-tokens", prefill: "--judge-prefill"}),
-                *option_args(series.answer, {"question_dir": "--question-dir"}), *map(str, j.get("extra_args") or [])]
+                *option_args(vars(series.answer), {"question_dir": "--question-dir"}), *map(str, j.extra_args)]
         return StageCommand(align_cli(), args)
 
 
@@ -261,14 +261,14 @@ class ReportStage(Stage):
         args = ["mtbench", "report", "--input-file", *self.judgment_files(series), "--answer-file",
                 *answer_files(series), "--out-dir", str(self.folder(series)),
                 "--study", str(series.output_dir / STUDY_FILE),
-                *option_args(series.answer, {"question_dir": "--question-dir"})]
+                *option_args(vars(series.answer), {"question_dir": "--question-dir"})]
         if self.judge_name is None:
             curves = pretraining.curve_sources_path(series)
             args += [*eval_stages.report_args(series), *(["--pretraining", str(curves)] if curves else [])]
         return StageCommand(align_cli(), args + [*map(str, series.report.get("extra_args") or [])])
 
 
-def later_judge_stages(series: Series, judge: dict) -> list[Stage]:
+def later_judge_stages(series: Series, judge: JudgeConfig) -> list[Stage]:
     """One later judge's stages, in order: its judgments (single, then pairwise), then its report."""
-    judging = [JudgeStage(kind, judge["name"]) for kind in judge_kinds(series)]
-    return [*judging, ReportStage(judge["name"], needs=tuple(st.name for st in judging))]
+    judging = [JudgeStage(kind, judge.name) for kind in judge_kinds(series)]
+    return [*judging, ReportStage(judge.name, needs=tuple(st.name for st in judging))]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from align.series import spec as plan
+from align.series.spec import Series
 from align.series.stages import STAGES
 
 
-def recipe_problems(series: plan.Series, names: list[str]) -> dict[str, list[str]]:
+def recipe_problems(series: Series, names: list[str]) -> dict[str, list[str]]:
     """problem line -> the stages ("entry/sft") it concerns."""
     from align.train.checks import check_recipe
 
@@ -30,7 +30,7 @@ def recipe_problems(series: plan.Series, names: list[str]) -> dict[str, list[str
     return found
 
 
-def report_recipe_problems(series: plan.Series, names: list[str]) -> int:
+def report_recipe_problems(series: Series, names: list[str]) -> int:
     """Print one line per problem; the number of problems."""
     found = recipe_problems(series, names)
     for problem, stages in found.items():

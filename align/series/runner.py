@@ -79,10 +79,10 @@ def run(args, commands: CommandFactory = own_command, execute: StageExecutor = r
 def check_judge_key(series: Series) -> None:
     """A served judge's key is checked before days of training, not when the judge stage starts."""
     for judge in [series.judge, *series.more_judges]:
-        model = str(judge["model"])
+        model = str(judge.model)
         if model.startswith(PACKAGED_PREFIX) or Path(model).expanduser().is_dir():
             continue  # a local judge: served on loopback, no key
-        resolve_api_key("OPENAI_API_KEY", judge.get("base_url"), flag=f"{series.file}: judge:")
+        resolve_api_key("OPENAI_API_KEY", judge.base_url, flag=f"{series.file}: judge:")
 
 
 def _interrupt(signum, frame):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from align.plumbing.errors import UserError
 from align.plumbing.files import is_hub_id, read_yaml_mapping
 from align.plumbing.packaged import default_cache_dir, export_smollm2
 from align.series.entry_names import check_name_fits
-from align.series.judge_list import judge_list
 from judges.questions import load_questions
 
 PACKAGED_PREFIX = "packaged:"
@@ -31,17 +30,9 @@ TOP_KEYS = {"name", "output_dir", "train", "prepare", "sft", "dpo", "answer", "j
             "cpt", "cluster"}  # cluster: `--submit slurm`'s resources per stage kind (align/series/cluster.py)
 TRAIN_KEYS = {"accelerate_config", "launcher", "env"}
 RECIPE_KEYS = {"recipe", "overrides", "tokens"}
-ANSWER_KEYS = {"backend", "question_begin", "question_end", "max_new_token", "batch_size", "question_dir",
-               "extra_args"}
-JUDGE_KEYS = {"model", "base_url", "parallel", "max_tokens", "prefill", "extra_args", "mode", "controls",
-              "pair_prefill", "name"}
 JUDGE_MODES = ("single", "pairwise")  # pairwise: single scores plus each entry against its same-size scratch
+JUDGE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")  # a later judge's folder under model_judgment/ and judges/
 REPORT_KEYS = {"extra_args"}
-# eval: the judge-free stages (align/series/eval_stages.py): `align eval` on base checkpoints, `align heldout`
-# after DPO. Lists: tasks, include_path; files: heldout_text, sft_data, dpo_data (a prepare step may write them).
-EVAL_KEYS = {"tasks", "include_path", "heldout_text", "limit", "batch_size", "device", "dtype", "heldout_rows",
-             "sft_data", "sft_split", "dpo_data", "dpo_split", "beta", "max_length", "heldout_batch_size",
-             "allow_code"}  # allow_code: true lets include_path tasks run their Python (`!function`) helpers
 PREPARE_KEYS = {"name", "command", "outputs"}
 MODEL_KEYS = {"name", "size", "construction", "path", "grow", "init", "cpt", "sft", "dpo", "answer", "post_train"}
 GROW_KEYS = {"from", "spec", "method", "depth", "noise", "seed"}
@@ -53,6 +44,64 @@ ENTRY_CPT_KEYS = {"recipe", "overrides", "tokens"}
 PARAM_CONVENTIONS = ("nominal", "non_embedding", "total")  # what N counts in 6·N·D and D = 40 N
 TOKEN_RULES = ("chinchilla2x", "staged")
 ENTRY_OVERRIDE_KEYS = {"overrides", "tokens"}
+
+
+# ----------------------------------------------------------------------------- typed blocks (defaults here only)
+
+@dataclass
+class AnswerConfig:
+    """`answer:`: how every entry's MT-Bench answers are made (`align mtbench answer`'s options)."""
+    backend: str | None = None          # hf (default of align mtbench answer), openai, vllm
+    question_begin: int | None = None   # the questions answered: [begin, end) of the question file
+    question_end: int | None = None
+    max_new_token: int | None = None
+    batch_size: int | None = None
+    question_dir: str | None = None     # default: the packaged MT-Bench questions
+    extra_args: list = field(default_factory=list)  # more `align mtbench answer` arguments, as written
+
+
+@dataclass
+class JudgeConfig:
+    """One judge of `judge:` (a mapping, or each mapping of a list): `align mtbench judge`'s options."""
+    model: str                          # an API model name, a local checkpoint, or packaged:NAME
+    name: str | None = None             # a later judge's folder name (default judge-<position>)
+    base_url: str | None = None         # an OpenAI-compatible server; a local model is served on loopback
+    parallel: int | None = None         # requests in flight (not part of the fingerprint)
+    max_tokens: int | None = None
+    prefill: str | None = None          # the start of every single-score answer ("Rating: [[")
+    pair_prefill: str | None = None     # ... of every pairwise verdict ("[[")
+    mode: str = "single"                # pairwise: also each entry against its same-size scratch entry
+    controls: bool = True               # the judge check's @mismatched controls
+    extra_args: list = field(default_factory=list)
+
+
+@dataclass
+class EvalConfig:
+    """`eval:`: the judge-free stages (align/series/eval_stages.py): `align eval` on base checkpoints, `align
+    heldout` after DPO. Files (heldout_text, sft_data, dpo_data) may be written by a prepare step."""
+    tasks: list | None = None           # lm-eval task names (default: the study's Table 1)
+    include_path: list | None = None    # folders of lm-eval task YAMLs
+    heldout_text: str | None = None
+    limit: int | None = None
+    batch_size: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+    heldout_rows: int = 1000
+    sft_data: str = "HuggingFaceH4/ultrachat_200k"
+    sft_split: str | None = None
+    dpo_data: str = "HuggingFaceH4/ultrafeedback_binarized"
+    dpo_split: str | None = None
+    beta: float | None = None           # default: the DPO recipe's (the series' overrides first)
+    max_length: int | None = None
+    heldout_batch_size: int | None = None
+    allow_code: bool = False            # true: include_path tasks may run their Python (`!function`) helpers
+
+
+def keys_of(config: type) -> set[str]:
+    return {f.name for f in fields(config)}
+
+
+ANSWER_KEYS, JUDGE_KEYS, EVAL_KEYS = keys_of(AnswerConfig), keys_of(JudgeConfig), keys_of(EvalConfig)
 
 
 @dataclass
@@ -88,14 +137,14 @@ class Series:
     prepare: list[dict]
     sft: dict
     dpo: dict
-    answer: dict
-    judge: dict
+    answer: AnswerConfig
+    judge: JudgeConfig
     report: dict
     models: list[Entry]
-    eval: dict | None = None  # None: no `eval:` block, the judge-free stages are off
+    eval: EvalConfig | None = None  # None: no `eval:` block, the judge-free stages are off
     cpt: dict = field(default_factory=dict)  # shared continued-pretraining settings (recipe, params, scale)
     # `judge:` a list: the judges after the first (each with its `name`); the first is `judge`, the reference
-    more_judges: list[dict] = field(default_factory=list)
+    more_judges: list[JudgeConfig] = field(default_factory=list)
 
     def entry(self, name: str) -> Entry:
         return next(e for e in self.models if e.name == name)
@@ -107,14 +156,14 @@ class Series:
     def question_turns(self) -> list[tuple[int, int]]:
         """(question_id, number of turns) of the questions the answer stage covers (read once)."""
         a = self.answer
-        questions = load_questions(a.get("question_dir"), a.get("question_begin"), a.get("question_end"))
+        questions = load_questions(a.question_dir, a.question_begin, a.question_end)
         return [(q["question_id"], len(q["turns"])) for q in questions]
 
     @cached_property
     def question_set(self) -> dict[int, int]:
         """question_id -> turns of every question in the question file: what a judgment may be about
         (all of them: the report reads the whole file, and a narrowed range keeps older judgments)."""
-        return {q["question_id"]: len(q["turns"]) for q in load_questions(self.answer.get("question_dir"))}
+        return {q["question_id"]: len(q["turns"]) for q in load_questions(self.answer.question_dir)}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -209,7 +258,7 @@ def load_series(path: str | os.PathLike) -> Series:
                       required=("output_dir", "models", "sft", "dpo", "judge"))
     output_dir = _expand(str(raw["output_dir"]), "output_dir", file, {})
     raw = _expand(raw, "", file, {"output_dir": output_dir, "series_dir": str(file.parent)})
-    judges = judge_list(raw["judge"], file, _judge_block)
+    judges = _judges(raw["judge"], file)
     series = Series(file=file, name=str(raw.get("name") or file.stem), output_dir=Path(output_dir),
                     train=_train_block(raw.get("train"), file), prepare=_prepare_steps(raw.get("prepare"), file),
                     sft=_recipe_block(raw["sft"], "sft", file), dpo=_recipe_block(raw["dpo"], "dpo", file),
@@ -269,14 +318,14 @@ def _prepare_steps(prepare: Any, file: Path) -> list[dict]:
     return prepare
 
 
-def _answer_block(obj: Any, file: Path) -> dict:
+def _answer_block(obj: Any, file: Path) -> AnswerConfig:
     answer = _check_keys(obj, ANSWER_KEYS, "answer", file)
     for key in ("question_begin", "question_end", "max_new_token", "batch_size"):
         _number(answer.get(key), f"answer.{key}", file, int)
-    return answer
+    return AnswerConfig(**{k: v for k, v in answer.items() if v is not None})
 
 
-def _eval_block(raw: dict, file: Path) -> dict | None:
+def _eval_block(raw: dict, file: Path) -> EvalConfig | None:
     if "eval" not in raw:
         return None
     block = _check_keys(raw["eval"], EVAL_KEYS, "eval", file)
@@ -294,7 +343,7 @@ def _eval_block(raw: dict, file: Path) -> dict | None:
     for i, folder in enumerate(block.get("include_path") or []):
         if not Path(folder).is_dir():
             raise UserError(f"{file}: eval.include_path[{i}]: folder {folder!r} not found (lm-eval task YAMLs)")
-    return block
+    return EvalConfig(**{k: v for k, v in block.items() if v is not None})
 
 
 def _cpt_block(obj: Any, file: Path) -> dict:
@@ -324,7 +373,7 @@ def _entry_cpt(obj: Any, where: str, file: Path) -> dict:
     return block
 
 
-def _judge_block(obj: Any, file: Path, where: str = "judge") -> dict:
+def _judge_block(obj: Any, file: Path, where: str = "judge") -> JudgeConfig:
     judge = _check_keys(obj, JUDGE_KEYS, where, file, required=("model",))
     for key in ("parallel", "max_tokens"):
         _number(judge.get(key), f"{where}.{key}", file, int)
@@ -335,7 +384,33 @@ def _judge_block(obj: Any, file: Path, where: str = "judge") -> dict:
     judge_model = str(judge["model"])
     if judge_model.startswith(PACKAGED_PREFIX) or judge_model.startswith((".", "/", "~")):
         check_checkpoint(judge_model, f"{where}.model", file)
-    return judge
+    return JudgeConfig(**{k: v for k, v in judge.items() if v is not None})
+
+
+def _judges(obj: Any, file: Path) -> list[JudgeConfig]:
+    """`judge:` as one mapping or a list of them (several judges: an open judge beside GPT-4). The first judge is
+    the reference (the main table); each later one is judged too, gets its own table and its agreement with the
+    first (align/series/judge_stages.py). Every judge of a list has a `name` (default judge-<position>)."""
+    if not isinstance(obj, list):
+        return [_judge_block(obj, file)]
+    if not obj:
+        raise UserError(f"{file}: judge: expected a mapping or a non-empty list of mappings")
+    judges = [_judge_block(j, file, f"judge[{i}]") for i, j in enumerate(obj)]
+    names = [str(j.name or f"judge-{i + 1}") for i, j in enumerate(judges)]
+    for i, name in enumerate(names):
+        if not JUDGE_NAME.match(name):
+            raise UserError(f"{file}: judge[{i}].name: expected letters, digits, '.', '_' or '-' "
+                            f"(a folder name), got {name!r}")
+        if names.index(name) != i:
+            raise UserError(f"{file}: judge[{i}].name: {name!r} names two judges")
+        judges[i].name = name
+    models = [str(j.model) for j in judges]
+    if len(set(models)) < len(models):  # the report tells judges apart by the model named in each record
+        raise UserError(f"{file}: judge: two judges of the list have the same model {max(models, key=models.count)!r}")
+    if any(j.mode != judges[0].mode for j in judges):
+        raise UserError(f"{file}: judge: every judge of the list needs the same mode (their agreement compares "
+                        "like with like)")
+    return judges
 
 
 def _entries(models: Any, file: Path) -> list[Entry]:

@@ -134,6 +134,6 @@ def same_size_scratch(entries, me) -> str | None:
 
 def scratch_baseline(series: Series, entry: str) -> str | None:
     """judge.mode pairwise: the same-size scratch entry a non-scratch entry is compared with (the first one)."""
-    if series.judge.get("mode") != "pairwise":
+    if series.judge.mode != "pairwise":
         return None
     return same_size_scratch(series.models, series.entry(entry))

@@ -155,9 +155,9 @@ def test_judge_fingerprint_follows_what_changes_judgments(study):
     runner = Runner(s, selected_stages(None), ["small-init"], dry=True)
     judge = STAGES["judge"]
     before = runner.fingerprint(judge, "small-init", "answers-fp")
-    s.judge["parallel"] = 64
+    s.judge.parallel = 64
     assert runner.fingerprint(judge, "small-init", "answers-fp") == before
-    s.judge["prefill"] = "Rating: [["
+    s.judge.prefill = "Rating: [["
     assert runner.fingerprint(judge, "small-init", "answers-fp") != before
     assert runner.fingerprint(judge, "small-init", "other-answers-fp") != before
 
@@ -359,6 +359,6 @@ def test_demo_series_is_valid():
     series = load_series(REPO / "recipes/demo/series.yaml")
     assert {e.size for e in series.models} == {"135M"} and len({e.construction for e in series.models}) >= 2
     assert "scratch" in {e.construction for e in series.models}
-    assert series.judge["model"].startswith("packaged:")
+    assert series.judge.model.startswith("packaged:")
     judge_argv = STAGES["judge"].command(series, "smollm2-pretrained", resolve=False).argv
     assert judge_argv[judge_argv.index("--judge-prefill") + 1] == "Rating: [["

@@ -95,7 +95,7 @@ def test_later_judges_are_named_by_default(study):
     tmp_path, series = study
     series["judge"] = [{"model": "a"}, {"model": "b"}]
     loaded = load_series(write_series(tmp_path, series))
-    assert loaded.judge["model"] == "a" and [j["name"] for j in loaded.more_judges] == ["judge-2"]
+    assert loaded.judge.model == "a" and [j.name for j in loaded.more_judges] == ["judge-2"]
 
 
 def test_pairwise_mode_later_judge_runs_the_matches_whose_sides_were_judged(tmp_path, monkeypatch):

@@ -73,3 +73,21 @@ def test_the_report_reads_the_study_table_the_runner_writes(study):
         {"name": "big-expanded", "size": "B", "construction": "expanded", "baseline": None},
         {"name": "small-init", "size": "S", "construction": "init", "baseline": "small-scratch"}]}
 
+
+def test_judge_eval_answer_are_typed_configs_with_their_defaults(study):
+    """`judge:`, `eval:`, `answer:` load into dataclasses (spec.py holds every default); a later judge is named
+    judge-<position> unless named."""
+    from align.series.spec import AnswerConfig, EvalConfig, JudgeConfig
+
+    tmp_path, spec = study
+    spec["judge"] = [spec["judge"], {"model": "open-judge"}]
+    spec["eval"] = {"heldout_rows": None}
+    series = load_series(write_series(tmp_path, spec))
+    assert series.judge == JudgeConfig(model="stand-in-judge", base_url="http://127.0.0.1:9/v1", max_tokens=16,
+                                       name="judge-1")
+    assert (series.judge.mode, series.judge.controls, series.judge.extra_args) == ("single", True, [])
+    assert series.more_judges == [JudgeConfig(model="open-judge", name="judge-2")]
+    assert series.answer == AnswerConfig(question_begin=0, question_end=3, max_new_token=8)
+    assert series.eval == EvalConfig() and series.eval.heldout_rows == 1000 and not series.eval.allow_code
+    assert series.eval.sft_data == "HuggingFaceH4/ultrachat_200k"
+    assert series.eval.dpo_data == "HuggingFaceH4/ultrafeedback_binarized"
