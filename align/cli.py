@@ -107,12 +107,6 @@ def build_parser(argv: list[str]) -> OneLineParser:
     return parser
 
 
-def run_module(module: str, prog: str, help_text: str, argv: list[str] | None) -> int:
-    """`python -m <module>`: the same parser and run as `align <verb>`."""
-    args = make_parser(module, prog, help_text).parse_args(argv)
-    return int(args._run(args) or 0)
-
-
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from align.plumbing.errors import UserError
 from align.plumbing.files import numbered_jsonl
-from judges.kinds import PAIRWISE, first_judgment_kind, judgment_kind
+from judges.file_kinds import PAIRWISE, first_judgment_kind, judgment_kind
 
 PAIR_VERDICTS = ("model_1", "model_2", "tie", "error")
 

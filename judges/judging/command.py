@@ -32,9 +32,9 @@ from align.plumbing.errors import UserError
 from align.plumbing.files import check_output_file, name_as_file_stem
 from align.plumbing.locks import output_lock
 from align.plumbing.runcard import check_own_run_card, run_card_beside, write_run_card
+from judges.file_kinds import FAILED, PAIRWISE, SINGLE, check_file_kind, check_not_inputs, question_data_files
 from judges.judging.engine import JUDGE_TEMPERATURE, cache_key, judge_all
 from judges.judging.pairwise import make_pair_matches
-from judges.kinds import FAILED, PAIRWISE, SINGLE, check_file_kind, check_not_inputs, question_data_files
 from judges.questions import (
     NEED_REFERENCE,
     REFERENCE_SETS,

@@ -36,8 +36,8 @@ from align.plumbing.files import atomic_write_json, atomic_write_text, check_out
 from align.plumbing.locks import output_lock
 from align.plumbing.runcard import check_own_run_card, write_run_card
 from judges import records
+from judges.file_kinds import check_not_inputs, question_data_files
 from judges.judging.controls import is_control
-from judges.kinds import check_not_inputs, question_data_files
 from judges.questions import load_questions
 from judges.records import is_pair_file
 from judges.reporting.check import (

@@ -17,7 +17,7 @@ import argparse
 from align.plumbing.errors import UserError
 from align.plumbing.files import atomic_write_json, check_output_file
 from align.plumbing.locks import output_lock
-from judges.kinds import check_not_inputs, check_own_json, question_data_files
+from judges.file_kinds import check_not_inputs, check_own_json, question_data_files
 from judges.trust.agreement import compare
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from align.plumbing.errors import UserError
 from align.plumbing.files import _read_text, read_jsonl
+from judges.file_kinds import PAIRWISE, judgment_kind
 from judges.judging.controls import is_control
-from judges.kinds import PAIRWISE, judgment_kind
 from judges.questions import load_questions
 from judges.records import latest_per_slot, load_judgments, outcome, plain_int, read_judgments
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from align.plumbing.errors import UserError
-from judges.kinds import PAIRWISE, SINGLE, first_judgment_kind, judgment_kind
+from judges.file_kinds import PAIRWISE, SINGLE, first_judgment_kind, judgment_kind
 from judges.records import is_pair_file
 from judges.stats import finite_or_none
 from judges.trust.votes import file_kind
