@@ -33,6 +33,15 @@ def is_hub_id(ref: str, *, bare_name: bool = False) -> bool:
     return bool((HUB_ID_OR_NAME if bare_name else HUB_ID).match(ref)) and not Path(ref).exists()
 
 
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def offline_flag() -> str | None:
+    """The environment variable that puts this run offline (read as huggingface_hub reads it), or None."""
+    return next((name for name in OFFLINE_VARS if os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE")),
+                None)
+
+
 def _process_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

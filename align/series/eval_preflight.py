@@ -84,8 +84,8 @@ def _check_text(path: Path) -> None:
 def _check_rows(e: EvalConfig, data: str, kind: str) -> None:
     """The rows `align heldout` would read: a local file must exist and give usable rows; a hub id is
     refused only while offline."""
+    from align.plumbing.files import offline_flag
     from judges.measures.rows import LOCAL_FORMATS, load_heldout, read_head
-    from judges.measures.tasks import offline_flag
 
     path = Path(data)
     if not path.is_file():

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from align.plumbing.errors import UserError
-from align.plumbing.files import is_hub_id
+from align.plumbing.files import is_hub_id, offline_flag
 from align.train.compat import translate_argv, translate_keys
 from align.train.mixture import is_local, local_file
 from align.train.mixture_spec import Mixture, Source, mixture_from_args
 from align.train.values import key_label, lenient_bool, output_dir_problem, raw_recipe_file
 
-TRUE = {"true", "1", "yes", "on"}  # environment variables (huggingface_hub's reading), not recipe values
 # report_to names -> the module that must be importable (transformers' integration names)
 TRACKER_MODULES = {"wandb": "wandb", "tensorboard": ("tensorboard", "tensorboardX"), "mlflow": "mlflow",
                    "comet_ml": "comet_ml", "clearml": "clearml", "neptune": "neptune", "dvclive": "dvclive",
@@ -41,10 +40,6 @@ def _installed(*modules: str) -> bool:
 def _flag(value: Any) -> bool:
     """A recipe boolean as the trainer will read it (a word it refuses is the recipe parse's to name)."""
     return lenient_bool(value) is True
-
-
-def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
 def _gpu() -> bool:
@@ -124,7 +119,7 @@ def _tracker_problems(report_to: Any) -> list[str]:
 
 
 def _hub_problems(raw: dict) -> list[str]:
-    if _offline():
+    if offline_flag():
         return ["push_to_hub: true needs hub access, and HF_HUB_OFFLINE=1: set push_to_hub: false"]
     from huggingface_hub import get_token
 
@@ -141,7 +136,7 @@ def hub_dataset_problem(source: Source) -> str | None:
         datasets.load_dataset_builder(source.path, source.name, data_dir=source.data_dir,
                                       data_files=source.data_files)
     except Exception as err:  # noqa: BLE001 - any failure here means "cannot be read from this machine"
-        if _offline():
+        if offline_flag():
             return (f"dataset {source.label()}: a hub dataset that needs hub access (HF_HUB_OFFLINE=1 and not "
                     "cached): use a local file or directory")
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -188,7 +183,7 @@ def model_problem(model: str | None) -> str | None:
         return None if config_file(model) else f"model_name_or_path {model}: no config.json in it"
     if not is_hub_id(model, bare_name=True):
         return f"model_name_or_path {model}: not found"
-    if _offline() and config_file(model) is None:
+    if offline_flag() and config_file(model) is None:
         return f"model_name_or_path {model}: a hub model that needs hub access (HF_HUB_OFFLINE=1, not cached)"
     return None
 

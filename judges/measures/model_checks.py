@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from align.plumbing.errors import UserError
-from align.plumbing.files import is_hub_id
-from judges.measures.tasks import offline_flag
+from align.plumbing.files import is_hub_id, offline_flag
 
 WEIGHTS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model*.bin.index.json")
 

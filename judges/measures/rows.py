@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from align.plumbing.errors import UserError
-from align.plumbing.files import is_hub_id, numbered_json_lines
-from judges.measures.tasks import offline_flag
+from align.plumbing.files import is_hub_id, numbered_json_lines, offline_flag
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 

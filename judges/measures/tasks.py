@@ -8,13 +8,12 @@ with HF_DATASETS_OFFLINE / HF_HUB_OFFLINE set it is refused before the model loa
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
 from align.plumbing.errors import UserError
-from align.plumbing.files import numbered_json_lines
+from align.plumbing.files import numbered_json_lines, offline_flag
 
 # The study's Table 1 (lm-eval names); wikitext gives word_perplexity, the rest acc / acc_norm.
 TABLE1_TASKS = ("lambada_openai", "arc_easy", "arc_challenge", "winogrande", "piqa", "openbookqa", "hellaswag",
@@ -22,17 +21,6 @@ TABLE1_TASKS = ("lambada_openai", "arc_easy", "arc_challenge", "winogrande", "pi
 HELDOUT_TASK = "heldout_text"  # perplexity on the user's held-out text (FineWeb-Edu's validation sample)
 LOCAL_BUILDERS = {"json", "csv", "text", "parquet", "arrow", "pandas"}
 OUTPUT_TYPES = ("loglikelihood", "multiple_choice", "loglikelihood_rolling", "generate_until")  # lm-eval's
-OFFLINE_VARS = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
-
-
-def offline_flag() -> str | None:
-    """The environment variable that puts this run offline, or None."""
-    for name in OFFLINE_VARS:
-        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
-            return name
-    return None
-
-
 def leaf_tasks(index: dict, names: list[str]) -> dict[str, dict]:
     """Task name -> its config, for `names` with groups and tags expanded; unknown names are one error."""
     unknown = [n for n in names if n not in index]

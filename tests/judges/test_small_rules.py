@@ -91,3 +91,17 @@ def test_logprobs_in_float32_one_sequence_at_a_time_equal_log_softmax():
         counted = torch.tensor(s.mask[1:], dtype=torch.bool)
         want = reference[i, :len(s.ids) - 1][counted].sum().item()
         assert got[i][1] == int(counted.sum()) and got[i][0] == pytest.approx(want, abs=1e-4)
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", "On", "0", "", " 1", "false", "offline"])
+@pytest.mark.parametrize("name", ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"])
+def test_offline_flag_reads_the_environment_as_huggingface_hub_does(monkeypatch, name, value):
+    """One offline rule for training checks, eval tasks and held-out rows: huggingface_hub's own reading."""
+    from huggingface_hub import constants
+
+    from align.plumbing.files import offline_flag
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(name, value)
+    assert offline_flag() == (name if constants._is_true(value) else None)
