@@ -41,12 +41,16 @@ lock: setup
 		--constraint $(VENV)/tested.txt --no-emit-package torch --python-version 3.11 --annotation-style line \
 		--custom-compile-command "make lock" $(LOCK_FLAGS) -o $(LOCK)
 
+# The tests run on TEST_WORKERS processes (pytest-xdist); tests that must share one worker carry an
+# xdist_group mark (pyproject: --dist loadgroup). TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 2
+
 test: setup $(CHROMIUM)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
 
 # The inner loop: everything but the real multi-process launches and whole-series runs.
 test-fast: setup $(CHROMIUM)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow" tests
 
 lint: setup
 	$(BIN)/ruff check .

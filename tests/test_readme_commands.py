@@ -77,6 +77,92 @@ STOPS_HERE = {
                                       "bf16 needs a GPU, UltraChat/UltraFeedback need the hub"),
 }
 
+# What each command that runs to the end must produce: the files it writes (relative to the scratch directory;
+# each must be new) and a line of its output (stdout or stderr). None of these may be missing, and a command
+# listed with no files (a dry run, a reader) must write nothing at all. An `export` line sets the environment.
+PRODUCES = {
+    "python -m align.train.demo_data --out outputs/demo-data":
+        (["outputs/demo-data/chat.jsonl", "outputs/demo-data/prefs.jsonl", "outputs/demo-data/text.jsonl"],
+         "wrote outputs/demo-data/chat.jsonl, outputs/demo-data/prefs.jsonl and outputs/demo-data/text.jsonl"),
+    "python -c \"from align.plumbing.packaged import export_smollm2; print(export_smollm2('outputs/smollm2'))\"":
+        (["outputs/smollm2/tokenizer.json", "outputs/smollm2/.complete"], "outputs/smollm2"),
+    "align sft --config recipes/sft/cpu-demo.yaml --model_name_or_path outputs/smollm2 --output_dir outputs/cpu/sft":
+        (["outputs/cpu/sft/model.safetensors", "outputs/cpu/sft/config.json", "outputs/cpu/sft/tokenizer.json",
+          "outputs/cpu/sft/run_card.json", "outputs/cpu/sft/loss.png"],
+         "run card outputs/cpu/sft/run_card.json"),
+    "align dpo --config recipes/dpo/cpu-demo.yaml --model_name_or_path outputs/cpu/sft --output_dir outputs/cpu/dpo":
+        (["outputs/cpu/dpo/model.safetensors", "outputs/cpu/dpo/config.json", "outputs/cpu/dpo/run_card.json"],
+         "run card outputs/cpu/dpo/run_card.json"),
+    "align sft --config R.yaml --output_dir OUT --dry_run true":
+        ([], "not loaded (dry run)"),
+    "align cpt --config recipes/cpt/cpu-demo.yaml --model_name_or_path outputs/smollm2 --output_dir outputs/cpu/cpt":
+        (["outputs/cpu/cpt/model.safetensors", "outputs/cpu/cpt/run_card.json"],
+         "run card outputs/cpu/cpt/run_card.json"),
+    "align tokenize --source outputs/demo-data/text.jsonl --tokenizer packaged:smollm2-135m-instruct "
+    "--out outputs/tokens/demo":
+        (["outputs/tokens/demo/metadata.json", "outputs/tokens/demo/shard-00000.ds"], "wrote outputs/tokens/demo:"),
+    "align cpt --config recipes/cpt/cpu-demo.yaml --dataset_name outputs/tokens/demo --model_name_or_path "
+    "outputs/smollm2 --output_dir outputs/cpu/cpt-shards":
+        (["outputs/cpu/cpt-shards/model.safetensors", "outputs/cpu/cpt-shards/run_card.json"],
+         "run card outputs/cpu/cpt-shards/run_card.json"),
+    "align grow --from CKPT --to recipes/grow/2b.yaml --method aki --depth stack --out outputs/grow/2b":
+        (["outputs/grow/2b/model.safetensors", "outputs/grow/2b/config.json", "outputs/grow/2b/run_card.json"],
+         "grown checkpoint: outputs/grow/2b"),
+    "align grow --from CKPT --to SPEC.yaml --method fpi --depth zero --noise 0.01 --seed 1 --out DIR":
+        (["outputs/grow/dir/model.safetensors", "outputs/grow/dir/config.json", "outputs/grow/dir/run_card.json"],
+         "grown checkpoint: outputs/grow/dir"),
+    "align grow --dry-run --to recipes/grow/series.yaml":
+        ([], "compute, 6·N·D with D = 40·N tokens"),
+    "align grow --dry-run --from CKPT --to SPEC.yaml":
+        ([], "6·N·D at D = 40·N: source"),
+    "align eval --model-path CKPT --tasks demo_mc --include-path recipes/eval/demo --heldout-text "
+    "recipes/eval/demo/heldout.jsonl --out outputs/eval/demo":
+        (["outputs/eval/demo/base_eval.json", "outputs/eval/demo/eval.run_card.json"],
+         "wrote outputs/eval/demo/base_eval.json"),
+    "align heldout --kind sft --model-path outputs/cpu/sft --data outputs/demo-data/chat.jsonl --rows 32 "
+    "--out outputs/heldout/cpu-sft":
+        (["outputs/heldout/cpu-sft/heldout.json", "outputs/heldout/cpu-sft/heldout.run_card.json"],
+         "wrote outputs/heldout/cpu-sft/heldout.json"),
+    "align heldout --kind dpo --model-path outputs/cpu/dpo --ref-model-path outputs/cpu/sft --data "
+    "outputs/demo-data/prefs.jsonl --rows 32 --out outputs/heldout/cpu-dpo":
+        (["outputs/heldout/cpu-dpo/heldout.json", "outputs/heldout/cpu-dpo/heldout.run_card.json"],
+         "preference_accuracy: "),
+    "align mtbench answer --model-path outputs/demo/smollm2-pretrained/dpo --model-id smollm2-dpo":
+        (["outputs/mtbench/model_answer/smollm2-dpo.jsonl"], "answers: outputs/mtbench/model_answer/smollm2-dpo.jsonl"),
+    "align mtbench answer --model-path MODEL_NAME --model-id NAME --backend openai --base-url "
+    "http://127.0.0.1:8000/v1 --parallel 8":
+        (["outputs/mtbench/model_answer/readme-openai.jsonl"],
+         "answers: outputs/mtbench/model_answer/readme-openai.jsonl"),
+    "align mtbench judge --answer-file outputs/mtbench/model_answer/*.jsonl --judge-model gpt-4 --parallel 8":
+        (["outputs/mtbench/model_judgment/gpt-4_single.jsonl"],
+         " 0 failed; 0 without a usable verdict (1-10 rating, score -1) -> "
+         "outputs/mtbench/model_judgment/gpt-4_single.jsonl"),
+    "python -m fastchat.llm_judge.show_result --input-file outputs/mtbench/model_judgment/gpt-4_single.jsonl "
+    "--mode single":
+        ([], "########## Average ##########"),
+    "align mtbench judge --mode pairwise-all --answer-file outputs/mtbench/model_answer/*.jsonl --judge-model gpt-4":
+        (["outputs/mtbench/model_judgment/gpt-4_pair.jsonl"],
+         " 0 failed; 0 without a usable verdict ([[A]]/[[B]]/[[C]] in both games) -> "
+         "outputs/mtbench/model_judgment/gpt-4_pair.jsonl"),
+    "align mtbench agreement outputs/mtbench/model_judgment/gpt-4_pair.jsonl "
+    "outputs/mtbench/model_judgment/gpt-4_single.jsonl --out outputs/agreement.json":
+        (["outputs/agreement.json"], "Agreement (between two judges)"),
+    "align mtbench report --input-file outputs/mtbench/model_judgment/gpt-4_single.jsonl --out-dir outputs/report "
+    "--series recipes/demo/series.yaml":
+        (["outputs/report/report.html", "outputs/report/table.md", "outputs/report/summary.json"],
+         "### Δ vs scratch (judge: gpt-4)"),
+    "align series recipes/demo/series.yaml":
+        (["outputs/demo/manifest.json", "outputs/demo/table.md", "outputs/demo/report.html",
+          "outputs/demo/summary.json", "outputs/demo/model_judgment/judgments.jsonl",
+          "outputs/demo/smollm2-scratch/dpo/model.safetensors"],
+         "series demo: everything finished"),
+}
+
+# The commands run in the pages' order, later ones reading earlier outputs: under pytest-xdist (-n) one worker runs
+# them all, in order (xdist_group), except these, which read no other command's output and take minutes: they run
+# beside the chain, on the other worker, in a workspace of their own.
+STANDS_ALONE = {"align series recipes/demo/series.yaml"}
+
 TINY_SPEC = "hidden_size: 48\nintermediate_size: 96\nnum_hidden_layers: 3\nnum_attention_heads: 6\n"
 ANSWER_SIZES = "--question-end 2 --max-new-token 8"  # 2 of 80 questions, 8 of 1024 tokens per turn
 
@@ -147,6 +233,15 @@ def test_not_runnable_list_is_exactly_what_is_skipped():
     assert len(RUNNABLE) >= 15  # the parser still finds the pages' commands
     assert len(RUNNABLE) == len(set(RUNNABLE))  # a command shown twice runs once
     assert all(reason for reason in NOT_RUNNABLE.values())
+    assert STANDS_ALONE <= set(RUNNABLE)
+
+
+def test_every_command_that_runs_says_what_it_must_produce():
+    """A new command on a page needs its files and output line in PRODUCES (or a STOPS_HERE entry)."""
+    runs_through = {c for c in RUNNABLE if c not in STOPS_HERE and not c.startswith("export ")}
+    assert set(PRODUCES) == runs_through, {"no PRODUCES entry": sorted(runs_through - set(PRODUCES)),
+                                           "no page shows": sorted(set(PRODUCES) - runs_through)}
+    assert all(says for _, says in PRODUCES.values())
 
 
 def test_parser_joins_continuations_and_skips_yaml():
@@ -187,11 +282,20 @@ def workspace(tmp_path_factory, smollm2_tokenizer_dir):
                                                      "demo_series": str(demo_series)}}
 
 
+def written(root) -> set[str]:
+    """Every file under the scratch directory (recipes/ is a link to the repository's: not followed)."""
+    return {os.path.relpath(os.path.join(folder, name), root)
+            for folder, _, names in os.walk(root) for name in names}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("command", RUNNABLE,
-                         ids=[f"{i:02d}-{'-'.join(c.split()[:3])}" for i, c in enumerate(RUNNABLE)])
+@pytest.mark.parametrize("command", [
+    pytest.param(c, id=f"{i:02d}-{'-'.join(c.split()[:3])}",
+                 marks=() if c in STANDS_ALONE else pytest.mark.xdist_group("readme-commands"))
+    for i, c in enumerate(RUNNABLE)])
 def test_readme_command_runs(command, workspace):
-    """In README's order (later commands use earlier outputs, so run the module whole); exit status 0."""
+    """In README's order (later commands use earlier outputs, so run the module whole): exit status 0, the
+    files and the output line PRODUCES names (a command in STOPS_HERE: its status and message, nothing written)."""
     env = workspace["env"]
     runnable = substitute(command, workspace["values"])
     if runnable.startswith("export "):  # an environment line: later commands see it
@@ -199,8 +303,13 @@ def test_readme_command_runs(command, workspace):
             name, _, value = assignment.partition("=")
             env[name] = value
         return
+    before = written(workspace["root"])
     proc = subprocess.run(["bash", "-c", runnable], cwd=workspace["root"], env=env, capture_output=True,
                           text=True, timeout=600)
     why = f"README: {command}\nran: {runnable}\nexit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     status, says, _ = STOPS_HERE.get(command, (0, "", ""))
+    files, says = ([], says) if command in STOPS_HERE else PRODUCES[command]
     assert proc.returncode == status and says in proc.stdout + proc.stderr, why
+    new = written(workspace["root"]) - before
+    assert set(files) <= new if files else not new, \
+        f"{command}\nmissing: {sorted(set(files) - new)}\nwrote: {sorted(new)[:20]}"
