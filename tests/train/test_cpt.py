@@ -241,6 +241,7 @@ def test_sft_and_cpt_train_with_the_metric_free_trainer_dpo_with_trls():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("two-processes")  # accelerate's port 29500 admits one launch at a time
 def test_two_processes_share_the_token_budget(tiny_base_llama_dir, tmp_path):
     """`align cpt --accelerate_config ddp --num_processes 2`: the recipe is checked here, then each process
     turns max_tokens into steps with the world size (2 x 2 rows x 32 tokens = 128 tokens a step)."""
