@@ -12,8 +12,8 @@ each judge of the series (and a pairwise call), one report per judge; locally or
     stage_outputs.py  where each stage writes, the checkpoints a stage starts from, judgment file checks
     pretraining.py    the cpt stage's token budgets (chinchilla2x, staged) and the report's pretraining curves
     configs.py        what model an entry is, from config.json files and growth/shape specs (no weights)
-    runner.py         `align series`: the command (walk.py walks the table; finish.py: how the run ended, the
-                      --only rule; plan.py: the --dry-run plan)
+    runner.py         `align series`: the command (walk.py walks the table; stage_run.py runs and records one
+                      stage; finish.py: how the run ended, the --only rule; plan.py: the --dry-run plan)
     process.py        a stage as a subprocess (process group, log, heartbeat)
     manifest.py       per-stage records (state, fingerprints), the run lock
     preflight.py      --dry-run: the training checks of every recipe (eval_preflight.py: the eval inputs')

@@ -1,8 +1,9 @@
 """`align series FILE`: every entry through base -> sft -> dpo -> answer, one judge call (and one pairwise
 call with judge.mode pairwise), one report; each later judge of a `judge:` list and its report.
 
-What a stage is comes from the stage table (stages.py); walk.py walks it, finish.py says how the run ended,
-plan.py prints a dry run's plan, slurm_submit.py turns the table into jobs. This module is the command.
+What a stage is comes from the stage table (stages.py); walk.py walks it (stage_run.py runs and records one
+stage), finish.py says how the run ended, plan.py prints a dry run's plan, slurm_submit.py turns the table into
+jobs. This module is the command.
 """
 
 from __future__ import annotations
