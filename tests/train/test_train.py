@@ -108,12 +108,12 @@ def test_bad_row_stops_the_entry_point_before_anything_is_written(module, rows, 
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_sigterm_mid_training_exits_130_and_resumes(tiny_llama_dir, tmp_path):
-    """SIGTERM (a scheduler's preemption) unwinds like Ctrl-C: one line, exit 130, a resumable directory."""
+def signalled_at_checkpoint_2(model, tmp_path, sig: int) -> tuple[int, list[str], Path, str]:
+    """An SFT run of 60 steps (a checkpoint every 2) sent `sig` once checkpoint-2 is whole: (its exit status,
+    its arguments, its output folder, its stderr). The shared start of the SIGTERM and SIGKILL tests."""
     data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(48))
     out = tmp_path / "run"
-    args = sft_args(tiny_llama_dir, data, out, "--save_strategy", "steps", "--save_steps", "2")
+    args = sft_args(model, data, out, "--save_strategy", "steps", "--save_steps", "2")
     args[args.index("--max_steps") + 1] = "60"
     err_log = tmp_path / "stderr.txt"
     with open(err_log, "w") as err_fh:
@@ -123,43 +123,43 @@ def test_sigterm_mid_training_exits_130_and_resumes(tiny_llama_dir, tmp_path):
         deadline = time.time() + 300
         while not state.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 130
-    err = err_log.read_text()
-    assert "interrupted:" in err and "Traceback" not in err, err[-2000:]
+        proc.send_signal(sig)
+        code = proc.wait(timeout=120)
+    return code, args, out, err_log.read_text()
+
+
+def resume_to_step_4(args: list[str], out: Path) -> dict:
+    """Resume the run with max_steps 4: it ends at step 4 with every step trained (and logged) once; its card."""
     resumed = [a if a != "60" else "4" for a in args]
-    proc2 = run_cli(*resumed, "--resume_from_checkpoint", "true", timeout=300)
-    assert proc2.returncode == 0, proc2.stderr[-3000:]
-    assert json.loads((out / "run_card.json").read_text())["global_step"] == 4
+    proc = run_cli(*resumed, "--resume_from_checkpoint", "true", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert sorted(h["step"] for h in history if "loss" in h) == [1, 2, 3, 4]
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["global_step"] == 4
+    return card
+
+
+@pytest.mark.slow
+def test_sigterm_mid_training_exits_130_and_resumes(tiny_llama_dir, tmp_path):
+    """SIGTERM (a scheduler's preemption) unwinds like Ctrl-C: one line, exit 130, a resumable directory."""
+    code, args, out, err = signalled_at_checkpoint_2(tiny_llama_dir, tmp_path, signal.SIGTERM)
+    assert code == 130
+    assert "interrupted:" in err and "Traceback" not in err, err[-2000:]
+    resume_to_step_4(args, out)
 
 
 @pytest.mark.slow
 def test_resume_after_kill(tiny_llama_dir, tmp_path, capsys):
-    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(48))
-    out = tmp_path / "run"
-    args = sft_args(tiny_llama_dir, data, out, "--save_strategy", "steps", "--save_steps", "2")
-    args[args.index("--max_steps") + 1] = "60"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    state = out / "checkpoint-2" / "trainer_state.json"
-    deadline = time.time() + 300
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)  # as a preempted job would be
-    proc.wait()
-    assert state.exists(), "no checkpoint-2 before the kill"
+    _, args, out, _ = signalled_at_checkpoint_2(tiny_llama_dir, tmp_path, signal.SIGKILL)  # as a preempted job
+    assert (out / "checkpoint-2" / "trainer_state.json").exists(), "no checkpoint-2 before the kill"
     assert not (out / "run_card.json").exists()
 
     # a plain re-run refuses the half-done directory; --resume_from_checkpoint true continues it
     code, err = in_process("align.sft", args[2:], capsys)
     assert code == 2 and "is not empty" in err
-    resumed = [a if a != "60" else "4" for a in args]
-    proc2 = run_cli(*resumed, "--resume_from_checkpoint", "true", timeout=300)
-    assert proc2.returncode == 0, proc2.stderr[-3000:]
-    card = json.loads((out / "run_card.json").read_text())
+    card = resume_to_step_4(args, out)
     assert Path(card["resumed_from"]).name in ("checkpoint-2", "checkpoint-4")  # the kill may land after step 4
-    assert card["global_step"] == 4
 
 
 def test_sft_packed_bfd_counts_every_packed_token_eos_included(tiny_llama_dir, chat_jsonl, tmp_path, capsys,
