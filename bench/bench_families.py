@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # fakes.tiny_models: the same tiny checkpoints as the tests
 FAMILIES = ("llama", "gemma", "gemma2", "smollm2")
 SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=4096)
@@ -47,7 +46,7 @@ def tiny_config(family: str, tok):
 
 def checkpoint(family: str, out: Path) -> Path:
     """SmolLM2's packaged weights, or a tiny random checkpoint with SmolLM2's tokenizer and template."""
-    from fakes.tiny_models import save_random_model
+    from _fixtures import save_random_model  # the same tiny checkpoints as the tests
     from transformers import AutoTokenizer
 
     from align.plumbing.packaged import export_smollm2

@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from fakes.judge_server import FakeJudgeServer  # noqa: E402
+from _fixtures import fake_judge_server  # noqa: E402
 
 from align.plumbing.files import atomic_write_jsonl  # noqa: E402
 from judges.questions import load_questions  # noqa: E402
@@ -39,7 +38,7 @@ def write_answers(path: Path) -> int:
     return sum(len(q["turns"]) for q in questions)
 
 
-def timed_judge(answers: Path, output: Path, server: FakeJudgeServer, parallel: int) -> tuple[float, float]:
+def timed_judge(answers: Path, output: Path, server, parallel: int) -> tuple[float, float]:
     """(whole-process seconds, judging seconds: first request in to last reply out, seen by the server)."""
     base_url = server.base_url
     seen = len(server.timeline)
@@ -71,7 +70,7 @@ def main() -> None:
     out = REPO / args.out
     answers = out / "model_answer" / "bench-model.jsonl"
     expected = write_answers(answers)
-    with FakeJudgeServer(latency=args.latency) as server:
+    with fake_judge_server(latency=args.latency) as server:
         sequential, sequential_judging = timed_judge(answers, out / "sequential.jsonl", server, 1)
         parallel, parallel_judging = timed_judge(answers, out / "parallel.jsonl", server, args.parallel)
         requests = server.requests
