@@ -255,7 +255,7 @@ class ReportStage(Stage):
         sources."""
         write_study(series)
         if self.judge_name is None:
-            pretraining.write_curve_sources(series, lambda name: output_path(series, name, "cpt"))
+            pretraining.write_curve_sources(series)
 
     def command(self, series: Series, entry: str | None, **_) -> StageCommand:
         args = ["mtbench", "report", "--input-file", *self.judgment_files(series), "--answer-file",

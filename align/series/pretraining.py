@@ -26,6 +26,7 @@ from align.plumbing.errors import UserError
 from align.plumbing.files import read_yaml_mapping
 from align.series.configs import entry_config
 from align.series.spec import Entry, Series
+from align.series.stage_outputs import output_path
 
 SIZE_LABEL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMBT])\s*$", re.IGNORECASE)
 MULTIPLIER = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
@@ -164,17 +165,16 @@ def zetta(flops: float | None) -> str:
     return f"{flops / 1e21:.3g} ZFLOPs ({flops:.3g})" if flops >= 1e18 else f"{flops:.3g} FLOPs"
 
 
-def curve_sources(series: Series, cpt_dir) -> dict:
+def curve_sources(series: Series) -> dict:
     """What the report's pretraining plot reads: per entry with pretraining in its chain, the cpt output
-    folders (`cpt_dir(name)`, the stage table's) of its ancestors and its own, oldest first, each with its N
-    (judges/reporting/pretraining_plot.py)."""
+    folders of its ancestors and its own, oldest first, each with its N (judges/reporting/pretraining_plot.py)."""
     entries = {}
     for entry in series.models:
         chain = [e for e in [*grown_from(series, entry), entry] if e.cpt is not None]
         if entry.cpt is None or not chain:
             continue
         entries[entry.name] = {"size": entry.size, "construction": entry.construction, "chain": [
-            {"entry": e.name, "dir": str(cpt_dir(e.name)), "params": parameters(series, e)}
+            {"entry": e.name, "dir": str(output_path(series, e.name, "cpt")), "params": parameters(series, e)}
             for e in chain]}
     return {"params": series.cpt.get("params", "non_embedding"), "entries": entries}
 
@@ -184,13 +184,13 @@ def curve_sources_path(series: Series) -> Path | None:
     return series.output_dir / CURVES_FILE if any(e.cpt is not None for e in series.models) else None
 
 
-def write_curve_sources(series: Series, cpt_dir) -> Path | None:
+def write_curve_sources(series: Series) -> Path | None:
     """Write curve_sources() to curve_sources_path() (when there is one)."""
     from align.plumbing.files import atomic_write_json
 
     path = curve_sources_path(series)
     if path is not None:
-        atomic_write_json(path, curve_sources(series, cpt_dir))
+        atomic_write_json(path, curve_sources(series))
     return path
 
 
