@@ -28,11 +28,12 @@ def test_sft_then_dpo_end_to_end(tiny_base_llama_dir, chat_jsonl, pref_jsonl, tm
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+    from align.dpo import main as dpo
+    from align.sft import main as sft
     from align.train.chat import DEFAULT_TEMPLATE
 
     sft_dir, dpo_dir = tmp_path / "sft", tmp_path / "dpo"
-    proc = run_cli(*sft_args(tiny_base_llama_dir, chat_jsonl, sft_dir))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sft(sft_args(tiny_base_llama_dir, chat_jsonl, sft_dir)[2:]) == 0  # in this process: no interpreter start
     for name in ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
                  "chat_template.jinja", "run_card.json", "loss.png"):
         assert (sft_dir / name).is_file(), name
@@ -46,11 +47,10 @@ def test_sft_then_dpo_end_to_end(tiny_base_llama_dir, chat_jsonl, pref_jsonl, tm
     assert card["chat_template"] == DEFAULT_TEMPLATE
 
     # DPO on top, as LoRA merged back into a full checkpoint (TRL's peft options)
-    proc = run_cli("-m", "align.dpo", "--config", DPO_RECIPE, "--model_name_or_path", str(sft_dir),
-                   "--dataset_name", str(pref_jsonl), "--output_dir", str(dpo_dir), "--max_steps", "2", *SMALL,
-                   "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8",
-                   "--lora_target_modules", "q_proj", "v_proj", "--merge_adapter", "true")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert dpo(["--config", DPO_RECIPE, "--model_name_or_path", str(sft_dir),
+                "--dataset_name", str(pref_jsonl), "--output_dir", str(dpo_dir), "--max_steps", "2", *SMALL,
+                "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8",
+                "--lora_target_modules", "q_proj", "v_proj", "--merge_adapter", "true"]) == 0
     assert (dpo_dir / "adapter" / "adapter_config.json").is_file()
     assert not (dpo_dir / "adapter_config.json").exists()  # the top level is an ordinary checkpoint
     card = json.loads((dpo_dir / "run_card.json").read_text())
