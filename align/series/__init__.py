@@ -1,8 +1,10 @@
 """A series run: every entry through base -> [cpt] -> sft -> dpo -> answer and the judge-free measures,
 each judge of the series (and a pairwise call), one report per judge; locally or as Slurm jobs.
 
-    spec.py           the series YAML, validated into typed blocks (`judge:` one or a list, `eval:`, `answer:`;
-                      entry_names.py: entry names that fit every file name; cluster.py: the `cluster:` block)
+    spec.py           the series YAML, validated (Series, Entry, load_series: what everyone imports); its
+                      typed blocks in spec_blocks.py (`judge:` one or a list, `eval:`, `answer:`, every default),
+                      the value checks both use in spec_values.py (${VAR}, keys, files, checkpoints, numbers);
+                      entry_names.py: entry names that fit every file name; cluster.py: the `cluster:` block
     stage_kind.py     what a stage is: the protocol of a stage kind (outputs, verify, command, reset, resumable,
                       inputs, skip with its reason, resources, before_run) and the programs stages run
     stages.py         the stage table: prepare steps, the built-in stages, every later judge; in walk order

@@ -2,36 +2,41 @@
 
 A series lists base checkpoints (a path, a hub id, grown from another entry, or a fresh random
 init of another entry's shape), the SFT and DPO recipes, the launcher for training, the MT-Bench
-answer settings and the judge. This module reads and checks it; what each stage does with it is
-in stages.py. Nothing heavy is imported here.
+answer settings and the judge. This module reads and checks it (the typed `answer:`, `judge:` and
+`eval:` blocks in spec_blocks.py, the value checks both use in spec_values.py; every name the rest
+of align reads from a series is imported from here); what each stage does with it is in stages.py.
+Nothing heavy is imported here.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from align.plumbing.errors import UserError
-from align.plumbing.files import is_hub_id, read_yaml_mapping
+from align.plumbing.files import read_yaml_mapping
 from align.plumbing.packaged import default_cache_dir, export_smollm2
 from align.series.entry_names import check_name_fits
+from align.series.spec_blocks import AnswerConfig, EvalConfig, JudgeConfig, answer_config, eval_config, judge_configs
+from align.series.spec_values import (
+    PACKAGED_PREFIX,
+    check_checkpoint,
+    check_file,
+    check_keys,
+    check_number,
+    expand_placeholders,
+)
 from judges.questions import load_questions
-
-PACKAGED_PREFIX = "packaged:"
-PACKAGED_MODELS = ("smollm2-135m-instruct",)
-ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${VAR} or ${VAR:-default}
 
 LAUNCHERS = ("accelerate", "python", "slurm")
 TOP_KEYS = {"name", "output_dir", "train", "prepare", "sft", "dpo", "answer", "judge", "report", "models", "eval",
             "cpt", "cluster"}  # cluster: `--submit slurm`'s resources per stage kind (align/series/cluster.py)
 TRAIN_KEYS = {"accelerate_config", "launcher", "env"}
 RECIPE_KEYS = {"recipe", "overrides", "tokens"}
-JUDGE_MODES = ("single", "pairwise")  # pairwise: single scores plus each entry against its same-size scratch
-JUDGE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")  # a later judge's folder under model_judgment/ and judges/
 REPORT_KEYS = {"extra_args"}
 PREPARE_KEYS = {"name", "command", "outputs"}
 MODEL_KEYS = {"name", "size", "construction", "path", "grow", "init", "cpt", "sft", "dpo", "answer", "post_train"}
@@ -44,64 +49,6 @@ ENTRY_CPT_KEYS = {"recipe", "overrides", "tokens"}
 PARAM_CONVENTIONS = ("nominal", "non_embedding", "total")  # what N counts in 6·N·D and D = 40 N
 TOKEN_RULES = ("chinchilla2x", "staged")
 ENTRY_OVERRIDE_KEYS = {"overrides", "tokens"}
-
-
-# ----------------------------------------------------------------------------- typed blocks (defaults here only)
-
-@dataclass
-class AnswerConfig:
-    """`answer:`: how every entry's MT-Bench answers are made (`align mtbench answer`'s options)."""
-    backend: str | None = None          # hf (default of align mtbench answer), openai, vllm
-    question_begin: int | None = None   # the questions answered: [begin, end) of the question file
-    question_end: int | None = None
-    max_new_token: int | None = None
-    batch_size: int | None = None
-    question_dir: str | None = None     # default: the packaged MT-Bench questions
-    extra_args: list = field(default_factory=list)  # more `align mtbench answer` arguments, as written
-
-
-@dataclass
-class JudgeConfig:
-    """One judge of `judge:` (a mapping, or each mapping of a list): `align mtbench judge`'s options."""
-    model: str                          # an API model name, a local checkpoint, or packaged:NAME
-    name: str | None = None             # a later judge's folder name (default judge-<position>)
-    base_url: str | None = None         # an OpenAI-compatible server; a local model is served on loopback
-    parallel: int | None = None         # requests in flight (not part of the fingerprint)
-    max_tokens: int | None = None
-    prefill: str | None = None          # the start of every single-score answer ("Rating: [[")
-    pair_prefill: str | None = None     # ... of every pairwise verdict ("[[")
-    mode: str = "single"                # pairwise: also each entry against its same-size scratch entry
-    controls: bool = True               # the judge check's @mismatched controls
-    extra_args: list = field(default_factory=list)
-
-
-@dataclass
-class EvalConfig:
-    """`eval:`: the judge-free stages (align/series/eval_stages.py): `align eval` on base checkpoints, `align
-    heldout` after DPO. Files (heldout_text, sft_data, dpo_data) may be written by a prepare step."""
-    tasks: list | None = None           # lm-eval task names (default: the study's Table 1)
-    include_path: list | None = None    # folders of lm-eval task YAMLs
-    heldout_text: str | None = None
-    limit: int | None = None
-    batch_size: int | None = None
-    device: str | None = None
-    dtype: str | None = None
-    heldout_rows: int = 1000
-    sft_data: str = "HuggingFaceH4/ultrachat_200k"
-    sft_split: str | None = None
-    dpo_data: str = "HuggingFaceH4/ultrafeedback_binarized"
-    dpo_split: str | None = None
-    beta: float | None = None           # default: the DPO recipe's (the series' overrides first)
-    max_length: int | None = None
-    heldout_batch_size: int | None = None
-    allow_code: bool = False            # true: include_path tasks may run their Python (`!function`) helpers
-
-
-def keys_of(config: type) -> set[str]:
-    return {f.name for f in fields(config)}
-
-
-ANSWER_KEYS, JUDGE_KEYS, EVAL_KEYS = keys_of(AnswerConfig), keys_of(JudgeConfig), keys_of(EvalConfig)
 
 
 @dataclass
@@ -168,103 +115,29 @@ class Series:
 
 # ----------------------------------------------------------------------------- loading
 
-def _expand(value: Any, where: str, file: Path, extra: dict[str, str]) -> Any:
-    """${ENV} and {output_dir}-style placeholders in strings, recursively; unset env vars are errors."""
-    if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}" if where else str(k), file, extra) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]", file, extra) for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def env(match: re.Match) -> str:
-        var, default = match.group(1), match.group(2)
-        if os.environ.get(var) in (None, "") and default is not None:
-            return default
-        if var not in os.environ:
-            raise UserError(f"{file}: {where}: environment variable {var} is not set "
-                            f"(set it, or write the value into the series file)")
-        return os.environ[var]
-
-    value = ENV_VAR.sub(env, value)
-    for key, sub in extra.items():
-        value = value.replace("{" + key + "}", sub)
-    return value
-
-
-def _check_keys(obj: Any, allowed: set[str], where: str, file: Path, required: tuple[str, ...] = ()) -> dict:
-    if obj is None:
-        obj = {}
-    if not isinstance(obj, dict):
-        raise UserError(f"{file}: {where}: expected a mapping, got {type(obj).__name__}")
-    unknown = sorted(set(obj) - allowed)
-    if unknown:
-        raise UserError(f"{file}: {where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    for key in required:
-        if obj.get(key) in (None, ""):
-            raise UserError(f"{file}: {where}: missing required key {key!r}")
-    return obj
-
-
-def _check_file(path: str, where: str, file: Path) -> str:
-    if not Path(path).is_file():
-        raise UserError(f"{file}: {where}: file {path!r} not found")
-    return path
-
-
-def check_checkpoint(ref: str, where: str, file: Path) -> None:
-    """A base checkpoint must be a local dir with config.json, a hub id, or packaged:NAME."""
-    if ref.startswith(PACKAGED_PREFIX):
-        if ref[len(PACKAGED_PREFIX):] not in PACKAGED_MODELS:
-            raise UserError(f"{file}: {where}: unknown packaged model {ref!r} "
-                            f"(known: {', '.join(PACKAGED_PREFIX + m for m in PACKAGED_MODELS)})")
-        return
-    if "<" in ref or ">" in ref:
-        raise UserError(f"{file}: {where}: placeholder {ref!r} not filled in: write the checkpoint's path "
-                        f"or hub id")
-    path = Path(ref)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserError(f"{file}: {where}: {ref} has no config.json (expected a checkpoint directory)")
-        return
-    if is_hub_id(ref):
-        return
-    raise UserError(f"{file}: {where}: checkpoint {ref!r} not found (expected a local checkpoint directory, "
-                    f"a hub id owner/name, or another entry's name)")
-
-
-def _number(value: Any, where: str, file: Path, kind: type = float) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise UserError(f"{file}: {where}: expected a {'whole ' if kind is int else ''}number, got {value!r} "
-                        f"(YAML reads 3e-5 as text: write 3.0e-5)")
-    return value
-
-
 def _recipe_block(obj: Any, where: str, file: Path) -> dict:
-    block = _check_keys(obj, RECIPE_KEYS, where, file, required=("recipe",))
-    _check_file(block["recipe"], f"{where}.recipe", file)
+    block = check_keys(obj, RECIPE_KEYS, where, file, required=("recipe",))
+    check_file(block["recipe"], f"{where}.recipe", file)
     block.setdefault("overrides", {})
-    _check_keys(block["overrides"], set(block["overrides"] or {}), f"{where}.overrides", file)
-    _number(block.get("tokens"), f"{where}.tokens", file)
+    check_keys(block["overrides"], set(block["overrides"] or {}), f"{where}.overrides", file)
+    check_number(block.get("tokens"), f"{where}.tokens", file)
     return block
 
 
 def load_series(path: str | os.PathLike) -> Series:
     """Read and validate a series file; every problem is a one-line UserError naming file and key."""
     file = Path(path)
-    raw = _check_keys(read_yaml_mapping(file, "series file"), TOP_KEYS, "top level", file,
-                      required=("output_dir", "models", "sft", "dpo", "judge"))
-    output_dir = _expand(str(raw["output_dir"]), "output_dir", file, {})
-    raw = _expand(raw, "", file, {"output_dir": output_dir, "series_dir": str(file.parent)})
-    judges = _judges(raw["judge"], file)
+    raw = check_keys(read_yaml_mapping(file, "series file"), TOP_KEYS, "top level", file,
+                     required=("output_dir", "models", "sft", "dpo", "judge"))
+    output_dir = expand_placeholders(str(raw["output_dir"]), "output_dir", file, {})
+    raw = expand_placeholders(raw, "", file, {"output_dir": output_dir, "series_dir": str(file.parent)})
+    judges = judge_configs(raw["judge"], file)
     series = Series(file=file, name=str(raw.get("name") or file.stem), output_dir=Path(output_dir),
                     train=_train_block(raw.get("train"), file), prepare=_prepare_steps(raw.get("prepare"), file),
                     sft=_recipe_block(raw["sft"], "sft", file), dpo=_recipe_block(raw["dpo"], "dpo", file),
-                    answer=_answer_block(raw.get("answer"), file), judge=judges[0],
-                    report=_check_keys(raw.get("report"), REPORT_KEYS, "report", file),
-                    models=_entries(raw["models"], file), eval=_eval_block(raw, file),
+                    answer=answer_config(raw.get("answer"), file), judge=judges[0],
+                    report=check_keys(raw.get("report"), REPORT_KEYS, "report", file),
+                    models=_entries(raw["models"], file), eval=eval_config(raw, file),
                     cpt=_cpt_block(raw.get("cpt"), file), more_judges=judges[1:])
     for i, entry in enumerate(series.models):
         if entry.cpt is not None and not (entry.cpt.get("recipe") or series.cpt.get("recipe")):
@@ -277,7 +150,7 @@ def load_series(path: str | os.PathLike) -> Series:
 
 
 def _train_block(obj: Any, file: Path) -> dict:
-    train = _check_keys(obj, TRAIN_KEYS, "train", file)
+    train = check_keys(obj, TRAIN_KEYS, "train", file)
     train.setdefault("launcher", "accelerate")
     launcher = train["launcher"]
     if not (launcher in LAUNCHERS or (isinstance(launcher, list) and launcher
@@ -288,7 +161,7 @@ def _train_block(obj: Any, file: Path) -> dict:
         if not train.get("accelerate_config"):
             raise UserError(f"{file}: train: missing required key 'accelerate_config' (or set launcher: python)")
         train["accelerate_config"] = _accelerate_config(train["accelerate_config"], file)
-    _check_keys(train.get("env") or {}, set(train.get("env") or {}), "train.env", file)
+    check_keys(train.get("env") or {}, set(train.get("env") or {}), "train.env", file)
     return train
 
 
@@ -307,7 +180,7 @@ def _prepare_steps(prepare: Any, file: Path) -> list[dict]:
         raise UserError(f"{file}: prepare: expected a list of {{name, command, outputs}}")
     seen = set()
     for i, step in enumerate(prepare):
-        _check_keys(step, PREPARE_KEYS, f"prepare[{i}]", file, required=("name", "command", "outputs"))
+        check_keys(step, PREPARE_KEYS, f"prepare[{i}]", file, required=("name", "command", "outputs"))
         if not isinstance(step["command"], list) or not all(isinstance(a, (str, int, float)) for a in step["command"]):
             raise UserError(f"{file}: prepare[{i}].command: expected a list of arguments")
         if not isinstance(step["outputs"], list) or not step["outputs"]:
@@ -318,42 +191,14 @@ def _prepare_steps(prepare: Any, file: Path) -> list[dict]:
     return prepare
 
 
-def _answer_block(obj: Any, file: Path) -> AnswerConfig:
-    answer = _check_keys(obj, ANSWER_KEYS, "answer", file)
-    for key in ("question_begin", "question_end", "max_new_token", "batch_size"):
-        _number(answer.get(key), f"answer.{key}", file, int)
-    return AnswerConfig(**{k: v for k, v in answer.items() if v is not None})
-
-
-def _eval_block(raw: dict, file: Path) -> EvalConfig | None:
-    if "eval" not in raw:
-        return None
-    block = _check_keys(raw["eval"], EVAL_KEYS, "eval", file)
-    for key in ("limit", "heldout_rows", "max_length", "heldout_batch_size"):
-        if _number(block.get(key), f"eval.{key}", file, int) is not None and block[key] < 1:
-            raise UserError(f"{file}: eval.{key}: expected a whole number of at least 1, got {block[key]!r}")
-    _number(block.get("beta"), "eval.beta", file)
-    if not isinstance(block.get("allow_code", False), bool):
-        raise UserError(f"{file}: eval.allow_code: expected true or false, got {block['allow_code']!r}")
-    for key in ("tasks", "include_path"):
-        value = block.get(key)
-        if value is not None and (not isinstance(value, list) or not value or
-                                  not all(isinstance(v, str) and v for v in value)):
-            raise UserError(f"{file}: eval.{key}: expected a non-empty list of names, got {value!r}")
-    for i, folder in enumerate(block.get("include_path") or []):
-        if not Path(folder).is_dir():
-            raise UserError(f"{file}: eval.include_path[{i}]: folder {folder!r} not found (lm-eval task YAMLs)")
-    return EvalConfig(**{k: v for k, v in block.items() if v is not None})
-
-
 def _cpt_block(obj: Any, file: Path) -> dict:
-    block = _check_keys(obj, CPT_KEYS, "cpt", file)
+    block = check_keys(obj, CPT_KEYS, "cpt", file)
     if block.get("recipe") is not None:
-        _check_file(block["recipe"], "cpt.recipe", file)
-    _check_keys(block.setdefault("overrides", {}) or {}, set(block["overrides"] or {}), "cpt.overrides", file)
+        check_file(block["recipe"], "cpt.recipe", file)
+    check_keys(block.setdefault("overrides", {}) or {}, set(block["overrides"] or {}), "cpt.overrides", file)
     if block.setdefault("params", "non_embedding") not in PARAM_CONVENTIONS:
         raise UserError(f"{file}: cpt.params: expected one of {', '.join(PARAM_CONVENTIONS)}, got {block['params']!r}")
-    scale = _number(block.setdefault("scale", 1.0), "cpt.scale", file)
+    scale = check_number(block.setdefault("scale", 1.0), "cpt.scale", file)
     if not scale > 0:
         raise UserError(f"{file}: cpt.scale: expected a number above 0 (the fraction of each rule's budget), "
                         f"got {scale!r}")
@@ -361,56 +206,16 @@ def _cpt_block(obj: Any, file: Path) -> dict:
 
 
 def _entry_cpt(obj: Any, where: str, file: Path) -> dict:
-    block = _check_keys(obj, ENTRY_CPT_KEYS, where, file)
+    block = check_keys(obj, ENTRY_CPT_KEYS, where, file)
     if block.get("recipe") is not None:
-        _check_file(block["recipe"], f"{where}.recipe", file)
-    _check_keys(block.setdefault("overrides", {}) or {}, set(block["overrides"] or {}), f"{where}.overrides", file)
+        check_file(block["recipe"], f"{where}.recipe", file)
+    check_keys(block.setdefault("overrides", {}) or {}, set(block["overrides"] or {}), f"{where}.overrides", file)
     tokens = block.get("tokens")
     if tokens is not None and tokens not in TOKEN_RULES and (
             isinstance(tokens, bool) or not isinstance(tokens, (int, float)) or tokens < 1 or tokens != int(tokens)):
         raise UserError(f"{file}: {where}.tokens: expected a whole number of tokens or one of "
                         f"{', '.join(TOKEN_RULES)}, got {tokens!r} (YAML reads 4e10 as text: write 4.0e+10)")
     return block
-
-
-def _judge_block(obj: Any, file: Path, where: str = "judge") -> JudgeConfig:
-    judge = _check_keys(obj, JUDGE_KEYS, where, file, required=("model",))
-    for key in ("parallel", "max_tokens"):
-        _number(judge.get(key), f"{where}.{key}", file, int)
-    if judge.get("mode", "single") not in JUDGE_MODES:
-        raise UserError(f"{file}: {where}.mode: expected one of {', '.join(JUDGE_MODES)}, got {judge['mode']!r}")
-    if not isinstance(judge.get("controls", True), bool):
-        raise UserError(f"{file}: {where}.controls: expected true or false, got {judge['controls']!r}")
-    judge_model = str(judge["model"])
-    if judge_model.startswith(PACKAGED_PREFIX) or judge_model.startswith((".", "/", "~")):
-        check_checkpoint(judge_model, f"{where}.model", file)
-    return JudgeConfig(**{k: v for k, v in judge.items() if v is not None})
-
-
-def _judges(obj: Any, file: Path) -> list[JudgeConfig]:
-    """`judge:` as one mapping or a list of them (several judges: an open judge beside GPT-4). The first judge is
-    the reference (the main table); each later one is judged too, gets its own table and its agreement with the
-    first (align/series/judge_stages.py). Every judge of a list has a `name` (default judge-<position>)."""
-    if not isinstance(obj, list):
-        return [_judge_block(obj, file)]
-    if not obj:
-        raise UserError(f"{file}: judge: expected a mapping or a non-empty list of mappings")
-    judges = [_judge_block(j, file, f"judge[{i}]") for i, j in enumerate(obj)]
-    names = [str(j.name or f"judge-{i + 1}") for i, j in enumerate(judges)]
-    for i, name in enumerate(names):
-        if not JUDGE_NAME.match(name):
-            raise UserError(f"{file}: judge[{i}].name: expected letters, digits, '.', '_' or '-' "
-                            f"(a folder name), got {name!r}")
-        if names.index(name) != i:
-            raise UserError(f"{file}: judge[{i}].name: {name!r} names two judges")
-        judges[i].name = name
-    models = [str(j.model) for j in judges]
-    if len(set(models)) < len(models):  # the report tells judges apart by the model named in each record
-        raise UserError(f"{file}: judge: two judges of the list have the same model {max(models, key=models.count)!r}")
-    if any(j.mode != judges[0].mode for j in judges):
-        raise UserError(f"{file}: judge: every judge of the list needs the same mode (their agreement compares "
-                        "like with like)")
-    return judges
 
 
 def _entries(models: Any, file: Path) -> list[Entry]:
@@ -421,7 +226,7 @@ def _entries(models: Any, file: Path) -> list[Entry]:
 
 
 def _entry(m: Any, i: int, names: list, file: Path) -> Entry:
-    m = _check_keys(m, MODEL_KEYS, f"models[{i}]", file, required=("name", "size", "construction"))
+    m = check_keys(m, MODEL_KEYS, f"models[{i}]", file, required=("name", "size", "construction"))
     name = str(m["name"])
     where = f"models[{i}] ({name})"
     if not re.match(r"^[A-Za-z0-9][\w.-]*$", name):
@@ -436,29 +241,29 @@ def _entry(m: Any, i: int, names: list, file: Path) -> Entry:
         entry.path = str(m["path"])
         check_checkpoint(entry.path, f"{where}.path", file)
     elif m.get("grow") is not None:
-        g = _check_keys(m["grow"], GROW_KEYS, f"{where}.grow", file, required=("from", "spec", "method"))
-        _check_file(g["spec"], f"{where}.grow.spec", file)
+        g = check_keys(m["grow"], GROW_KEYS, f"{where}.grow", file, required=("from", "spec", "method"))
+        check_file(g["spec"], f"{where}.grow.spec", file)
         if g["method"] not in ("fpi", "aki"):
             raise UserError(f"{file}: {where}.grow.method: expected fpi or aki, got {g['method']!r}")
         if g.get("depth", "stack") not in ("stack", "interpolate", "zero"):
             raise UserError(f"{file}: {where}.grow.depth: expected stack, interpolate or zero")
         entry.grow = g
     else:
-        entry.init = _check_keys(m["init"], INIT_KEYS, f"{where}.init", file, required=("like",))
-        _number(entry.init.get("seed"), f"{where}.init.seed", file, int)
+        entry.init = check_keys(m["init"], INIT_KEYS, f"{where}.init", file, required=("like",))
+        check_number(entry.init.get("seed"), f"{where}.init.seed", file, int)
         if entry.init.get("shape") is not None:
-            _check_file(entry.init["shape"], f"{where}.init.shape", file)
+            check_file(entry.init["shape"], f"{where}.init.shape", file)
     if m.get("cpt") is not None:
         entry.cpt = _entry_cpt(m["cpt"], f"{where}.cpt", file)
     src = entry.source
     if src is not None and str(src) not in names:
         check_checkpoint(str(src), f"{where}.{'grow.from' if entry.grow else 'init.like'}", file)
     for stage in ("sft", "dpo"):
-        block = _check_keys(m.get(stage), ENTRY_OVERRIDE_KEYS, f"{where}.{stage}", file)
+        block = check_keys(m.get(stage), ENTRY_OVERRIDE_KEYS, f"{where}.{stage}", file)
         block.setdefault("overrides", {})
-        _check_keys(block["overrides"], set(block["overrides"] or {}), f"{where}.{stage}.overrides", file)
+        check_keys(block["overrides"], set(block["overrides"] or {}), f"{where}.{stage}.overrides", file)
         setattr(entry, stage, block)
-    entry.answer = _check_keys(m.get("answer"), {"extra_args"}, f"{where}.answer", file)
+    entry.answer = check_keys(m.get("answer"), {"extra_args"}, f"{where}.answer", file)
     entry.post_train = m.get("post_train", True)
     if not isinstance(entry.post_train, bool):
         raise UserError(f"{file}: {where}.post_train: expected true or false, got {entry.post_train!r}")
