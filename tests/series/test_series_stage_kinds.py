@@ -75,7 +75,7 @@ def test_the_report_reads_the_study_table_the_runner_writes(study):
 
 
 def test_judge_eval_answer_are_typed_configs_with_their_defaults(study):
-    """`judge:`, `eval:`, `answer:` load into dataclasses (spec.py holds every default); a later judge is named
+    """`judge:`, `eval:`, `answer:` load into dataclasses (spec_blocks.py holds every default); a later judge is named
     judge-<position> unless named."""
     from align.series.spec import AnswerConfig, EvalConfig, JudgeConfig
 
