@@ -4,7 +4,7 @@ of a real run; `align series --dry-run` runs them for every recipe of a series."
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, run_cli, write_jsonl
+from conftest import REPO, write_jsonl
 
 from align.train import checks
 
@@ -166,7 +166,19 @@ def test_dry_run_refuses_sdpa_for_gemma_2(tmp_path, capsys, machine):
     assert not (tmp_path / "o").exists()
 
 
-def test_series_dry_run_checks_every_recipe(tmp_path):
+def run_in_process(argv, capsys) -> tuple[int, str, str]:
+    """`align ARGV` in this process: (exit status, stdout, stderr)."""
+    from align.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exited:
+        code = exited.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_series_dry_run_checks_every_recipe(tmp_path, capsys):
     import yaml
 
     (tmp_path / "sft.yaml").write_text("bf16: false\nreport_to: [wandb]\nmax_steps: 1\n")
@@ -185,9 +197,9 @@ def test_series_dry_run_checks_every_recipe(tmp_path):
               "models": [{"name": "a", "size": "S", "construction": "scratch", "path": str(ckpt)},
                          {"name": "b", "size": "S", "construction": "scratch", "path": str(ckpt)}]}
     (tmp_path / "series.yaml").write_text(yaml.safe_dump(series))
-    proc = run_cli("-m", "align.cli", "series", str(tmp_path / "series.yaml"), "--dry-run")
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert proc.returncode == 2, proc.stderr[-2000:]
+    code, _, err = run_in_process(["series", str(tmp_path / "series.yaml"), "--dry-run"], capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2, err[-2000:]
     assert errors == ["error: report_to: wandb is not installed: install it or drop it from report_to (report_to: "
                       "none logs to the console only) (in a/sft, b/sft)",
                       "error: dataset missing/prefs.jsonl[train]: missing/prefs.jsonl not found (in a/dpo, b/dpo)"]
