@@ -67,6 +67,15 @@ def smollm2_tokenizer_dir() -> Path:
         return export_smollm2(tokenizer_only=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tokenizer_exported_before_parallel_tests(request):
+    """Under pytest-xdist, the tokenizer export happens before any test of each worker, under the fixture's
+    lock: a test's own subprocess (`align tokenize --tokenizer packaged:...`, the staged demo) would otherwise
+    export it on a fresh machine while the other worker's fixture does."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        request.getfixturevalue("smollm2_tokenizer_dir")
+
+
 def make_tiny_llama(out_dir: Path, tokenizer_dir: Path, *, hidden: int = 32, layers: int = 2, heads: int = 4,
                     kv_heads: int = 2, ffn: int = 64, seed: int = 0, chat_template: bool = True) -> Path:
     """A random LlamaForCausalLM of a few hundred k parameters with a real tokenizer."""
