@@ -33,7 +33,7 @@ def is_hub_id(ref: str, *, bare_name: bool = False) -> bool:
     return bool((HUB_ID_OR_NAME if bare_name else HUB_ID).match(ref)) and not Path(ref).exists()
 
 
-OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+OFFLINE_VARS = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")  # the datasets one first: what messages have named
 
 
 def offline_flag() -> str | None:
