@@ -328,3 +328,29 @@ def lm_eval_task_index():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TaskIndex, "build", staticmethod(build))
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_family(tmp_path_factory, smollm2_tokenizer_dir):
+    """family -> a tiny random checkpoint of that family (fakes.tiny_models.FAMILIES: Llama, Gemma, Gemma 2,
+    Qwen2), each built once per session and only when a test asks for it; tests read it, never write into it."""
+    from fakes.tiny_models import make_tiny
+
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            built[family] = make_tiny(family, tmp_path_factory.mktemp(f"tiny-{family}"), smollm2_tokenizer_dir)
+        return built[family]
+    return get
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny matrices: a second thread only spin-waits on this shared machine (measured 4x slower under load)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

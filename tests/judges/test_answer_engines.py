@@ -8,18 +8,20 @@ import logging
 from pathlib import Path
 
 import pytest
-from test_answer_families import greedy, make_tiny, one_torch_thread  # noqa: F401 (autouse fixture)
+from test_answer_families import greedy
 
 from align.plumbing.errors import UserError
 
 BACKENDS = Path(__file__).resolve().parents[2] / "judges" / "answers" / "backends"
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.mark.parametrize("family", ["llama", "gemma"])
-def test_generate_batch_equals_batch_one(family, tmp_path, smollm2_tokenizer_dir, caplog):
+def test_generate_batch_equals_batch_one(family, tiny_family, caplog):
     """transformers' continuous batching (paged attention), turn 2 re-encoding the conversation: the
     greedy text of one question at a time through `model.generate`, both turns."""
-    model_dir = make_tiny(family, tmp_path / family, smollm2_tokenizer_dir)
+    model_dir = tiny_family(family)
     single = greedy(model_dir, batch_size=1, cache_reuse=False)
     with caplog.at_level(logging.INFO, logger="judges.answers.backends"):
         batched = greedy(model_dir, engine="generate_batch")
@@ -57,12 +59,12 @@ def _changed_signature(monkeypatch):
 
 
 @pytest.mark.parametrize("cause", [_untested_version, _missing_internal, _changed_signature])
-def test_auto_falls_back_to_plain_generate(cause, tmp_path, smollm2_tokenizer_dir, caplog, monkeypatch):
+def test_auto_falls_back_to_plain_generate(cause, tiny_family, caplog, monkeypatch):
     """Outside the tested transformers versions, or with an internal missing or changed, `auto` answers with
     `model.generate` (padded batches), says why in the one engine line, and the text is batch-1's."""
     import judges.answers.backends.hf_rows as rows
 
-    model_dir = make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir)
+    model_dir = tiny_family("llama")
     single = greedy(model_dir, batch_size=1, cache_reuse=False)
     why = cause(monkeypatch)
     monkeypatch.setattr(rows, "RowBatch", None)  # the align engine must not start
@@ -73,8 +75,8 @@ def test_auto_falls_back_to_plain_generate(cause, tmp_path, smollm2_tokenizer_di
     assert fallback == single
 
 
-def test_asked_for_align_without_its_internals_is_a_clear_error(tmp_path, smollm2_tokenizer_dir, monkeypatch):
-    model_dir = make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir)
+def test_asked_for_align_without_its_internals_is_a_clear_error(tiny_family, monkeypatch):
+    model_dir = tiny_family("llama")
     why = _missing_internal(monkeypatch)
     with pytest.raises(UserError, match="--hf-engine align: cannot run with this transformers: ") as err:
         greedy(model_dir, engine="align")

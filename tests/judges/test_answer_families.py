@@ -7,39 +7,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from fakes.tiny_models import save_random_model
 from test_answer import QUESTIONS as ANSWER_QUESTIONS
 
 # test_answer's four greedy questions, and a fifth (short) math one so rows leave and join mid-decode.
 QUESTIONS = [*ANSWER_QUESTIONS[:4], {"question_id": 5, "category": "math", "turns": ["Is 7 prime?", "And 9?"]}]
-WINDOW = 16  # well below every prompt here (the shortest renders to about 30 tokens)
 
-
-def tiny_config(family: str, tok):
-    """A random config of `family` at test size; sliding windows shorter than the prompts."""
-    from transformers import Gemma2Config, GemmaConfig, LlamaConfig, Qwen2Config
-
-    shape = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    if family == "llama":
-        return LlamaConfig(**shape, tie_word_embeddings=True)
-    if family == "gemma":
-        return GemmaConfig(**shape, head_dim=8)
-    if family == "gemma2":  # one sliding, one full layer; Gemma 2's softcapping on attention and logits
-        return Gemma2Config(**shape, head_dim=8, sliding_window=WINDOW, query_pre_attn_scalar=8,
-                            attn_logit_softcapping=50.0, final_logit_softcapping=30.0)
-    if family == "qwen2":  # Qwen2 with its sliding window switched on for every layer
-        return Qwen2Config(**shape, use_sliding_window=True, sliding_window=WINDOW, max_window_layers=0)
-    raise ValueError(family)
-
-
-def make_tiny(family: str, out_dir: Path, tokenizer_dir: Path) -> Path:
-    """Like conftest's make_tiny_llama, for any family (weights large enough to say varied things)."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    return save_random_model(tiny_config(family, tok), tok, out_dir)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def greedy(model_dir: Path, **settings) -> dict:
@@ -50,14 +23,14 @@ def greedy(model_dir: Path, **settings) -> dict:
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma", "gemma2", "qwen2"])
-def test_continuous_batching_equals_batch_one(family, tmp_path, smollm2_tokenizer_dir, caplog, monkeypatch):
+def test_continuous_batching_equals_batch_one(family, tiny_family, caplog, monkeypatch):
     """Two rows for five conversations: answers leave the batch as they end, waiting prompts and second
     turns (continuing their first turn's cache) join mid-decode, the cache is re-laid out for longer
     prompts; every turn is the text of batch-1 `generate` (which, for the sliding families, keeps a
     window-sized sliding cache of its own)."""
     import judges.answers.backends.hf_rows as rows
 
-    model_dir = make_tiny(family, tmp_path / family, smollm2_tokenizer_dir)
+    model_dir = tiny_family(family)
     single = greedy(model_dir, batch_size=1, cache_reuse=False)
     relayouts = []
     relayout = rows.RowBatch.relayout
@@ -73,9 +46,9 @@ def test_continuous_batching_equals_batch_one(family, tmp_path, smollm2_tokenize
     assert len(texts) == 10 and sum(bool(t.strip()) for t in texts) >= 7  # real text was compared
 
 
-def test_sampled_rows_do_not_depend_on_their_batch(tmp_path, smollm2_tokenizer_dir):
+def test_sampled_rows_do_not_depend_on_their_batch(tiny_family):
     """Each sampled conversation has its own seeded sampler: the same text alone or with company."""
-    model_dir = make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir)
+    model_dir = tiny_family("llama")
     sampled = [dict(q, category="writing") for q in QUESTIONS[:3]]
     import judges.answers.backends.hf as hf
 
@@ -94,17 +67,6 @@ def test_length_summary():
     assert length_summary([5, 1, 9, 3, 9, 7, 2, 8, 4, 6], 9) == {"turns": 10, "median": 5.5, "p90": 9, "max": 9,
                                                                  "at_cap": 2}
     assert length_summary([], 4) == {"turns": 0}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny matrices: a second thread only spin-waits on this shared machine (measured 4x slower under load)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_which_models_can_reuse_caches():

@@ -8,11 +8,13 @@ import random
 
 import pytest
 import torch
-from test_answer_families import greedy, make_tiny, one_torch_thread  # noqa: F401 (autouse fixture)
+from test_answer_families import greedy
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma2", "qwen2"])
-def test_grouped_attention_equals_batch_one(family, tmp_path, smollm2_tokenizer_dir, monkeypatch):
+def test_grouped_attention_equals_batch_one(family, tiny_family, monkeypatch):
     """Every conversation in one batch and groups forced on (no cost per call): decoding steps really run
     attention group by group (counted), and every turn is still batch-1 `generate`'s text; Gemma 2 runs
     its own eager attention (softcapping) inside the groups, Qwen2 and Gemma 2 their sliding windows."""
@@ -21,7 +23,7 @@ def test_grouped_attention_equals_batch_one(family, tmp_path, smollm2_tokenizer_
     import judges.answers.backends.hf_rows as rows
     from judges.answers.backends.hf_attention import WRAPPED
 
-    model_dir = make_tiny(family, tmp_path / family, smollm2_tokenizer_dir)
+    model_dir = tiny_family(family)
     single = greedy(model_dir, batch_size=1, cache_reuse=False)
     monkeypatch.setattr(rows, "GROUP_CALL_COST", 0)
     split_calls = []
@@ -77,7 +79,7 @@ def test_sampling_draws_the_distribution():
     assert all(abs(c - p) < 0.03 for c, p in zip(counts, expected))
 
 
-def test_packed_linear_layers_give_the_same_logits(tmp_path, smollm2_tokenizer_dir):
+def test_packed_linear_layers_give_the_same_logits(tiny_family):
     """Packed layers give the plain layer's outputs up to the last bit's rounding, for row counts other
     than the one packed for (one row, prompts longer than the batch), with a bias, and through real tiny
     models (Gemma's head tied to its embeddings): same logits within 1e-5, same greedy tokens. Layers
@@ -94,7 +96,7 @@ def test_packed_linear_layers_give_the_same_logits(tmp_path, smollm2_tokenizer_d
             torch.testing.assert_close(packed(hidden), plain(hidden), rtol=0, atol=1e-5)
 
     for family in ("llama", "gemma"):
-        model = AutoModelForCausalLM.from_pretrained(make_tiny(family, tmp_path / family, smollm2_tokenizer_dir)).eval()
+        model = AutoModelForCausalLM.from_pretrained(tiny_family(family)).eval()
         small = [m for m in model.modules() if type(m) is torch.nn.Linear and m.weight.numel() < PACK_MIN_WEIGHTS]
         large = sum(type(m) is torch.nn.Linear for m in model.modules()) - len(small)
         ids = torch.randint(0, model.config.vocab_size, (4, 9))
@@ -112,19 +114,19 @@ def test_packed_linear_layers_give_the_same_logits(tmp_path, smollm2_tokenizer_d
         assert torch.equal(after.argmax(-1), before.argmax(-1))
 
 
-def test_only_float32_cpu_models_are_packed(tmp_path, smollm2_tokenizer_dir):
+def test_only_float32_cpu_models_are_packed(tiny_family):
     """A bfloat16 model keeps its plain layers (packing was measured, and is exact enough, for float32)."""
     from transformers import AutoModelForCausalLM
 
     from judges.answers.backends.hf_linear import pack_linear_layers
 
-    model = AutoModelForCausalLM.from_pretrained(make_tiny("llama", tmp_path / "llama", smollm2_tokenizer_dir),
+    model = AutoModelForCausalLM.from_pretrained(tiny_family("llama"),
                                                  dtype=torch.bfloat16)
     assert pack_linear_layers(model, rows_hint=4) == 0
     assert any(type(m) is torch.nn.Linear for m in model.modules())
 
 
-def test_shared_prefix_is_encoded_once(tmp_path, smollm2_tokenizer_dir):
+def test_shared_prefix_is_encoded_once(tiny_family):
     """The tokens every first turn starts with are encoded once, as they would be alone; nothing is shared
     by one prompt alone or by prompts that differ from their first token; at most all but a prompt's last
     token (which the first decoding step feeds)."""
@@ -132,7 +134,7 @@ def test_shared_prefix_is_encoded_once(tmp_path, smollm2_tokenizer_dir):
 
     from judges.answers.backends.hf_rows import prefill_row, shared_prefix
 
-    model = AutoModelForCausalLM.from_pretrained(make_tiny("qwen2", tmp_path / "qwen2", smollm2_tokenizer_dir)).eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_family("qwen2")).eval()
     tokens, kv = shared_prefix(model, [[5, 6, 7, 8, 9], [5, 6, 7, 1], [5, 6, 7, 8]])
     alone, _ = prefill_row(model, [5, 6, 7, 0], None)
     assert tokens == [5, 6, 7] and len(kv) == len(alone.layers) and kv[0][0].shape[-2] == 3
