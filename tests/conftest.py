@@ -189,6 +189,24 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: int = 600, env: dict | None =
                           timeout=timeout, env=full_env)
 
 
+def align_status(argv: list[str]) -> int | None:
+    """`align ARGV` in this process: its exit status (what main returns, or the SystemExit's code: a user error
+    exits 2 that way)."""
+    from align.cli import main
+
+    try:
+        return main(list(argv))
+    except SystemExit as exited:
+        return exited.code
+
+
+def align_in_process(argv: list[str], capsys) -> tuple[int | None, str, str]:
+    """`align ARGV` in this process: (exit status, stdout, stderr)."""
+    code = align_status(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def one_line_exit_2(argv: list[str], capsys) -> str:
     """Run `align ARGV` in-process, expecting a user error: exit 2 and one `error:` line, no traceback."""
     from align.cli import main

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import align_status
 
-from align.cli import main
 from align.grow import grow_model
 from align.grow.depth import layer_order
 from align.grow.width import plan_width
@@ -208,11 +208,8 @@ def test_noise_keeps_fpi_exact_and_gives_copies_different_gradients(exact_norms,
 
 # ---------------------------------------------------------------- the command
 
-def _grow_cli(*args: str) -> int:
-    try:
-        return main(["grow", *args])
-    except SystemExit as exit_:
-        return int(exit_.code)
+def _grow_cli(*args: str) -> int | None:
+    return align_status(["grow", *args])
 
 
 def _spec(tmp_path: Path, content: dict, name: str = "spec.yaml") -> Path:

@@ -8,17 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import align_status
 
-from align.cli import main
 from align.plumbing.errors import UserError
 from align.plumbing.outputs import is_previous_run_output, remove_previous_output
 
 
-def cli(*args: str) -> int:
-    try:
-        return main(list(args))
-    except SystemExit as exit_:
-        return int(exit_.code)
+def cli(*args: str) -> int | None:
+    return align_status(list(args))
 
 
 @pytest.fixture

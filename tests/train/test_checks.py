@@ -4,7 +4,7 @@ of a real run; `align series --dry-run` runs them for every recipe of a series."
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, write_jsonl
+from conftest import REPO, align_in_process, write_jsonl
 
 from align.train import checks
 
@@ -65,15 +65,9 @@ def test_push_to_hub_online_needs_a_token(machine, monkeypatch):
 
 
 def sft(argv, capsys):
-    from align.train import sft as entry
-
-    try:
-        code = entry.main(argv)
-    except SystemExit as exited:
-        code = exited.code
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return code, out.out, "\n".join(line for line in out.err.splitlines() if line.startswith("error:"))
+    code, out, err = align_in_process(["sft", *argv], capsys)
+    assert "Traceback" not in err
+    return code, out, "\n".join(line for line in err.splitlines() if line.startswith("error:"))
 
 
 def test_dry_run_reports_every_problem_on_its_own_line(tmp_path, capsys, machine):
@@ -166,18 +160,6 @@ def test_dry_run_refuses_sdpa_for_gemma_2(tmp_path, capsys, machine):
     assert not (tmp_path / "o").exists()
 
 
-def run_in_process(argv, capsys) -> tuple[int, str, str]:
-    """`align ARGV` in this process: (exit status, stdout, stderr)."""
-    from align.cli import main
-
-    try:
-        code = main(argv)
-    except SystemExit as exited:
-        code = exited.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_series_dry_run_checks_every_recipe(tmp_path, capsys):
     import yaml
 
@@ -197,7 +179,7 @@ def test_series_dry_run_checks_every_recipe(tmp_path, capsys):
               "models": [{"name": "a", "size": "S", "construction": "scratch", "path": str(ckpt)},
                          {"name": "b", "size": "S", "construction": "scratch", "path": str(ckpt)}]}
     (tmp_path / "series.yaml").write_text(yaml.safe_dump(series))
-    code, _, err = run_in_process(["series", str(tmp_path / "series.yaml"), "--dry-run"], capsys)
+    code, _, err = align_in_process(["series", str(tmp_path / "series.yaml"), "--dry-run"], capsys)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2, err[-2000:]
     assert errors == ["error: report_to: wandb is not installed: install it or drop it from report_to (report_to: "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_jsonl
+from conftest import align_in_process, write_jsonl
 
 DOCS = [f"Document {i} is about {topic}. " * (1 + i % 4)
         for i, topic in enumerate(["rivers", "owls", "glass", "maps", "salt", "kites", "tides", "ink"] * 3)]
@@ -20,15 +20,8 @@ def text_file(path: Path, column: str = "text") -> Path:
     return write_jsonl(path, [{column: d, "id": i} for i, d in enumerate(DOCS)])
 
 
-def run_cpt(argv: list[str], capsys) -> tuple[int, str, str]:
-    from align.train.cpt import main
-
-    try:
-        code = main(argv)
-    except SystemExit as exited:
-        code = exited.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def run_cpt(argv: list[str], capsys) -> tuple[int | None, str, str]:
+    return align_in_process(["cpt", *argv], capsys)
 
 
 def base_argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_line_exit_2, write_jsonl
+from conftest import align_status, one_line_exit_2, write_jsonl
 
 DOCS = [f"Document {i} is about {topic}. " * (1 + i % 5)
         for i, topic in enumerate(["rivers", "owls", "glass", "maps", "salt", "kites", "tides", "ink"] * 25)]
@@ -35,13 +35,8 @@ def stream(folder: Path) -> np.ndarray:
     return np.concatenate([np.fromfile(folder / f["file"], dtype=meta["dtype"]) for f in meta["files"]])
 
 
-def run_cpt(argv: list[str]) -> int:
-    from align.train.cpt import main
-
-    try:
-        return main(argv)
-    except SystemExit as exited:
-        return exited.code
+def run_cpt(argv: list[str]) -> int | None:
+    return align_status(["cpt", *argv])
 
 
 def cpt_argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]:

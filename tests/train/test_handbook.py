@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import chat_rows, preference_rows, run_cli, write_jsonl
+from conftest import align_in_process, chat_rows, preference_rows, run_cli, write_jsonl
 from handbook_recipes import DATA_KEYS, HARDWARE_KEYS, MODEL_KEYS, RECIPES, ZEPHYR_TEMPLATE
 
 CPU = {"bf16": "false", "torch_dtype": "float32", "attn_implementation": "sdpa", "load_in_4bit": "false",
@@ -82,15 +82,8 @@ def command_line(name: str, model: Path, root: Path, out: Path, **extra: str) ->
     return stage, ["--config", str(path), *[a for k, v in overrides.items() for a in (f"--{k}", v)]]
 
 
-def in_process(stage: str, argv: list[str], capsys) -> tuple[int, str, str]:
-    import importlib
-
-    try:
-        code = importlib.import_module(f"align.train.{stage}").main(argv)
-    except SystemExit as exited:
-        code = exited.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def in_process(stage: str, argv: list[str], capsys) -> tuple[int | None, str, str]:
+    return align_in_process([stage, *argv], capsys)
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))

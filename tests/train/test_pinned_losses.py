@@ -13,13 +13,12 @@ lists every step's loss.
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from conftest import chat_rows, preference_rows, write_jsonl
+from conftest import align_status, chat_rows, preference_rows, write_jsonl
 
 STEPS, CHECKPOINT = 4, 2  # the resumed run starts from checkpoint-2 and trains steps 3 and 4
 RELATIVE = 1e-4
@@ -61,10 +60,7 @@ def recipe(kind: str, tmp_path: Path, models: dict[str, Path]) -> list[str]:
 
 
 def train(kind: str, argv: list[str]) -> None:
-    try:
-        code = importlib.import_module(f"align.train.{kind}").main(argv)
-    except SystemExit as exited:
-        code = exited.code
+    code = align_status([kind, *argv])
     assert code == 0, f"align {kind} exited {code}"
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, chat_rows, run_cli, write_jsonl
+from conftest import REPO, align_status, chat_rows, run_cli, write_jsonl
 
 SFT_RECIPE = str(REPO / "recipes/sft/cpu-demo.yaml")
 DPO_RECIPE = str(REPO / "recipes/dpo/cpu-demo.yaml")
@@ -172,12 +172,7 @@ def test_sft_packed_bfd_counts_every_packed_token_eos_included(tiny_llama_dir, c
     out = tmp_path / "out"
     argv = sft_args(tiny_llama_dir, chat_jsonl, out, "--packing", "true", "--packing_strategy", "bfd",
                     "--max_steps", "-1", "--num_train_epochs", "1", "--save_strategy", "no")[2:]
-    from align.sft import main
-
-    try:
-        code = main(argv)
-    except SystemExit as exited:
-        code = exited.code
+    code = align_status(["sft", *argv])
     assert code in (0, None), capsys.readouterr().err[-2000:]
     trainer = seen["t"]
     assert trainer.processing_class.pad_token_id == trainer.processing_class.eos_token_id
